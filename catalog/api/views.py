@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog import services
+from catalog.api.serializers import (
+    ItemBatchResultSerializer,
+    ItemBatchSerializer,
+    ItemSerializer,
+    first_field_error,
+)
+from catalog.models import Item
+
+
+class ItemViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The catalogue: items by their external id."""
+
+    queryset = Item.objects.all()
+    serializer_class = ItemSerializer
+    lookup_field = "external_id"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        queryset = Item.objects.all()
+        for param in ("kind", "brand", "active"):
+            value = self.request.query_params.get(param)
+            if value is not None:
+                queryset = queryset.filter(**{param: value == "true" if param == "active" else value})
+        category = self.request.query_params.get("category")
+        if category:
+            queryset = queryset.filter(category__startswith=category)
+        return queryset
+
+    @extend_schema(request=ItemBatchSerializer, responses=ItemBatchResultSerializer, summary="Upsert up to 1,000 items")
+    def upsert(self, request: Request) -> Response:
+        payload = request.data
+        batch = ItemBatchSerializer(data={"items": payload} if isinstance(payload, list) else payload)
+        batch.is_valid(raise_exception=True)
+        valid_rows, errors, seen = [], [], {}
+        for index, raw in enumerate(batch.validated_data["items"]):
+            serializer = ItemSerializer(data=raw)
+            if not serializer.is_valid():
+                attr, code, detail = first_field_error(serializer.errors)
+                errors.append({"index": index, "external_id": raw.get("external_id"),
+                               "attr": f"items.{index}.{attr}", "code": code, "detail": detail})
+                continue
+            row = serializer.validated_data
+            if row["external_id"] in seen:  # the last one in the batch wins, like a replay would
+                valid_rows[seen[row["external_id"]]] = row
+                continue
+            seen[row["external_id"]] = len(valid_rows)
+            valid_rows.append(row)
+        upserted = services.upsert_items(valid_rows)
+        return Response({"upserted": upserted, "rejected": len(errors), "errors": errors})

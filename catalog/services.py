@@ -1,0 +1,82 @@
+"""The catalogue's public functions; other apps use these, never the models directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import transaction
+
+from catalog.models import Item
+
+UPSERT_FIELDS = (
+    "kind", "title", "description", "category", "brand", "price", "margin", "stock", "published_at", "active",
+    "attributes",
+)
+PRICE_THRESHOLDS_KEY = "catalog:price-thresholds:v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    external_id: str
+    kind: str
+    title: str
+    category: str
+    brand: str
+    price: float | None
+    active: bool
+    in_stock: bool
+
+
+def _facts(item: Item) -> ItemFacts:
+    return ItemFacts(
+        external_id=item.external_id, kind=item.kind, title=item.title, category=item.category, brand=item.brand,
+        price=float(item.price) if item.price is not None else None, active=item.active, in_stock=item.in_stock,
+    )
+
+
+def item_facts(external_ids: Iterable[str]) -> dict[str, ItemFacts]:
+    ids = list(set(external_ids))
+    found: dict[str, ItemFacts] = {}
+    for start in range(0, len(ids), 2000):
+        for item in Item.objects.filter(external_id__in=ids[start : start + 2000]).only(
+            "external_id", "kind", "title", "category", "brand", "price", "active", "stock"
+        ):
+            found[item.external_id] = _facts(item)
+    return found
+
+
+def servable_items(external_ids: Iterable[str]) -> dict[str, ItemFacts]:
+    """The subset that may be shown: active and in stock."""
+    return {k: f for k, f in item_facts(external_ids).items() if f.active and f.in_stock}
+
+
+def price_thresholds() -> list[float]:
+    """The catalogue's price tertiles [p33, p66], cached; empty when prices are unknown."""
+    cached = cache.get(PRICE_THRESHOLDS_KEY)
+    if cached is not None:
+        return list(cached)
+    prices = sorted(float(p) for p in Item.objects.filter(price__isnull=False).values_list("price", flat=True))
+    thresholds = [prices[len(prices) // 3], prices[(2 * len(prices)) // 3]] if len(prices) >= 3 else []
+    cache.set(PRICE_THRESHOLDS_KEY, thresholds, 600)
+    return thresholds
+
+
+@transaction.atomic
+def upsert_items(rows: list[dict]) -> int:
+    """Create or fully replace items by external id. ``rows`` are validated field dicts."""
+    if not rows:
+        return 0
+    items = [Item(**{f: row.get(f, _default(f)) for f in ("external_id", *UPSERT_FIELDS)}) for row in rows]
+    Item.objects.bulk_create(
+        items, batch_size=500, update_conflicts=True, unique_fields=["external_id"],
+        update_fields=[*UPSERT_FIELDS, "updated_at"],
+    )
+    cache.delete(PRICE_THRESHOLDS_KEY)
+    return len(items)
+
+
+def _default(field_name: str) -> object:
+    field = Item._meta.get_field(field_name)
+    return field.get_default()

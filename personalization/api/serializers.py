@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class RecommendationQuerySerializer(serializers.Serializer):
+    person = serializers.CharField(required=False, help_text="User id, anonymous id or email. Omit for cold start.")
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    item_id = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField()
+    source = serializers.CharField(help_text="The candidate source: co-visited, popular…")
+    reason = serializers.CharField(help_text="Why this item, in words a marketer can read.")
+
+
+class RecommendationsSerializer(serializers.Serializer):
+    recommendation_id = serializers.CharField()
+    personalized = serializers.BooleanField(help_text="False when consent is missing or nothing is known yet.")
+    items = RecommendedItemSerializer(many=True)

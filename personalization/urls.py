@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from catalog.api.views import ItemViewSet
+from personalization.api.views import RecommendationsView
+from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
+
+items = ItemViewSet.as_view({"get": "list", "put": "upsert"})
+item = ItemViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+
+api_v1 = [
+    path("catalog/items", items, name="catalog-items"),
+    path("catalog/items/<str:external_id>", item, name="catalog-item"),
+    path("track", TrackView.as_view(), name="track"),
+    path("identify", IdentifyView.as_view(), name="identify"),
+    path("page", PageView.as_view(), name="page"),
+    path("batch", BatchView.as_view(), name="batch"),
+    path("people/<str:person_key>/consent", ConsentView.as_view(), name="consent"),
+    path("recommendations", RecommendationsView.as_view(), name="recommendations"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

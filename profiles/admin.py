@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from profiles.models import Consent, ConsentChange, Event, Identity, Person, PersonMerge, Profile
+
+
+class IdentityInline(admin.TabularInline):
+    model = Identity
+    extra = 0
+    readonly_fields = ["created_at"]
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    extra = 0
+    readonly_fields = ["purpose", "granted", "source", "updated_at"]
+    can_delete = False
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["id", "email", "created_at", "updated_at", "merged_into"]
+    search_fields = ["identities__value", "traits"]
+    list_filter = [("merged_into", admin.EmptyFieldListFilter), "created_at"]
+    readonly_fields = ["created_at", "updated_at", "merged_into"]
+    inlines = [IdentityInline, ConsentInline]
+
+    @admin.display(description="email")
+    def email(self, person: Person) -> str:
+        return str((person.traits or {}).get("email", ""))
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["value", "kind", "person", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["value"]
+    raw_id_fields = ["person"]
+
+
+@admin.register(PersonMerge)
+class PersonMergeAdmin(admin.ModelAdmin):
+    list_display = ["source_person_id", "target", "events_moved", "reason", "merged_at"]
+    search_fields = ["source_person_id", "target__id"]
+    list_filter = ["reason"]
+    raw_id_fields = ["target"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["timestamp", "kind", "name", "item_id", "person", "quantity", "price", "order_id"]
+    list_filter = ["kind", "timestamp"]
+    search_fields = ["message_id", "item_id", "order_id", "name"]
+    raw_id_fields = ["person"]
+    date_hierarchy = "timestamp"
+    show_full_result_count = False  # counting a large event log on every page is slow
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    list_display = ["person", "purpose", "granted", "source", "updated_at"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["person__identities__value"]
+    raw_id_fields = ["person"]
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(admin.ModelAdmin):
+    list_display = ["person", "purpose", "granted", "source", "recorded_by", "recorded_at"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["person__identities__value", "recorded_by"]
+    raw_id_fields = ["person"]
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # history is append-only
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ["person", "last_seen_at", "price_band", "typical_price", "computed_at"]
+    list_filter = ["price_band"]
+    search_fields = ["person__identities__value"]
+    raw_id_fields = ["person"]
+    readonly_fields = ["event_counts", "category_affinity", "brand_affinity", "computed_at"]

@@ -1,0 +1,109 @@
+"""Durable, idempotent event ingestion.
+
+``ingest_messages`` validates every message, drops replays (same messageId), stitches identities,
+and writes the events in one transaction: when it returns, what it accepted is committed.
+Profiles are refreshed by a task enqueued after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from profiles.identity import identity_keys, resolve_people
+from profiles.models import Event, Person
+from profiles.segment import MessageError, ParsedMessage, parse_message
+
+
+@dataclass
+class MessageRejection:
+    index: int
+    attr: str
+    code: str
+    detail: str
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    events_stored: int = 0
+    rejected: list[MessageRejection] = field(default_factory=list)
+    person_ids: set[int] = field(default_factory=set)
+
+
+def _existing_message_ids(message_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(message_ids), 1000):
+        chunk = message_ids[start : start + 1000]
+        found.update(Event.objects.filter(message_id__in=chunk, position=0).values_list("message_id", flat=True))
+    return found
+
+
+def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> None:
+    traits_by_person: dict[int, dict[str, Any]] = {}
+    for message, person_id in parsed:
+        if message.traits:
+            traits_by_person.setdefault(person_id, {}).update(message.traits)
+    for person in Person.objects.filter(pk__in=traits_by_person):
+        person.traits = {**(person.traits or {}), **traits_by_person[person.pk]}
+        person.save(update_fields=["traits", "updated_at"])
+
+
+def ingest_messages(
+    messages: Sequence[Any], default_type: str | None = None, received_at: datetime | None = None
+) -> IngestResult:
+    received_at = received_at or timezone.now()
+    result = IngestResult()
+    valid: list[ParsedMessage] = []
+    for index, message in enumerate(messages):
+        try:
+            valid.append(parse_message(message, received_at, default_type))
+        except MessageError as error:
+            result.rejected.append(MessageRejection(index, error.attr, error.code, error.detail))
+
+    seen: set[str] = set()
+    unique: list[ParsedMessage] = []
+    for parsed in valid:  # a message repeated inside the same batch counts once
+        if parsed.message_id in seen:
+            result.duplicates += 1
+        else:
+            seen.add(parsed.message_id)
+            unique.append(parsed)
+
+    with transaction.atomic():
+        already = _existing_message_ids([p.message_id for p in unique])
+        fresh = [p for p in unique if p.message_id not in already]
+        result.duplicates += len(unique) - len(fresh)
+        if not fresh:
+            return result
+        person_ids = resolve_people([identity_keys(p.anonymous_id, p.user_id, p.email) for p in fresh])
+        pairs = list(zip(fresh, person_ids, strict=True))
+        _update_traits(pairs)
+        rows = [
+            Event(
+                message_id=r.message_id, position=r.position, person_id=person_id, kind=r.kind, name=r.name,
+                item_id=r.item_id, quantity=r.quantity, price=r.price, order_id=r.order_id,
+                properties=r.properties, context=r.context, timestamp=r.timestamp, received_at=received_at,
+            )
+            for parsed, person_id in pairs
+            for r in parsed.rows
+        ]
+        # ignore_conflicts: a concurrent replay of the same message may have landed meanwhile.
+        Event.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        result.accepted = len(fresh)
+        result.events_stored = len(rows)
+        result.person_ids = set(person_ids)
+        transaction.on_commit(lambda: _after_commit(result.person_ids))
+    return result
+
+
+def _after_commit(person_ids: set[int]) -> None:
+    from profiles.tasks import refresh_profiles
+
+    refresh_profiles.delay(sorted(person_ids))

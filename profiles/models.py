@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Person(models.Model):
+    """Someone we know through one or more identities. Merged people point at the survivor."""
+
+    traits = models.JSONField(default=dict, blank=True, help_text="Traits from identify calls: email, name, plan…")
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="absorbed", db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "people"
+
+    def __str__(self) -> str:
+        label = self.traits.get("email") or self.traits.get("name") if isinstance(self.traits, dict) else None
+        return f"Person {self.pk}" + (f" ({label})" if label else "")
+
+
+class IdentityKind(models.TextChoices):
+    ANONYMOUS_ID = "anonymous_id", "Anonymous id"
+    USER_ID = "user_id", "User id"
+    EMAIL = "email", "Email"
+
+
+class Identity(models.Model):
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=IdentityKind.choices)
+    value = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+
+class PersonMerge(models.Model):
+    """A record that one person's history was folded into another's (identify, or a shared identity)."""
+
+    source_person_id = models.BigIntegerField(db_index=True)
+    target = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="merges")
+    identities = models.JSONField(default=list, help_text="The identities the source brought along.")
+    events_moved = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=200, blank=True)
+    merged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-merged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source_person_id} → {self.target_id}"
+
+
+class EventKind(models.TextChoices):
+    VIEW = "view", "Viewed"
+    ADD_TO_CART = "add_to_cart", "Added to cart"
+    PURCHASE = "purchase", "Purchased"
+    SEARCH = "search", "Searched"
+    EMAIL_OPEN = "email_open", "Email opened"
+    EMAIL_CLICK = "email_click", "Email clicked"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+    FEATURE_ACTIVATED = "feature_activated", "Feature activated"
+    SIGNUP = "signup", "Signed up"
+    PAGE = "page", "Page"
+    IDENTIFY = "identify", "Identify"
+    OTHER = "other", "Other"
+
+
+class Event(models.Model):
+    """One behaviour event; an order with several products is stored as one row per product.
+
+    ``(message_id, position)`` is unique: a replayed message is recognised and not stored twice.
+    """
+
+    message_id = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField(default=0)
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    name = models.CharField(max_length=200, blank=True, help_text="The event name as sent.")
+    item_id = models.CharField(max_length=200, blank=True, help_text="External id of the item involved, if any.")
+    quantity = models.IntegerField(null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    order_id = models.CharField(max_length=200, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(help_text="When it happened (clock skew corrected with sentAt).")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message_id", "position"], name="event_unique_message")]
+        indexes = [
+            models.Index(fields=["person", "timestamp"]),
+            models.Index(fields=["item_id", "timestamp"]),
+            models.Index(fields=["kind", "timestamp"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_id} by {self.person_id}"
+
+
+class Purpose(models.TextChoices):
+    PERSONALIZATION = "personalization", "Personalization"
+    EMAIL_MARKETING = "email_marketing", "Email marketing"
+    ANALYTICS = "analytics", "Analytics"
+
+
+class Consent(models.Model):
+    """The current answer of one person for one purpose. History lives in ``ConsentChange``."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=200, blank=True, help_text="Where it was given: banner, form, import…")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["person", "purpose"], name="consent_unique_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.purpose}={'yes' if self.granted else 'no'}"
+
+
+class ConsentChange(models.Model):
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="consent_history")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=200, blank=True)
+    recorded_at = models.DateTimeField(db_index=True)
+    recorded_by = models.CharField(max_length=200, blank=True, help_text="The API key or user that recorded it.")
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.purpose}={'yes' if self.granted else 'no'} at {self.recorded_at:%Y-%m-%d}"
+
+
+class Profile(models.Model):
+    """What the events say about a person, recomputed from the event log (see ``profiles/affinity.py``)."""
+
+    person = models.OneToOneField(Person, on_delete=models.CASCADE, primary_key=True, related_name="profile")
+    event_counts = models.JSONField(default=dict)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    category_affinity = models.JSONField(default=dict)
+    brand_affinity = models.JSONField(default=dict)
+    price_band = models.CharField(max_length=16, blank=True)
+    typical_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Profile of {self.person_id}"

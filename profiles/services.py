@@ -1,0 +1,29 @@
+"""The public face of the profiles app: people, identities, events, consent and profiles."""
+
+from __future__ import annotations
+
+from profiles.affinity import ProfileSnapshot
+from profiles.behaviour import co_visited_items, popular_items, purchased_items, recent_items
+from profiles.consent import ConsentState, consent_states, has_consent, record_consent
+from profiles.identity import find_person, merge_people
+from profiles.ingestion import IngestResult, MessageRejection, ingest_messages
+from profiles.profiling import get_profile, refresh_profile
+
+__all__ = [
+    "ConsentState",
+    "IngestResult",
+    "MessageRejection",
+    "ProfileSnapshot",
+    "co_visited_items",
+    "consent_states",
+    "find_person",
+    "get_profile",
+    "has_consent",
+    "ingest_messages",
+    "merge_people",
+    "popular_items",
+    "purchased_items",
+    "recent_items",
+    "record_consent",
+    "refresh_profile",
+]
