@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from catalog.models import Item
+from personalization.models import ApiKey, KeyScope
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def secret_client(db: Any) -> APIClient:
+    _, raw = ApiKey.issue("tests", KeyScope.SECRET)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def ingest_client(db: Any) -> APIClient:
+    _, raw = ApiKey.issue("tests ingest", KeyScope.INGEST)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def make_item(db: Any) -> Callable[..., Item]:
+    def make(external_id: str | None = None, **fields: Any) -> Item:
+        n = next(_ids)
+        defaults: dict[str, Any] = {
+            "title": f"Item {n}", "category": "Home > Kitchen", "brand": "Acme", "price": "10.00", "stock": 5,
+        }
+        return Item.objects.create(external_id=external_id or f"sku-{n}", **{**defaults, **fields})
+
+    return make
+
+
+def track(event: str, user: str | None = None, anon: str | None = None, **extra: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "track", "event": event, "messageId": f"m-{next(_ids)}"}
+    if user:
+        message["userId"] = user
+    if anon:
+        message["anonymousId"] = anon
+    message.update(extra)
+    return message

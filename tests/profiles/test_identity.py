@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from profiles.models import Event, Identity, Person, PersonMerge
+from profiles.services import find_person, record_consent
+from tests.conftest import track
+
+
+def test_identify_merges_an_anonymous_history_into_the_known_person(ingest_client):
+    ingest_client.post("/api/v1/track", track("Product Viewed", anon="anon-1", properties={"product_id": "a"}))
+    ingest_client.post("/api/v1/track", track("Order Completed", user="user-7", properties={"product_id": "b"}))
+    anonymous = find_person("anon-1")
+    known = find_person("user-7")
+    assert anonymous and known and anonymous.pk != known.pk
+
+    response = ingest_client.post(
+        "/api/v1/identify", {"userId": "user-7", "anonymousId": "anon-1", "traits": {"email": "Ann@Example.com"}}
+    )
+
+    assert response.status_code == 200
+    person = find_person("anon-1")
+    assert person is not None and person.pk == known.pk
+    assert set(Event.objects.filter(person=person).values_list("item_id", flat=True)) == {"a", "b", ""}
+    assert Person.objects.get(pk=anonymous.pk).merged_into_id == known.pk
+    merge = PersonMerge.objects.get()
+    assert (merge.source_person_id, merge.target_id, merge.events_moved) == (anonymous.pk, known.pk, 1)
+    assert find_person("ann@example.com").pk == known.pk
+    assert person.traits["email"] == "Ann@Example.com"
+
+
+def test_one_batch_linking_three_identities_ends_with_one_person(ingest_client):
+    batch = [
+        track("Product Viewed", anon="a"),
+        track("Product Viewed", anon="a", user="u"),
+        {"type": "identify", "userId": "u", "traits": {"email": "u@example.com"}, "messageId": "i1"},
+    ]
+    assert ingest_client.post("/api/v1/batch", {"batch": batch}).json()["accepted"] == 3
+    assert Person.objects.filter(merged_into=None).count() == 1
+    assert Identity.objects.values("person_id").distinct().count() == 1
+
+
+def test_merge_keeps_the_newer_consent_decision(ingest_client):
+    ingest_client.post("/api/v1/track", track("Product Viewed", anon="a2"))
+    ingest_client.post("/api/v1/track", track("Product Viewed", user="u2"))
+    record_consent(find_person("u2").pk, "email_marketing", True, "form")
+    record_consent(find_person("a2").pk, "email_marketing", False, "banner")  # newer
+
+    ingest_client.post("/api/v1/identify", {"userId": "u2", "anonymousId": "a2", "messageId": "x"})
+
+    person = find_person("u2")
+    assert list(person.consents.values_list("purpose", "granted")) == [("email_marketing", False)]
+    assert person.consent_history.count() == 2
