@@ -330,33 +330,39 @@ class RerankResult:
 # --- scoring -----------------------------------------------------------------------------------
 
 
-def _unit_scale(values: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1]; a signal that is constant over the candidates contributes nothing."""
-    low = values.min()
-    spread = values.max() - low
-    if not np.isfinite(spread) or spread <= 0:
-        return np.zeros_like(values)
-    return (values - low) / spread
-
-
 def weighted_scores(candidates: CandidateSet, weights: RankingWeights, among: np.ndarray | None = None) -> np.ndarray:
-    """Final scores in [0, 1] of the candidates at ``among`` (all when None), normalised over them."""
+    """Final scores in [0, 1] of the candidates at ``among`` (all when None).
+
+    Each weighted signal is min-max normalised over those candidates; a signal that is constant over
+    them contributes nothing, and a missing (non-finite) value counts as the signal's worst.
+    """
     rows = np.arange(len(candidates)) if among is None else among
     if rows.size == 0:
         return np.zeros(0)
-    w_relevance, w_margin, w_freshness, w_stock, w_popularity = weights.as_tuple()
-    total = np.zeros(rows.size)
-    if w_relevance:
-        total += w_relevance * _unit_scale(candidates.relevance[rows])
-    if w_margin:
-        total += w_margin * _unit_scale(candidates.margin[rows])
-    if w_freshness:
-        total += w_freshness * _unit_scale(-candidates.age_days[rows])
-    if w_stock:
-        total += w_stock * _unit_scale(np.log1p(np.maximum(candidates.stock[rows], 0.0)))
-    if w_popularity:
-        total += w_popularity * _unit_scale(np.log1p(np.maximum(candidates.popularity[rows], 0.0)))
-    return total / sum(weights.as_tuple())
+    columns = {
+        "relevance": lambda: candidates.relevance[rows],
+        "margin": lambda: candidates.margin[rows],
+        "freshness": lambda: -candidates.age_days[rows],
+        "stock": lambda: np.log1p(np.maximum(candidates.stock[rows], 0.0)),
+        "popularity": lambda: np.log1p(np.maximum(candidates.popularity[rows], 0.0)),
+    }
+    used = [(name, w) for name, w in zip(columns, weights.as_tuple(), strict=True) if w > 0]
+    signals = np.empty((len(used), rows.size))
+    for row, (name, _) in enumerate(used):
+        signals[row] = columns[name]()
+    missing = ~np.isfinite(signals)
+    if missing.any():
+        # An unknown value (NaN) counts as the worst known value of its signal.
+        signals[missing] = np.inf
+        worst = signals.min(axis=1)
+        signals[missing] = np.broadcast_to(np.where(np.isfinite(worst), worst, 0.0)[:, None], signals.shape)[missing]
+    low = signals.min(axis=1)
+    spread = signals.max(axis=1) - low
+    flat = ~(spread > 0)
+    spread[flat] = 1.0
+    scale = np.array([w for _, w in used]) / sum(weights.as_tuple()) / spread
+    scale[flat] = 0.0
+    return scale @ (signals - low[:, None])
 
 
 def eligible_mask(candidates: CandidateSet, filters: CandidateFilters) -> np.ndarray:
@@ -463,9 +469,7 @@ def rerank(
     explore_slots: list[bool] = [False] * k
     by_draw: list[int] = []
     if exploration.share > 0:
-        explorable = rows[
-            candidates.is_new[rows] | (candidates.impressions[rows] < exploration.under_exposed_below)
-        ]
+        explorable = rows[candidates.is_new[rows] | (candidates.impressions[rows] < exploration.under_exposed_below)]
         if explorable.size:
             explore_slots = (rng.random(k) < exploration.share).tolist()
             clicks = candidates.clicks[explorable]
