@@ -108,6 +108,10 @@ class SequentialResult:
         return math.nan if self.control_mean == 0 else self.treatment_mean / self.control_mean - 1
 
     @property
+    def interval_alpha(self) -> float:
+        return self.alpha
+
+    @property
     def decisive_p_value(self) -> float:
         return self.p_value
 
