@@ -198,7 +198,8 @@ def reallocate(
     if current is not None and current.buckets != buckets:
         raise ValueError("cannot reallocate across different bucket counts")
     variant_counts = bucket_counts(weights, traffic, buckets)
-    counts: dict[str | None, int] = {**variant_counts, None: buckets - sum(variant_counts.values())}
+    counts: dict[str | None, int] = dict(variant_counts.items())
+    counts[None] = buckets - sum(variant_counts.values())
 
     held: dict[str | None, list[int]] = {}
     if current is None:
