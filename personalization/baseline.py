@@ -47,7 +47,7 @@ def _popular() -> list[tuple[str, float]]:
     return [tuple(pair) for pair in cached]  # type: ignore[misc]
 
 
-def recommend(person_id: int | None, limit: int = 20) -> Recommendations:
+def recommend(person_id: int | None, limit: int = 20, kind: str | None = "product") -> Recommendations:
     personalized = person_id is not None and profiles.has_consent(person_id, "personalization")
     scored: dict[str, tuple[float, str, str]] = {}
     if personalized:
@@ -63,11 +63,11 @@ def recommend(person_id: int | None, limit: int = 20) -> Recommendations:
         if item_id not in scored:
             scored[item_id] = (score / top, "popular", "Popular right now")
     ranked = sorted(scored.items(), key=lambda kv: -kv[1][0])
-    facts: dict[str, ItemFacts] = servable_items(item_id for item_id, _ in ranked[: limit * 5])
+    facts: dict[str, ItemFacts] = servable_items(item_id for item_id, _ in ranked)
     items = []
     for item_id, (score, source, reason) in ranked:
         fact = facts.get(item_id)
-        if fact is None:
+        if fact is None or (kind and fact.kind != kind):
             continue
         items.append(RecommendedItem(item_id, fact.title, round(score, 4), source, reason))
         if len(items) == limit:

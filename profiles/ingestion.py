@@ -56,8 +56,10 @@ def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> None:
 
 
 def ingest_messages(
-    messages: Sequence[Any], default_type: str | None = None, received_at: datetime | None = None
+    messages: Sequence[Any], default_type: str | None = None, received_at: datetime | None = None,
+    refresh: bool = True,
 ) -> IngestResult:
+    """Store valid, new messages; ``refresh=False`` leaves profile refreshes to the caller (bulk loads)."""
     received_at = received_at or timezone.now()
     result = IngestResult()
     valid: list[ParsedMessage] = []
@@ -99,7 +101,8 @@ def ingest_messages(
         result.accepted = len(fresh)
         result.events_stored = len(rows)
         result.person_ids = set(person_ids)
-        transaction.on_commit(lambda: _after_commit(result.person_ids))
+        if refresh:
+            transaction.on_commit(lambda: _after_commit(result.person_ids))
     return result
 
 

@@ -6,6 +6,8 @@ from rest_framework import serializers
 class RecommendationQuerySerializer(serializers.Serializer):
     person = serializers.CharField(required=False, help_text="User id, anonymous id or email. Omit for cold start.")
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    kind = serializers.ChoiceField(choices=["product", "content", "feature"], required=False, default="product",
+                                   help_text="Which kind of item to recommend.")
 
 
 class RecommendedItemSerializer(serializers.Serializer):

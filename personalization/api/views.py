@@ -20,5 +20,7 @@ class RecommendationsView(APIView):
         query.is_valid(raise_exception=True)
         key = query.validated_data.get("person")
         person = profiles.find_person(key) if key else None
-        answer = baseline.recommend(person.pk if person else None, query.validated_data["limit"])
+        answer = baseline.recommend(
+            person.pk if person else None, query.validated_data["limit"], query.validated_data["kind"]
+        )
         return Response(asdict(answer))
