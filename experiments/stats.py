@@ -542,18 +542,27 @@ def t_test_power(effect_size: float, n_per_variant: int, alpha: float = 0.05) ->
 
 
 def sample_size_for_mean(
-    baseline_mean: float, baseline_sd: float, relative_mde: float, alpha: float = 0.05, power: float = 0.8
+    baseline_mean: float,
+    baseline_sd: float,
+    relative_mde: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatment_sd: float | None = None,
 ) -> int:
     """Units per variant to detect a relative change of ``relative_mde`` in a mean.
 
-    The normal approximation n = 2 σ² (z_{1-alpha/2} + z_{power})² / δ² with δ = relative_mde * mean,
-    refined to the smallest n whose exact power (noncentral t, equal variances) reaches ``power``;
-    this agrees with Cohen's (1988) tables to within one unit. With several variants, pass ``alpha / (variants - 1)``.
+    The normal approximation n = (sd_c² + sd_t²) (z_{1-alpha/2} + z_{power})² / δ² with
+    δ = relative_mde * mean, refined to the smallest n whose power (noncentral t, with the effect
+    standardized by the root mean square of the two sds) reaches ``power``. With equal sds (the
+    default) this agrees with Cohen's (1988) tables to within one unit. Pass ``treatment_sd`` when
+    the change scales the whole distribution (``baseline_sd * (1 + relative_mde)``), and
+    ``alpha / (variants - 1)`` when several variants are each compared with control.
     """
-    if baseline_sd <= 0 or baseline_mean == 0 or relative_mde == 0:
-        raise ValueError("baseline_sd must be positive, baseline_mean and relative_mde non-zero")
+    sd_t = baseline_sd if treatment_sd is None else treatment_sd
+    if baseline_sd <= 0 or sd_t <= 0 or baseline_mean == 0 or relative_mde == 0:
+        raise ValueError("sds must be positive, baseline_mean and relative_mde non-zero")
     z_alpha, z_power = _z_quantiles(alpha, power)
-    d = abs(relative_mde * baseline_mean) / baseline_sd
+    d = abs(relative_mde * baseline_mean) / math.sqrt((baseline_sd**2 + sd_t**2) / 2)
     n = max(2, math.ceil(2 * (z_alpha + z_power) ** 2 / (d * d)))
     while t_test_power(d, n, alpha) < power:
         n += 1
