@@ -93,11 +93,13 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("REDIS_URL")
-if REDIS_URL:
+# The cache may live in another Redis database than the broker (tests flush the cache's).
+CACHE_URL = envstr("CACHE_URL", REDIS_URL)
+if CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": CACHE_URL,
             "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "pe") or "pe",
             "TIMEOUT": 3600,
         }

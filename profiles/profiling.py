@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from catalog.services import item_facts, price_thresholds
 from profiles.affinity import EXCLUDED_AFTER, ProfileEvent, ProfileSnapshot, build_profile
-from profiles.models import Event, Profile
+from profiles.models import Event, Person, Profile
 
 
 def _cache_key(person_id: int) -> str:
@@ -55,8 +55,10 @@ def refresh_profile(person_id: int) -> ProfileSnapshot:
 
 
 def refresh_profiles(person_ids: Iterable[int]) -> int:
+    """Recompute profiles of people who still exist and were not merged away meanwhile."""
+    live = Person.objects.filter(pk__in=list(person_ids), merged_into__isnull=True).values_list("pk", flat=True)
     count = 0
-    for person_id in person_ids:
+    for person_id in live:
         refresh_profile(person_id)
         count += 1
     return count

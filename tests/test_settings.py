@@ -22,7 +22,7 @@ def test_env_helpers_fail_loudly(monkeypatch):
 
 
 def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DEBUG", "SECRET_KEY")}
     code = f"import django; django.setup(); from django.conf import settings; print({expr})"
     return subprocess.run(
         [sys.executable, "-c", code], env={**clean, **env, "DJANGO_SETTINGS_MODULE": "personalization.settings"},

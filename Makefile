@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: demo test lint install serve worker clean-demo
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# The working demo on the embedded default: SQLite, tasks in-process, email to files. No services.
+demo: install
+	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py migrate --verbosity 0
+	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py seed_demo --if-empty
+	@echo ""
+	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
+	@echo "  Log in as demo / demo"
+	@echo ""
+	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+
+# Runs against DATABASE_URL / REDIS_URL when they are set (as .ci/run does), else the embedded default.
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+serve: install
+	$(BIN)/gunicorn personalization.wsgi --bind 0.0.0.0:$(PORT) --workers 2
+
+worker: install
+	$(BIN)/celery -A personalization worker --loglevel info --concurrency 2
+
+clean-demo:
+	rm -rf var/
