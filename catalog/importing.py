@@ -30,8 +30,12 @@ class ImportReport:
 def _as_payload(row: ItemRow) -> dict[str, object]:
     attributes = dict(row.attributes)
     payload: dict[str, object] = {
-        "external_id": row.item_id, "title": row.title, "description": row.description,
-        "category": row.category, "brand": row.brand, "price": row.price,
+        "external_id": row.item_id,
+        "title": row.title,
+        "description": row.description,
+        "category": row.category,
+        "brand": row.brand,
+        "price": row.price,
     }
     for column in ("kind", "margin", "stock", "published_at", "active"):  # columns the model knows
         if column in attributes:
@@ -40,7 +44,7 @@ def _as_payload(row: ItemRow) -> dict[str, object]:
     return payload
 
 
-def import_items(folder: str | os.PathLike[str], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+def import_items(folder: str | os.PathLike[str], progress: Callable[[int], object] = lambda n: None) -> ImportReport:
     report = ImportReport()
     if not (Path(folder) / "items.csv").exists():
         return report

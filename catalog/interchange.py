@@ -10,7 +10,7 @@ import csv
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -59,12 +59,12 @@ def parse_timestamp(value: str) -> datetime | None:
     if not value:
         return None
     if value.replace(".", "", 1).isdigit():
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InterchangeError(f"not an ISO 8601 time or Unix epoch: {value!r}", "timestamp") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _parse_int(value: str, column: str) -> int | None:

@@ -79,8 +79,15 @@ def convert(src: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Con
                 continue
             customer, code = _customer_id(row["CustomerID"]), row["StockCode"].strip()
             writer.writerow(
-                (customer, code, "purchase", row["InvoiceDate"].strip(),
-                 int(float(row["Quantity"])), row["UnitPrice"].strip(), row["InvoiceNo"].strip())
+                (
+                    customer,
+                    code,
+                    "purchase",
+                    row["InvoiceDate"].strip(),
+                    int(float(row["Quantity"])),
+                    row["UnitPrice"].strip(),
+                    row["InvoiceNo"].strip(),
+                )
             )
             report.events += 1
             titles[code][(row.get("Description") or "").strip()] += 1

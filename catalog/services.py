@@ -7,11 +7,21 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Field
 
 from catalog.models import Item
 
 UPSERT_FIELDS = (
-    "kind", "title", "description", "category", "brand", "price", "margin", "stock", "published_at", "active",
+    "kind",
+    "title",
+    "description",
+    "category",
+    "brand",
+    "price",
+    "margin",
+    "stock",
+    "published_at",
+    "active",
     "attributes",
 )
 PRICE_THRESHOLDS_KEY = "catalog:price-thresholds:v1"
@@ -31,8 +41,14 @@ class ItemFacts:
 
 def _facts(item: Item) -> ItemFacts:
     return ItemFacts(
-        external_id=item.external_id, kind=item.kind, title=item.title, category=item.category, brand=item.brand,
-        price=float(item.price) if item.price is not None else None, active=item.active, in_stock=item.in_stock,
+        external_id=item.external_id,
+        kind=item.kind,
+        title=item.title,
+        category=item.category,
+        brand=item.brand,
+        price=None if item.price is None else float(item.price),
+        active=item.active,
+        in_stock=item.in_stock,
     )
 
 
@@ -57,7 +73,7 @@ def price_thresholds() -> list[float]:
     cached = cache.get(PRICE_THRESHOLDS_KEY)
     if cached is not None:
         return list(cached)
-    prices = sorted(float(p) for p in Item.objects.filter(price__isnull=False).values_list("price", flat=True))
+    prices = sorted(float(p) for p in Item.objects.filter(price__isnull=False).values_list("price", flat=True) if p)
     thresholds = [prices[len(prices) // 3], prices[(2 * len(prices)) // 3]] if len(prices) >= 3 else []
     cache.set(PRICE_THRESHOLDS_KEY, thresholds, 600)
     return thresholds
@@ -70,7 +86,10 @@ def upsert_items(rows: list[dict]) -> int:
         return 0
     items = [Item(**{f: row.get(f, _default(f)) for f in ("external_id", *UPSERT_FIELDS)}) for row in rows]
     Item.objects.bulk_create(
-        items, batch_size=500, update_conflicts=True, unique_fields=["external_id"],
+        items,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["external_id"],
         update_fields=[*UPSERT_FIELDS, "updated_at"],
     )
     cache.delete(PRICE_THRESHOLDS_KEY)
@@ -79,4 +98,4 @@ def upsert_items(rows: list[dict]) -> int:
 
 def _default(field_name: str) -> object:
     field = Item._meta.get_field(field_name)
-    return field.get_default()
+    return field.get_default() if isinstance(field, Field) else None

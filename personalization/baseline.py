@@ -44,7 +44,7 @@ def _popular() -> list[tuple[str, float]]:
         if not cached:  # a quiet shop: fall back to all-time popularity
             cached = profiles.popular_items(timezone.now() - timedelta(days=3650), limit=500)
         cache.set(POPULAR_CACHE_KEY, cached, POPULAR_CACHE_SECONDS)
-    return [tuple(pair) for pair in cached]  # type: ignore[misc]
+    return [(str(item), float(score)) for item, score in cached]
 
 
 def recommend(person_id: int | None, limit: int = 20, kind: str | None = "product") -> Recommendations:

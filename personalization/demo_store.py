@@ -20,8 +20,24 @@ CATEGORIES = {
     "Sports": ["Running", "Yoga", "Cycling", "Outdoor"],
     "Kids": ["Toys", "Clothing", "Books"],
 }
-ADJECTIVES = ["Classic", "Soft", "Everyday", "Premium", "Light", "Vintage", "Organic", "Bold", "Cosy", "Essential",
-              "Linen", "Merino", "Recycled", "Studio", "Weekend", "Tailored"]
+ADJECTIVES = [
+    "Classic",
+    "Soft",
+    "Everyday",
+    "Premium",
+    "Light",
+    "Vintage",
+    "Organic",
+    "Bold",
+    "Cosy",
+    "Essential",
+    "Linen",
+    "Merino",
+    "Recycled",
+    "Studio",
+    "Weekend",
+    "Tailored",
+]
 COLOURS = ["Red", "Navy", "Black", "White", "Olive", "Sand", "Blush", "Grey", "Teal", "Mustard"]
 NOUNS = {
     "Dresses": ["Wrap Dress", "Midi Dress", "Shirt Dress", "Slip Dress"],
@@ -46,17 +62,34 @@ NOUNS = {
     "Books": ["Picture Book", "Activity Book", "Story Collection"],
 }
 BRANDS = {
-    "Women": ["Maison Vela", "Nord & Co", "Lumi"], "Men": ["Harbour", "Nord & Co", "Atlas"],
-    "Home": ["Hearth", "Oakline", "Lumi Home"], "Beauty": ["Glow Lab", "Petal", "Aurum"],
-    "Sports": ["Stride", "Summit", "Flow"], "Kids": ["Tiny Tots", "Oakline Kids", "Story Bear"],
+    "Women": ["Maison Vela", "Nord & Co", "Lumi"],
+    "Men": ["Harbour", "Nord & Co", "Atlas"],
+    "Home": ["Hearth", "Oakline", "Lumi Home"],
+    "Beauty": ["Glow Lab", "Petal", "Aurum"],
+    "Sports": ["Stride", "Summit", "Flow"],
+    "Kids": ["Tiny Tots", "Oakline Kids", "Story Bear"],
 }
-PRICE_RANGES = {"Women": (25, 160), "Men": (25, 150), "Home": (12, 220), "Beauty": (8, 90), "Sports": (15, 250),
-                "Kids": (6, 60)}
+PRICE_RANGES = {
+    "Women": (25, 160),
+    "Men": (25, 150),
+    "Home": (12, 220),
+    "Beauty": (8, 90),
+    "Sports": (15, 250),
+    "Kids": (6, 60),
+}
 COUNTRIES = [("United Kingdom", 0.45), ("Germany", 0.2), ("France", 0.15), ("Netherlands", 0.1), ("Spain", 0.1)]
 PLANS = [("free", 0.6), ("pro", 0.3), ("enterprise", 0.1)]
 FEATURES = ["Saved searches", "Wishlists", "Size advisor", "Price alerts", "Style quiz", "Store pickup"]
-GUIDES = ["How to layer for autumn", "Caring for linen", "A capsule wardrobe in 10 pieces", "Choosing running shoes",
-          "Five-minute skincare", "Lighting a small flat", "Gifts for little ones", "Packing for a hiking weekend"]
+GUIDES = [
+    "How to layer for autumn",
+    "Caring for linen",
+    "A capsule wardrobe in 10 pieces",
+    "Choosing running shoes",
+    "Five-minute skincare",
+    "Lighting a small flat",
+    "Gifts for little ones",
+    "Packing for a hiking weekend",
+]
 
 
 @dataclass
@@ -97,33 +130,106 @@ def build_items(rng: random.Random, now: datetime) -> list[dict[str, Any]]:
                     brand = rng.choice(BRANDS[top])
                     price = round(rng.uniform(low, high), 2)
                     title = f"{adjective} {colour} {noun}"
-                    items.append({
-                        "external_id": f"P{len(items) + 1:05d}", "kind": "product", "title": title,
-                        "description": f"{title} by {brand}. {adjective} design in {colour.lower()}, "
-                                       f"part of our {sub.lower()} range for {top.lower()}.",
-                        "category": f"{top} > {sub}", "brand": brand, "price": f"{price:.2f}",
-                        "margin": f"{price * rng.uniform(0.15, 0.55):.2f}",
-                        "stock": 0 if rng.random() < 0.04 else rng.randint(1, 120),
-                        "published_at": (now - timedelta(days=rng.randint(1, 400))).isoformat(),
-                        "attributes": {"colour": colour.lower()},
-                    })
+                    items.append(
+                        {
+                            "external_id": f"P{len(items) + 1:05d}",
+                            "kind": "product",
+                            "title": title,
+                            "description": f"{title} by {brand}. {adjective} design in {colour.lower()}, "
+                            f"part of our {sub.lower()} range for {top.lower()}.",
+                            "category": f"{top} > {sub}",
+                            "brand": brand,
+                            "price": f"{price:.2f}",
+                            "margin": f"{price * rng.uniform(0.15, 0.55):.2f}",
+                            "stock": 0 if rng.random() < 0.04 else rng.randint(1, 120),
+                            "published_at": (now - timedelta(days=rng.randint(1, 400))).isoformat(),
+                            "attributes": {"colour": colour.lower()},
+                        }
+                    )
     for index, guide in enumerate(GUIDES, start=1):
-        items.append({"external_id": f"C{index:03d}", "kind": "content", "title": guide,
-                      "description": f"A guide: {guide.lower()}.", "category": "Guides", "brand": "",
-                      "published_at": (now - timedelta(days=rng.randint(1, 200))).isoformat()})
+        items.append(
+            {
+                "external_id": f"C{index:03d}",
+                "kind": "content",
+                "title": guide,
+                "description": f"A guide: {guide.lower()}.",
+                "category": "Guides",
+                "brand": "",
+                "published_at": (now - timedelta(days=rng.randint(1, 200))).isoformat(),
+            }
+        )
     for index, feature in enumerate(FEATURES, start=1):
-        items.append({"external_id": f"F{index:02d}", "kind": "feature", "title": feature,
-                      "description": f"Product feature: {feature.lower()}.", "category": "Features", "brand": ""})
+        items.append(
+            {
+                "external_id": f"F{index:02d}",
+                "kind": "feature",
+                "title": feature,
+                "description": f"Product feature: {feature.lower()}.",
+                "category": "Features",
+                "brand": "",
+            }
+        )
     return items
 
 
 def build_people(rng: random.Random, count: int) -> list[DemoPerson]:
-    first = ["Ada", "Ben", "Chloe", "Dev", "Elif", "Finn", "Grace", "Hugo", "Isla", "Jonas", "Kira", "Leo", "Mia",
-             "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sami", "Tara", "Uma", "Vik", "Wen", "Yara", "Zoe"]
-    last = ["Adler", "Brown", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Khan",
-            "Larsen", "Moreau", "Novak", "Okafor", "Patel", "Rossi", "Schmidt", "Taylor", "Varga", "Weber"]
-    zones = {"United Kingdom": "Europe/London", "Germany": "Europe/Berlin", "France": "Europe/Paris",
-             "Netherlands": "Europe/Amsterdam", "Spain": "Europe/Madrid"}
+    first = [
+        "Ada",
+        "Ben",
+        "Chloe",
+        "Dev",
+        "Elif",
+        "Finn",
+        "Grace",
+        "Hugo",
+        "Isla",
+        "Jonas",
+        "Kira",
+        "Leo",
+        "Mia",
+        "Noah",
+        "Olga",
+        "Priya",
+        "Quinn",
+        "Rosa",
+        "Sami",
+        "Tara",
+        "Uma",
+        "Vik",
+        "Wen",
+        "Yara",
+        "Zoe",
+    ]
+    last = [
+        "Adler",
+        "Brown",
+        "Costa",
+        "Dubois",
+        "Evans",
+        "Fischer",
+        "Garcia",
+        "Hansen",
+        "Ito",
+        "Jensen",
+        "Khan",
+        "Larsen",
+        "Moreau",
+        "Novak",
+        "Okafor",
+        "Patel",
+        "Rossi",
+        "Schmidt",
+        "Taylor",
+        "Varga",
+        "Weber",
+    ]
+    zones = {
+        "United Kingdom": "Europe/London",
+        "Germany": "Europe/Berlin",
+        "France": "Europe/Paris",
+        "Netherlands": "Europe/Amsterdam",
+        "Spain": "Europe/Madrid",
+    }
     people = []
     for n in range(1, count + 1):
         name = f"{rng.choice(first)} {rng.choice(last)}"
@@ -132,19 +238,35 @@ def build_people(rng: random.Random, count: int) -> list[DemoPerson]:
         country = _weighted(rng, COUNTRIES)
         top0 = favourites[0].split(" > ")[0]
         low, high = PRICE_RANGES[top0]
-        people.append(DemoPerson(
-            user_id=f"user-{n:05d}", email=f"{name.lower().replace(' ', '.')}.{n}@example.com", name=name,
-            country=country, plan=_weighted(rng, PLANS), timezone=zones[country], favourite_categories=favourites,
-            favourite_brand=rng.choice(BRANDS[top0]), budget=rng.uniform(low, high),
-            email_engagement=rng.betavariate(2, 5), preferred_hour=rng.choice([7, 8, 12, 13, 18, 19, 20, 21]),
-            consents={"personalization": rng.random() > 0.05, "email_marketing": rng.random() < 0.7,
-                      "analytics": rng.random() > 0.03},
-        ))
+        people.append(
+            DemoPerson(
+                user_id=f"user-{n:05d}",
+                email=f"{name.lower().replace(' ', '.')}.{n}@example.com",
+                name=name,
+                country=country,
+                plan=_weighted(rng, PLANS),
+                timezone=zones[country],
+                favourite_categories=favourites,
+                favourite_brand=rng.choice(BRANDS[top0]),
+                budget=rng.uniform(low, high),
+                email_engagement=rng.betavariate(2, 5),
+                preferred_hour=rng.choice([7, 8, 12, 13, 18, 19, 20, 21]),
+                consents={
+                    "personalization": rng.random() > 0.05,
+                    "email_marketing": rng.random() < 0.7,
+                    "analytics": rng.random() > 0.03,
+                },
+            )
+        )
     return people
 
 
-def _pick_item(rng: random.Random, person: DemoPerson, by_category: dict[str, list[dict[str, Any]]],
-               all_products: list[dict[str, Any]]) -> dict[str, Any]:
+def _pick_item(
+    rng: random.Random,
+    person: DemoPerson,
+    by_category: dict[str, list[dict[str, Any]]],
+    all_products: list[dict[str, Any]],
+) -> dict[str, Any]:
     if rng.random() < 0.75:
         pool = by_category[rng.choice(person.favourite_categories)]
         branded = [i for i in pool if i["brand"] == person.favourite_brand]
@@ -155,9 +277,14 @@ def _pick_item(rng: random.Random, person: DemoPerson, by_category: dict[str, li
     return rng.choice(all_products)
 
 
-def _session_messages(rng: random.Random, person: DemoPerson, start: datetime, session: int,
-                      by_category: dict[str, list[dict[str, Any]]], all_products: list[dict[str, Any]],
-                      ) -> Iterator[dict[str, Any]]:
+def _session_messages(
+    rng: random.Random,
+    person: DemoPerson,
+    start: datetime,
+    session: int,
+    by_category: dict[str, list[dict[str, Any]]],
+    all_products: list[dict[str, Any]],
+) -> Iterator[dict[str, Any]]:
     anonymous_id = f"anon-{person.user_id}-{session}"
     signed_in = rng.random() < 0.7
     at = start
@@ -165,32 +292,76 @@ def _session_messages(rng: random.Random, person: DemoPerson, start: datetime, s
     for _ in range(rng.randint(1, 8)):
         item = _pick_item(rng, person, by_category, all_products)
         at += timedelta(seconds=rng.randint(20, 240))
-        yield _track(person, anonymous_id, signed_in, "Product Viewed", at, {"product_id": item["external_id"],
-                     "price": item["price"], "category": item["category"]}, rng)
+        yield _track(
+            person,
+            anonymous_id,
+            signed_in,
+            "Product Viewed",
+            at,
+            {"product_id": item["external_id"], "price": item["price"], "category": item["category"]},
+            rng,
+        )
         if rng.random() < 0.18:
             cart.append(item)
-            yield _track(person, anonymous_id, signed_in, "Product Added", at + timedelta(seconds=5),
-                         {"product_id": item["external_id"], "price": item["price"], "quantity": 1}, rng)
+            yield _track(
+                person,
+                anonymous_id,
+                signed_in,
+                "Product Added",
+                at + timedelta(seconds=5),
+                {"product_id": item["external_id"], "price": item["price"], "quantity": 1},
+                rng,
+            )
     if cart and rng.random() < 0.55:
         at += timedelta(minutes=rng.randint(1, 10))
         if not signed_in:  # checking out means signing in: the anonymous session is stitched
-            yield {"type": "identify", "userId": person.user_id, "anonymousId": anonymous_id,
-                   "traits": {"email": person.email}, "timestamp": at.isoformat(), "messageId": _id(rng)}
+            yield {
+                "type": "identify",
+                "userId": person.user_id,
+                "anonymousId": anonymous_id,
+                "traits": {"email": person.email},
+                "timestamp": at.isoformat(),
+                "messageId": _id(rng),
+            }
             signed_in = True
-        yield _track(person, anonymous_id, signed_in, "Order Completed", at, {
-            "order_id": f"O-{person.user_id}-{session}",
-            "products": [{"product_id": i["external_id"], "price": i["price"], "quantity": rng.choice([1, 1, 2])}
-                         for i in cart]}, rng)
+        yield _track(
+            person,
+            anonymous_id,
+            signed_in,
+            "Order Completed",
+            at,
+            {
+                "order_id": f"O-{person.user_id}-{session}",
+                "products": [
+                    {"product_id": i["external_id"], "price": i["price"], "quantity": rng.choice([1, 1, 2])}
+                    for i in cart
+                ],
+            },
+            rng,
+        )
 
 
 def _id(rng: random.Random) -> str:
     return f"demo-{rng.getrandbits(64):016x}"
 
 
-def _track(person: DemoPerson, anonymous_id: str, signed_in: bool, event: str, at: datetime,
-           properties: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "track", "event": event, "anonymousId": anonymous_id,
-                               "properties": properties, "timestamp": at.isoformat(), "messageId": _id(rng)}
+def _track(
+    person: DemoPerson,
+    anonymous_id: str,
+    signed_in: bool,
+    event: str,
+    at: datetime,
+    properties: dict[str, Any],
+    rng: random.Random,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "track",
+        "event": event,
+        "anonymousId": anonymous_id,
+        "properties": properties,
+        "timestamp": at.isoformat(),
+        "messageId": _id(rng),
+    }
     if signed_in:
         message["userId"] = person.user_id
     return message
@@ -209,15 +380,27 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
     features = [i for i in items if i["kind"] == "feature"]
     for person in people:
         signup = now - timedelta(days=rng.randint(7, days))
-        messages.append({"type": "identify", "userId": person.user_id, "messageId": _id(rng),
-                         "timestamp": signup.isoformat(),
-                         "traits": {"email": person.email, "name": person.name, "country": person.country,
-                                    "plan": person.plan, "timezone": person.timezone}})
+        messages.append(
+            {
+                "type": "identify",
+                "userId": person.user_id,
+                "messageId": _id(rng),
+                "timestamp": signup.isoformat(),
+                "traits": {
+                    "email": person.email,
+                    "name": person.name,
+                    "country": person.country,
+                    "plan": person.plan,
+                    "timezone": person.timezone,
+                },
+            }
+        )
         messages.append(_track(person, "", True, "Signed Up", signup, {}, rng))
         for feature in rng.sample(features, k=rng.randint(0, 3)):
             at = signup + timedelta(days=rng.uniform(0, 14))
-            messages.append(_track(person, "", True, "Feature Activated", at,
-                                   {"feature_id": feature["external_id"]}, rng))
+            messages.append(
+                _track(person, "", True, "Feature Activated", at, {"feature_id": feature["external_id"]}, rng)
+            )
         active_days = (now - signup).days
         for session in range(max(1, int(rng.expovariate(1 / 8) * active_days / days) + 1)):
             start = signup + timedelta(days=rng.uniform(0, active_days), hours=rng.uniform(-3, 3))
@@ -231,8 +414,9 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
                     campaign = {"campaign_id": f"newsletter-{week}"}
                     messages.append(_track(person, "", True, "Email Opened", opened, campaign, rng))
                     if rng.random() < 0.3:
-                        messages.append(_track(person, "", True, "Email Link Clicked",
-                                               opened + timedelta(minutes=2), campaign, rng))
+                        messages.append(
+                            _track(person, "", True, "Email Link Clicked", opened + timedelta(minutes=2), campaign, rng)
+                        )
     for message in messages:
         if not message.get("anonymousId"):
             message.pop("anonymousId", None)

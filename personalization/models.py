@@ -41,7 +41,5 @@ class ApiKey(models.Model):
     def issue(cls, name: str, scope: str, created_by: object | None = None) -> tuple[ApiKey, str]:
         """Create a key; returns the row and the raw key, which is not stored anywhere."""
         raw = KEY_PREFIXES[KeyScope(scope)] + secrets.token_urlsafe(32)
-        key = cls.objects.create(
-            name=name, scope=scope, prefix=raw[:10], key_hash=hash_key(raw), created_by=created_by
-        )
+        key = cls.objects.create(name=name, scope=scope, prefix=raw[:10], key_hash=hash_key(raw), created_by=created_by)
         return key, raw

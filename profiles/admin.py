@@ -72,7 +72,7 @@ class ConsentChangeAdmin(admin.ModelAdmin):
     search_fields = ["person__identities__value", "recorded_by"]
     raw_id_fields = ["person"]
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False  # history is append-only
 
 

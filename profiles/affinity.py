@@ -55,11 +55,12 @@ def signal_weight(age: timedelta, half_life_days: float) -> float:
     return weight * 0.5 if age >= LESS_AFTER else weight
 
 
-def _top(scores: Counter[str]) -> dict[str, float]:
+def _top(scores: dict[str, float]) -> dict[str, float]:
     if not scores:
         return {}
     best = max(scores.values())
-    return {key: round(value / best, 4) for key, value in scores.most_common(TOP_N) if value > 0}
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:TOP_N]
+    return {key: round(value / best, 4) for key, value in ranked if value > 0}
 
 
 def price_band(price: float | None, thresholds: Sequence[float]) -> str:
@@ -76,8 +77,8 @@ def build_profile(
 ) -> ProfileSnapshot:
     snapshot = ProfileSnapshot()
     counts: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
-    brands: Counter[str] = Counter()
+    categories: dict[str, float] = {}
+    brands: dict[str, float] = {}
     prices: list[float] = []
     for event in events:
         age = now - event.timestamp
@@ -94,9 +95,10 @@ def build_profile(
             # Credit every level of the path, so "Home > Kitchen" also lifts "Home".
             parts = event.category.split(" > ")
             for depth in range(1, len(parts) + 1):
-                categories[" > ".join(parts[:depth])] += weight
+                key = " > ".join(parts[:depth])
+                categories[key] = categories.get(key, 0.0) + weight
         if event.brand:
-            brands[event.brand] += weight
+            brands[event.brand] = brands.get(event.brand, 0.0) + weight
         if event.price is not None and event.kind in ("purchase", "add_to_cart", "view"):
             prices.append(event.price)
     snapshot.event_counts = dict(counts)

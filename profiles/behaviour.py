@@ -10,23 +10,32 @@ from django.db.models import Count, Max
 from profiles.models import Event, EventKind
 
 ITEM_KINDS = [EventKind.VIEW, EventKind.ADD_TO_CART, EventKind.PURCHASE, EventKind.FEATURE_ACTIVATED]
-POPULARITY_WEIGHTS = {EventKind.VIEW: 1, EventKind.ADD_TO_CART: 3, EventKind.PURCHASE: 5,
-                      EventKind.FEATURE_ACTIVATED: 2}
+POPULARITY_WEIGHTS: dict[str, int] = {
+    EventKind.VIEW: 1,
+    EventKind.ADD_TO_CART: 3,
+    EventKind.PURCHASE: 5,
+    EventKind.FEATURE_ACTIVATED: 2,
+}
 
 
 def recent_items(person_id: int, limit: int = 20) -> list[str]:
     """The distinct items a person touched, most recent first."""
     rows = (
-        Event.objects.filter(person_id=person_id, kind__in=ITEM_KINDS).exclude(item_id="")
-        .values("item_id").annotate(last=Max("timestamp")).order_by("-last")[:limit]
+        Event.objects.filter(person_id=person_id, kind__in=ITEM_KINDS)
+        .exclude(item_id="")
+        .values("item_id")
+        .annotate(last=Max("timestamp"))
+        .order_by("-last")[:limit]
     )
     return [row["item_id"] for row in rows]
 
 
 def purchased_items(person_id: int) -> set[str]:
     return set(
-        Event.objects.filter(person_id=person_id, kind=EventKind.PURCHASE).exclude(item_id="")
-        .values_list("item_id", flat=True).distinct()
+        Event.objects.filter(person_id=person_id, kind=EventKind.PURCHASE)
+        .exclude(item_id="")
+        .values_list("item_id", flat=True)
+        .distinct()
     )
 
 
@@ -34,27 +43,37 @@ def popular_items(since: datetime, limit: int = 200) -> list[tuple[str, float]]:
     """Items by weighted count of views, carts, purchases and activations since a time."""
     scores: Counter[str] = Counter()
     rows = (
-        Event.objects.filter(timestamp__gte=since, kind__in=ITEM_KINDS).exclude(item_id="")
-        .values("item_id", "kind").annotate(n=Count("id")).order_by()
+        Event.objects.filter(timestamp__gte=since, kind__in=ITEM_KINDS)
+        .exclude(item_id="")
+        .values("item_id", "kind")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     for row in rows:
         scores[row["item_id"]] += POPULARITY_WEIGHTS.get(row["kind"], 1) * row["n"]
     return [(item, float(score)) for item, score in scores.most_common(limit)]
 
 
-def co_visited_items(item_ids: list[str], since: datetime, exclude_person: int | None = None,
-                     neighbours: int = 400, limit: int = 100) -> list[tuple[str, float]]:
+def co_visited_items(
+    item_ids: list[str], since: datetime, exclude_person: int | None = None, neighbours: int = 400, limit: int = 100
+) -> list[tuple[str, float]]:
     """Items that other people who touched ``item_ids`` also touched, by number of such people."""
     if not item_ids:
         return []
     people = (
         Event.objects.filter(item_id__in=item_ids, timestamp__gte=since, kind__in=ITEM_KINDS)
-        .exclude(person_id=exclude_person).values("person_id").annotate(last=Max("timestamp"))
-        .order_by("-last").values_list("person_id", flat=True)[:neighbours]
+        .exclude(person_id=exclude_person or 0)
+        .values("person_id")
+        .annotate(last=Max("timestamp"))
+        .order_by("-last")
+        .values_list("person_id", flat=True)[:neighbours]
     )
     rows = (
         Event.objects.filter(person_id__in=list(people), timestamp__gte=since, kind__in=ITEM_KINDS)
-        .exclude(item_id="").exclude(item_id__in=item_ids)
-        .values("item_id").annotate(n=Count("person_id", distinct=True)).order_by("-n")[:limit]
+        .exclude(item_id="")
+        .exclude(item_id__in=item_ids)
+        .values("item_id")
+        .annotate(n=Count("person_id", distinct=True))
+        .order_by("-n")[:limit]
     )
     return [(row["item_id"], float(row["n"])) for row in rows]

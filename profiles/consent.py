@@ -42,7 +42,11 @@ def consent_states(person_id: int) -> list[ConsentState]:
 
 @transaction.atomic
 def record_consent(
-    person_id: int, purpose: str, granted: bool, source: str = "", recorded_by: str = "",
+    person_id: int,
+    purpose: str,
+    granted: bool,
+    source: str = "",
+    recorded_by: str = "",
     at: datetime | None = None,
 ) -> ConsentState:
     if purpose not in Purpose.values:

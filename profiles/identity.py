@@ -88,8 +88,8 @@ def resolve_people(messages: Sequence[list[IdentityKey]], reason: str = "identif
             new_groups.append(root)
             continue
         survivor = _survivor(people, user_people)
-        for other in sorted(people - {survivor}):
-            merge_people(other, survivor, reason=reason)
+        for absorbed in sorted(people - {survivor}):
+            merge_people(absorbed, survivor, reason=reason)
         person_of_group[root] = survivor
 
     if new_groups:
@@ -97,19 +97,23 @@ def resolve_people(messages: Sequence[list[IdentityKey]], reason: str = "identif
         for root, person in zip(new_groups, created, strict=True):
             person_of_group[root] = person.pk
 
-    missing = [Identity(person_id=person_of_group[groups.find(k)], kind=k[0], value=k[1])
-               for k in all_keys if k not in existing]
+    missing = [
+        Identity(person_id=person_of_group[groups.find(k)], kind=k[0], value=k[1])
+        for k in all_keys
+        if k not in existing
+    ]
     if missing:
         # Another request may have created the same identity a moment ago: theirs wins, and we
         # fold our freshly created person into theirs below.
         Identity.objects.bulk_create(missing, ignore_conflicts=True)
         now_known = _lookup({(i.kind, i.value) for i in missing})
         for identity in missing:
-            key = (identity.kind, identity.value)
-            root = groups.find(key)
-            owner = now_known.get(key)
-            if owner is not None and owner != person_of_group[root]:
-                merge_people(person_of_group[root], owner, reason="concurrent identity")
+            ikey: IdentityKey = (identity.kind, identity.value)
+            root = groups.find(ikey)
+            owner = now_known.get(ikey)
+            ours = person_of_group[root]
+            if owner is not None and owner != ours:
+                merge_people(ours, owner, reason="concurrent identity")
                 person_of_group[root] = owner
 
     result = []
@@ -160,8 +164,11 @@ def merge_people(source_id: int, target_id: int, reason: str = "") -> PersonMerg
     source.traits = {}
     source.save(update_fields=["merged_into", "traits", "updated_at"])
     return PersonMerge.objects.create(
-        source_person_id=source_id, target_id=target_id, identities=moved_identities,
-        events_moved=events_moved, reason=reason,
+        source_person_id=source_id,
+        target_id=target_id,
+        identities=moved_identities,
+        events_moved=events_moved,
+        reason=reason,
     )
 
 

@@ -41,8 +41,16 @@ class EventImportReport:
 def row_message(row: EventRow, line: int, imported_at: datetime) -> dict[str, Any]:
     timestamp = row.timestamp or imported_at
     fingerprint = "|".join(
-        (row.user_id, row.item_id, row.event_type, timestamp.isoformat() if row.timestamp else "",
-         str(row.quantity), str(row.price), row.order_id, str(line))
+        (
+            row.user_id,
+            row.item_id,
+            row.event_type,
+            timestamp.isoformat() if row.timestamp else "",
+            str(row.quantity),
+            str(row.price),
+            row.order_id,
+            str(line),
+        )
     )
     properties: dict[str, Any] = {"product_id": row.item_id}
     if row.quantity is not None:
@@ -52,9 +60,13 @@ def row_message(row: EventRow, line: int, imported_at: datetime) -> dict[str, An
     if row.order_id:
         properties["order_id"] = row.order_id
     return {
-        "type": "track", "messageId": "imp-" + hashlib.sha1(fingerprint.encode()).hexdigest()[:32],
-        "userId": row.user_id, "event": row.event_type, "properties": properties,
-        "timestamp": timestamp.isoformat(), "context": {"source": "import"},
+        "type": "track",
+        "messageId": "imp-" + hashlib.sha1(fingerprint.encode()).hexdigest()[:32],
+        "userId": row.user_id,
+        "event": row.event_type,
+        "properties": properties,
+        "timestamp": timestamp.isoformat(),
+        "context": {"source": "import"},
     }
 
 
@@ -70,14 +82,23 @@ def _flush(pending: list[tuple[int, dict[str, Any]]], report: EventImportReport)
     pending.clear()
 
 
-def import_events(folder: str | os.PathLike[str], progress: Callable[[int], None] = lambda n: None) -> EventImportReport:
+def import_events(
+    folder: str | os.PathLike[str], progress: Callable[[int], object] = lambda n: None
+) -> EventImportReport:
     report = EventImportReport()
     imported_at = timezone.now()
     users = read_users(folder)
     if users:
-        identify = [{"type": "identify", "userId": user_id, "traits": traits,
-                     "messageId": "imp-traits-" + hashlib.sha1(f"{user_id}|{sorted(traits.items())}".encode()).hexdigest()[:24]}
-                    for user_id, traits in users.items()]
+        identify = [
+            {
+                "type": "identify",
+                "userId": user_id,
+                "traits": traits,
+                "messageId": "imp-traits-"
+                + hashlib.sha1(f"{user_id}|{sorted(traits.items())}".encode()).hexdigest()[:24],
+            }
+            for user_id, traits in users.items()
+        ]
         for start in range(0, len(identify), CHUNK):
             ingest_messages(identify[start : start + CHUNK], refresh=False)
         report.people_with_traits = len(users)

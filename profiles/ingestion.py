@@ -56,7 +56,9 @@ def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> None:
 
 
 def ingest_messages(
-    messages: Sequence[Any], default_type: str | None = None, received_at: datetime | None = None,
+    messages: Sequence[Any],
+    default_type: str | None = None,
+    received_at: datetime | None = None,
     refresh: bool = True,
 ) -> IngestResult:
     """Store valid, new messages; ``refresh=False`` leaves profile refreshes to the caller (bulk loads)."""
@@ -89,9 +91,19 @@ def ingest_messages(
         _update_traits(pairs)
         rows = [
             Event(
-                message_id=r.message_id, position=r.position, person_id=person_id, kind=r.kind, name=r.name,
-                item_id=r.item_id, quantity=r.quantity, price=r.price, order_id=r.order_id,
-                properties=r.properties, context=r.context, timestamp=r.timestamp, received_at=received_at,
+                message_id=r.message_id,
+                position=r.position,
+                person_id=person_id,
+                kind=r.kind,
+                name=r.name,
+                item_id=r.item_id,
+                quantity=r.quantity,
+                price=r.price,
+                order_id=r.order_id,
+                properties=r.properties,
+                context=r.context,
+                timestamp=r.timestamp,
+                received_at=received_at,
             )
             for parsed, person_id in pairs
             for r in parsed.rows

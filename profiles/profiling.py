@@ -73,8 +73,10 @@ def get_profile(person_id: int) -> ProfileSnapshot:
     if stored is None:
         return refresh_profile(person_id)
     snapshot = ProfileSnapshot(
-        event_counts=stored.event_counts, last_seen_at=stored.last_seen_at,
-        category_affinity=stored.category_affinity, brand_affinity=stored.brand_affinity,
+        event_counts=stored.event_counts,
+        last_seen_at=stored.last_seen_at,
+        category_affinity=stored.category_affinity,
+        brand_affinity=stored.brand_affinity,
         typical_price=float(stored.typical_price) if stored.typical_price is not None else None,
         price_band=stored.price_band,
     )

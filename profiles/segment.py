@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -111,7 +111,7 @@ def parse_time(value: Any, attr: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise MessageError(attr, f"Not an ISO 8601 date-time: {value[:40]!r}.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _optional_id(message: dict[str, Any], key: str) -> str | None:
@@ -203,8 +203,15 @@ def parse_message(message: Any, received_at: datetime, default_type: str | None 
 
     order_id = str(properties.get("order_id") or properties.get("orderId") or "")[:MAX_ID_LENGTH]
 
-    def row(position: int, kind: str, name: str, item_id: str = "", quantity: Any = None, price: Any = None,
-            props: dict[str, Any] = properties) -> None:
+    def row(
+        position: int,
+        kind: str,
+        name: str,
+        item_id: str = "",
+        quantity: Any = None,
+        price: Any = None,
+        props: dict[str, Any] = properties,
+    ) -> None:
         parsed.rows.append(
             EventRow(message_id, position, kind, name, item_id, quantity, price, order_id, props, context, timestamp)
         )
@@ -236,10 +243,22 @@ def parse_message(message: Any, received_at: datetime, default_type: str | None 
                 item_id = _item_id(product, attr)
                 if not item_id:
                     raise MessageError(f"{attr}.product_id", "Each product needs a product_id.", code="required")
-                row(index, kind, name, item_id, _number(product.get("quantity"), f"{attr}.quantity", True),
-                    _number(product.get("price"), f"{attr}.price"), {**order_properties, "product": product})
+                row(
+                    index,
+                    kind,
+                    name,
+                    item_id,
+                    _number(product.get("quantity"), f"{attr}.quantity", True),
+                    _number(product.get("price"), f"{attr}.price"),
+                    {**order_properties, "product": product},
+                )
         else:
-            row(0, kind, name, _item_id(properties, "properties"),
+            row(
+                0,
+                kind,
+                name,
+                _item_id(properties, "properties"),
                 _number(properties.get("quantity"), "properties.quantity", True),
-                _number(properties.get("price"), "properties.price"))
+                _number(properties.get("price"), "properties.price"),
+            )
     return parsed

@@ -40,7 +40,11 @@ def make_item(db: Any) -> Callable[..., Item]:
     def make(external_id: str | None = None, **fields: Any) -> Item:
         n = next(_ids)
         defaults: dict[str, Any] = {
-            "title": f"Item {n}", "category": "Home > Kitchen", "brand": "Acme", "price": "10.00", "stock": 5,
+            "title": f"Item {n}",
+            "category": "Home > Kitchen",
+            "brand": "Acme",
+            "price": "10.00",
+            "stock": 5,
         }
         return Item.objects.create(external_id=external_id or f"sku-{n}", **{**defaults, **fields})
 

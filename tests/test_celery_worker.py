@@ -37,9 +37,25 @@ def worker():
     app.control.purge()  # leftovers of earlier runs would point at people who no longer exist
     env = {**os.environ, "DATABASE_URL": _database_url_of_test_db()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "personalization", "worker", "--pool", "solo", "--loglevel", "info",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "personalization",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     yield process

@@ -9,8 +9,12 @@ def test_openapi_schema_generates_without_warnings(tmp_path, capsys):
     # --fail-on-warn turns every drf-spectacular warning into a non-zero exit.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    for path in ("/api/v1/batch", "/api/v1/catalog/items", "/api/v1/people/{person_key}/consent",
-                 "/api/v1/recommendations"):
+    for path in (
+        "/api/v1/batch",
+        "/api/v1/catalog/items",
+        "/api/v1/people/{person_key}/consent",
+        "/api/v1/recommendations",
+    ):
         assert path in text
 
 

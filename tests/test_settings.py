@@ -22,11 +22,18 @@ def test_env_helpers_fail_loudly(monkeypatch):
 
 
 def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DEBUG", "SECRET_KEY")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DEBUG", "SECRET_KEY")
+    }
     code = f"import django; django.setup(); from django.conf import settings; print({expr})"
     return subprocess.run(
-        [sys.executable, "-c", code], env={**clean, **env, "DJANGO_SETTINGS_MODULE": "personalization.settings"},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        env={**clean, **env, "DJANGO_SETTINGS_MODULE": "personalization.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -38,7 +45,9 @@ def test_secret_key_is_required_when_debug_is_off():
 
 def test_embedded_default_needs_no_services():
     result = _settings_in_subprocess(
-        {}, "settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, settings.CACHES['default']['BACKEND']"
+        {},
+        "settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, "
+        "settings.CACHES['default']['BACKEND']",
     )
     assert result.returncode == 0, result.stderr
     assert "sqlite3" in result.stdout and "True" in result.stdout and "LocMemCache" in result.stdout
@@ -50,4 +59,6 @@ def test_database_and_redis_urls_switch_to_the_services():
         "settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER",
     )
     assert result.returncode == 0, result.stderr
-    assert "postgresql" in result.stdout and "redis://cache.example:6379/1" in result.stdout and "False" in result.stdout
+    assert (
+        "postgresql" in result.stdout and "redis://cache.example:6379/1" in result.stdout and "False" in result.stdout
+    )

@@ -14,8 +14,20 @@ class ItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = Item
         fields = [
-            "external_id", "kind", "title", "description", "category", "brand", "price", "margin", "stock",
-            "published_at", "active", "attributes", "created_at", "updated_at",
+            "external_id",
+            "kind",
+            "title",
+            "description",
+            "category",
+            "brand",
+            "price",
+            "margin",
+            "stock",
+            "published_at",
+            "active",
+            "attributes",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 
@@ -30,7 +42,9 @@ class ItemSerializer(serializers.ModelSerializer):
 
 class ItemBatchSerializer(serializers.Serializer):
     items = serializers.ListField(
-        child=serializers.DictField(), max_length=1000, allow_empty=False,
+        child=serializers.DictField(),
+        max_length=1000,
+        allow_empty=False,
         help_text="Up to 1,000 items; each is created or fully replaced by its external_id.",
     )
 
@@ -46,7 +60,7 @@ class ItemErrorSerializer(serializers.Serializer):
 class ItemBatchResultSerializer(serializers.Serializer):
     upserted = serializers.IntegerField(help_text="Items created or replaced.")
     rejected = serializers.IntegerField()
-    errors = ItemErrorSerializer(many=True)
+    errors = ItemErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 def first_field_error(errors: dict[str, Any]) -> tuple[str, str, str]:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.request import Request
@@ -16,7 +19,10 @@ from catalog.models import Item
 
 
 class ItemViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """The catalogue: items by their external id."""
@@ -25,7 +31,7 @@ class ItemViewSet(
     serializer_class = ItemSerializer
     lookup_field = "external_id"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Item]:
         queryset = Item.objects.all()
         for param in ("kind", "brand", "active"):
             value = self.request.query_params.get(param)
@@ -41,13 +47,22 @@ class ItemViewSet(
         payload = request.data
         batch = ItemBatchSerializer(data={"items": payload} if isinstance(payload, list) else payload)
         batch.is_valid(raise_exception=True)
-        valid_rows, errors, seen = [], [], {}
+        valid_rows: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        seen: dict[str, int] = {}
         for index, raw in enumerate(batch.validated_data["items"]):
             serializer = ItemSerializer(data=raw)
             if not serializer.is_valid():
                 attr, code, detail = first_field_error(serializer.errors)
-                errors.append({"index": index, "external_id": raw.get("external_id"),
-                               "attr": f"items.{index}.{attr}", "code": code, "detail": detail})
+                errors.append(
+                    {
+                        "index": index,
+                        "external_id": raw.get("external_id"),
+                        "attr": f"items.{index}.{attr}",
+                        "code": code,
+                        "detail": detail,
+                    }
+                )
                 continue
             row = serializer.validated_data
             if row["external_id"] in seen:  # the last one in the batch wins, like a replay would

@@ -6,15 +6,19 @@ from rest_framework import serializers
 class RecommendationQuerySerializer(serializers.Serializer):
     person = serializers.CharField(required=False, help_text="User id, anonymous id or email. Omit for cold start.")
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
-    kind = serializers.ChoiceField(choices=["product", "content", "feature"], required=False, default="product",
-                                   help_text="Which kind of item to recommend.")
+    kind = serializers.ChoiceField(
+        choices=["product", "content", "feature"],
+        required=False,
+        default="product",
+        help_text="Which kind of item to recommend.",
+    )
 
 
 class RecommendedItemSerializer(serializers.Serializer):
     item_id = serializers.CharField()
     title = serializers.CharField()
     score = serializers.FloatField()
-    source = serializers.CharField(help_text="The candidate source: co-visited, popular…")
+    source = serializers.CharField(help_text="The candidate source: co-visited, popular…")  # type: ignore[assignment]
     reason = serializers.CharField(help_text="Why this item, in words a marketer can read.")
 
 

@@ -13,8 +13,11 @@ from profiles import services as profiles
 
 
 class RecommendationsView(APIView):
-    @extend_schema(parameters=[RecommendationQuerySerializer], responses=RecommendationsSerializer,
-                   summary="Recommended items for a person")
+    @extend_schema(
+        parameters=[RecommendationQuerySerializer],
+        responses=RecommendationsSerializer,
+        summary="Recommended items for a person",
+    )
     def get(self, request: Request) -> Response:
         query = RecommendationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

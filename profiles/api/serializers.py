@@ -12,7 +12,7 @@ class MessageSerializer(serializers.Serializer):
     messageId = serializers.CharField(required=False, help_text="Unique per message; a replay is not stored twice.")
     anonymousId = serializers.CharField(required=False, help_text="Visitor id before sign-in.")
     userId = serializers.CharField(required=False, help_text="Your user id; userId or anonymousId is required.")
-    context = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)  # type: ignore[assignment]
     timestamp = serializers.DateTimeField(required=False, help_text="When it happened; defaults to now.")
     sentAt = serializers.DateTimeField(required=False, help_text="When the client sent it, to correct its clock.")
 
@@ -42,7 +42,7 @@ class BatchMessageSerializer(TrackSerializer):
 
 class BatchSerializer(serializers.Serializer):
     batch = BatchMessageSerializer(many=True, help_text="Up to 500 messages.")
-    context = serializers.DictField(required=False, help_text="Merged into each message's context.")
+    context = serializers.DictField(required=False, help_text="Merged into each message's context.")  # type: ignore[assignment]
     sentAt = serializers.DateTimeField(required=False)
 
 
@@ -58,20 +58,20 @@ class IngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="New messages stored.")
     duplicates = serializers.IntegerField(help_text="Replays of messages already stored; not stored again.")
     rejected = serializers.IntegerField()
-    errors = RejectionSerializer(many=True)
+    errors = RejectionSerializer(many=True)  # type: ignore[assignment]
 
 
 class ConsentStateSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=Purpose.choices)
     granted = serializers.BooleanField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     updated_at = serializers.DateTimeField(allow_null=True, help_text="Null when the default applies.")
 
 
 class ConsentChangeSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     granted = serializers.BooleanField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     recorded_at = serializers.DateTimeField()
     recorded_by = serializers.CharField()
 
@@ -87,7 +87,7 @@ class ConsentUpdateSerializer(serializers.Serializer):
         child=serializers.BooleanField(),
         help_text='Purpose → granted, e.g. {"personalization": false, "email_marketing": true}.',
     )
-    source = serializers.CharField(max_length=200, required=False, default="api", help_text="Where it was given.")
+    source = serializers.CharField(max_length=200, required=False, default="api", help_text="Where it was given.")  # type: ignore[assignment]
 
     def validate_purposes(self, value: dict[str, bool]) -> dict[str, bool]:
         unknown = sorted(set(value) - set(Purpose.values))

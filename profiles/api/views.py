@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalization.api.errors import PayloadTooLarge, error_body
 from profiles import services
 from profiles.api.serializers import (
     BatchSerializer,
@@ -24,7 +25,6 @@ from profiles.api.serializers import (
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import ConsentChange, Person
 from profiles.segment import OversizedMessage
-from personalization.api.errors import PayloadTooLarge, error_body
 
 
 class IngestView(APIView):
@@ -53,10 +53,18 @@ class IngestView(APIView):
             for r in result.rejected
         ]
         if errors and not result.accepted and not result.duplicates:
-            first = errors[0]
-            return Response(error_body("validation_error", first["code"], first["detail"], first["attr"]), status=400)
-        return Response({"success": True, "accepted": result.accepted, "duplicates": result.duplicates,
-                         "rejected": len(errors), "errors": errors})
+            first = result.rejected[0]
+            attr = self.attr_path(first.index, first.attr)
+            return Response(error_body("validation_error", first.code, first.detail, attr), status=400)
+        return Response(
+            {
+                "success": True,
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": len(errors),
+                "errors": errors,
+            }
+        )
 
     def attr_path(self, index: int, attr: str) -> str | None:
         return attr or None
@@ -80,8 +88,11 @@ class TrackView(IngestView):
 class IdentifyView(IngestView):
     message_type = "identify"
 
-    @extend_schema(request=IdentifySerializer, responses=INGEST_RESPONSES,
-                   summary="Tie identities together and set traits (Segment identify)")
+    @extend_schema(
+        request=IdentifySerializer,
+        responses=INGEST_RESPONSES,
+        summary="Tie identities together and set traits (Segment identify)",
+    )
     def post(self, request: Request) -> Response:
         return super().post(request)
 
@@ -98,7 +109,7 @@ class BatchView(IngestView):
     def messages(self, request: Request) -> list[Any]:
         body = request.data
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-            raise exceptions.ValidationError({"batch": "Send {\"batch\": [messages…]}."}, code="invalid")
+            raise exceptions.ValidationError({"batch": 'Send {"batch": [messages…]}.'}, code="invalid")
         batch = body["batch"]
         if not batch:
             raise exceptions.ValidationError({"batch": "The batch is empty."}, code="empty")

@@ -5,13 +5,22 @@ from catalog.models import Item
 
 def test_bulk_upsert_creates_replaces_and_reports_per_item_errors(secret_client, make_item):
     make_item("old", title="Old title", brand="Before", stock=3)
-    payload = {"items": [
-        {"external_id": "old", "title": "New title", "price": "12.50"},
-        {"external_id": "new-1", "title": "Red Dress", "category": "Women > Dresses", "price": "49.90",
-         "margin": "20", "stock": 0, "attributes": {"colour": "red"}},
-        {"external_id": "bad", "price": "cheap"},
-        {"title": "no id"},
-    ]}
+    payload = {
+        "items": [
+            {"external_id": "old", "title": "New title", "price": "12.50"},
+            {
+                "external_id": "new-1",
+                "title": "Red Dress",
+                "category": "Women > Dresses",
+                "price": "49.90",
+                "margin": "20",
+                "stock": 0,
+                "attributes": {"colour": "red"},
+            },
+            {"external_id": "bad", "price": "cheap"},
+            {"title": "no id"},
+        ]
+    }
 
     response = secret_client.put("/api/v1/catalog/items", payload)
 

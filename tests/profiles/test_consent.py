@@ -63,5 +63,6 @@ def test_withdrawing_personalization_changes_the_very_next_recommendation(secret
 
     assert after["personalized"] is False
     assert {i["source"] for i in after["items"]} == {"popular"}
-    assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in
-                                                       secret_client.get("/api/v1/recommendations?limit=3").json()["items"]]
+    assert [i["item_id"] for i in after["items"]] == [
+        i["item_id"] for i in secret_client.get("/api/v1/recommendations?limit=3").json()["items"]
+    ]

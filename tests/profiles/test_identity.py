@@ -2,6 +2,13 @@ from __future__ import annotations
 
 from profiles.models import Event, Identity, Person, PersonMerge
 from profiles.services import find_person, record_consent
+
+
+def person(key: str) -> Person:
+    found = find_person(key)
+    assert found is not None, key
+    return found
+
 from tests.conftest import track
 
 
@@ -17,14 +24,14 @@ def test_identify_merges_an_anonymous_history_into_the_known_person(ingest_clien
     )
 
     assert response.status_code == 200
-    person = find_person("anon-1")
-    assert person is not None and person.pk == known.pk
-    assert set(Event.objects.filter(person=person).values_list("item_id", flat=True)) == {"a", "b", ""}
+    merged = person("anon-1")
+    assert merged.pk == known.pk
+    assert set(Event.objects.filter(person=merged).values_list("item_id", flat=True)) == {"a", "b", ""}
     assert Person.objects.get(pk=anonymous.pk).merged_into_id == known.pk
     merge = PersonMerge.objects.get()
     assert (merge.source_person_id, merge.target_id, merge.events_moved) == (anonymous.pk, known.pk, 1)
-    assert find_person("ann@example.com").pk == known.pk
-    assert person.traits["email"] == "Ann@Example.com"
+    assert person("ann@example.com").pk == known.pk
+    assert merged.traits["email"] == "Ann@Example.com"
 
 
 def test_one_batch_linking_three_identities_ends_with_one_person(ingest_client):
@@ -41,11 +48,11 @@ def test_one_batch_linking_three_identities_ends_with_one_person(ingest_client):
 def test_merge_keeps_the_newer_consent_decision(ingest_client):
     ingest_client.post("/api/v1/track", track("Product Viewed", anon="a2"))
     ingest_client.post("/api/v1/track", track("Product Viewed", user="u2"))
-    record_consent(find_person("u2").pk, "email_marketing", True, "form")
-    record_consent(find_person("a2").pk, "email_marketing", False, "banner")  # newer
+    record_consent(person("u2").pk, "email_marketing", True, "form")
+    record_consent(person("a2").pk, "email_marketing", False, "banner")  # newer
 
     ingest_client.post("/api/v1/identify", {"userId": "u2", "anonymousId": "a2", "messageId": "x"})
 
-    person = find_person("u2")
-    assert list(person.consents.values_list("purpose", "granted")) == [("email_marketing", False)]
-    assert person.consent_history.count() == 2
+    survivor = person("u2")
+    assert list(survivor.consents.values_list("purpose", "granted")) == [("email_marketing", False)]
+    assert survivor.consent_history.count() == 2

@@ -46,7 +46,12 @@ def test_a_bad_event_is_named_and_does_not_stop_the_good_ones(ingest_client):
     body = response.json()
     assert body["accepted"] == 2
     assert body["errors"] == [
-        {"index": 1, "attr": "batch.1.timestamp", "code": "invalid", "detail": "Not an ISO 8601 date-time: 'yesterday-ish'."}
+        {
+            "index": 1,
+            "attr": "batch.1.timestamp",
+            "code": "invalid",
+            "detail": "Not an ISO 8601 date-time: 'yesterday-ish'.",
+        }
     ]
     assert sorted(Event.objects.values_list("message_id", flat=True)) == sorted(
         [batch[0]["messageId"], batch[2]["messageId"]]
@@ -57,23 +62,31 @@ def test_message_without_any_id_is_rejected_with_its_field(ingest_client):
     response = ingest_client.post("/api/v1/track", {"event": "Signed Up"}, format="json")
     assert response.status_code == 400
     assert response.json() == {
-        "type": "validation_error", "code": "required", "detail": "Either userId or anonymousId is required.",
+        "type": "validation_error",
+        "code": "required",
+        "detail": "Either userId or anonymousId is required.",
         "attr": "userId",
     }
     assert Event.objects.count() == 0
 
 
 def test_order_completed_stores_one_row_per_product(ingest_client):
-    order = track("Order Completed", user="u9", properties={
-        "order_id": "o-1", "products": [
-            {"product_id": "p1", "quantity": 2, "price": 9.5},
-            {"product_id": "p2", "quantity": 1, "price": "20"},
-        ],
-    })
+    order = track(
+        "Order Completed",
+        user="u9",
+        properties={
+            "order_id": "o-1",
+            "products": [
+                {"product_id": "p1", "quantity": 2, "price": 9.5},
+                {"product_id": "p2", "quantity": 1, "price": "20"},
+            ],
+        },
+    )
     assert ingest_client.post("/api/v1/track", order, format="json").status_code == 200
     rows = list(Event.objects.order_by("position").values_list("kind", "item_id", "quantity", "price", "order_id"))
-    assert [(k, i, q, float(p), o) for k, i, q, p, o in rows] == [
-        ("purchase", "p1", 2, 9.5, "o-1"), ("purchase", "p2", 1, 20.0, "o-1")
+    assert [(k, i, q, float(p or 0), o) for k, i, q, p, o in rows] == [
+        ("purchase", "p1", 2, 9.5, "o-1"),
+        ("purchase", "p2", 1, 20.0, "o-1"),
     ]
 
 

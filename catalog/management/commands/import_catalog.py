@@ -10,8 +10,9 @@ from catalog.importing import import_items
 from catalog.interchange import InterchangeError, count_data_rows
 
 
-def print_report(command: BaseCommand, noun: str, read: int, accepted: int, rejected: Any, examples: Any,
-                 extra: str = "") -> None:
+def print_report(
+    command: BaseCommand, noun: str, read: int, accepted: int, rejected: Any, examples: Any, extra: str = ""
+) -> None:
     command.stdout.write(f"{read} {noun} read: {accepted} accepted, {sum(rejected.values())} rejected{extra}.")
     for reason, count in rejected.most_common():
         command.stdout.write(f"  {count:>8}  {reason}  (first at line {examples[reason]})")
