@@ -282,8 +282,8 @@ def cuped(rng: np.random.Generator, runs: int, rho: float = 0.5) -> list[Row]:
     cuped_var = float(np.var(cuped_differences, ddof=1))
     reduction = 1 - cuped_var / plain_var
     # Monte-Carlo error of a ratio of two correlated sample variances: Var(log ratio) ≈ 4 (1 - r²) / runs.
-    r = float(np.corrcoef(plain_differences, cuped_differences)[0, 1])
-    tolerance = max(0.05, 2 * (1 - reduction) * math.sqrt(4 * (1 - r * r) / runs))
+    correlation = float(np.corrcoef(plain_differences, cuped_differences)[0, 1])
+    tolerance = max(0.05, 2 * (1 - reduction) * math.sqrt(4 * (1 - correlation**2) / runs))
     return [
         Row(
             f"CUPED, pre-period covariate ρ = {rho}: variance of the estimated difference removed",

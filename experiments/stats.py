@@ -355,6 +355,8 @@ def two_proportion_test(
 
 def ratio_test(control: RatioSummary, treatment: RatioSummary, alpha: float = 0.05) -> Comparison:
     """A ratio metric (clicks / impressions) compared with the delta method and a z-test."""
+    if control.denominator_mean <= 0 or treatment.denominator_mean <= 0:
+        raise ValueError("a ratio metric needs a positive denominator (some impressions) in each variant")
     vc, vt = control.variance_of_ratio, treatment.variance_of_ratio
     se = math.sqrt(vc + vt)
     statistic = _ratio_statistic(treatment.ratio - control.ratio, se)

@@ -233,3 +233,10 @@ def test_minimum_detectable_lift_inverts_the_sample_size() -> None:
 
     assert minimum_detectable_lift(40.0, 80.0, n) == pytest.approx(0.05, abs=0.0005)
     assert minimum_detectable_lift(40.0, 80.0, n // 4) == pytest.approx(0.10, abs=0.002)
+
+
+def test_a_ratio_metric_without_impressions_is_refused() -> None:
+    empty = RatioSummary.from_values([0, 0, 0], [0, 0, 0])
+
+    with pytest.raises(ValueError, match="denominator"):
+        ratio_test(empty, empty)
