@@ -7,17 +7,19 @@ Profiles are refreshed by a task enqueued after the commit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 from django.utils import timezone
 
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
-from profiles.segment import MessageError, ParsedMessage, parse_message
+from profiles.segment import EventRow, MessageError, ParsedMessage, parse_message
 
 
 @dataclass
@@ -89,7 +91,74 @@ def ingest_messages(
         person_ids = resolve_people([identity_keys(p.anonymous_id, p.user_id, p.email) for p in fresh])
         pairs = list(zip(fresh, person_ids, strict=True))
         _update_traits(pairs)
-        rows = [
+        rows = [(r, person_id) for parsed, person_id in pairs for r in parsed.rows]
+        store_events(rows, received_at)
+        result.accepted = len(fresh)
+        result.events_stored = len(rows)
+        result.person_ids = set(person_ids)
+        if refresh:
+            transaction.on_commit(lambda: _after_commit(result.person_ids))
+    return result
+
+
+EVENT_COLUMNS = (
+    "message_id",
+    "position",
+    "person_id",
+    "kind",
+    "name",
+    "item_id",
+    "quantity",
+    "price",
+    "order_id",
+    "properties",
+    "context",
+    "timestamp",
+    "received_at",
+)
+# PostgreSQL: the whole batch in one statement, one array per column. Much cheaper than the ORM's
+# row-by-row parameter building; ON CONFLICT keeps it idempotent under concurrent replays.
+_UNNEST_INSERT = (
+    f"INSERT INTO {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}) "
+    "SELECT m, p, pe, k, n, i, q, pr, o, props::jsonb, ctx::jsonb, ts, ra FROM unnest("
+    "%b::varchar[], %b::smallint[], %b::bigint[], %b::varchar[], %b::varchar[], %b::varchar[], %b::integer[], "
+    "%b::numeric[], %b::varchar[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[]"
+    ") AS t(m, p, pe, k, n, i, q, pr, o, props, ctx, ts, ra) ON CONFLICT (message_id, position) DO NOTHING"
+)
+
+
+def store_events(rows: list[tuple[EventRow, int]], received_at: datetime) -> None:
+    if connection.vendor == "postgresql":
+        dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
+        columns: tuple[list[Any], ...] = tuple([] for _ in EVENT_COLUMNS)
+        for r, person_id in rows:
+            for column, value in zip(
+                columns,
+                (
+                    r.message_id,
+                    r.position,
+                    person_id,
+                    r.kind,
+                    r.name,
+                    r.item_id,
+                    r.quantity,
+                    r.price,
+                    r.order_id,
+                    dumps(r.properties),
+                    dumps(r.context),
+                    r.timestamp,
+                    received_at,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+        connection.ensure_connection()
+        # A plain psycopg cursor binds the arrays on the server, in binary, without quoting each value.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_UNNEST_INSERT, columns, binary=True)
+        return
+    Event.objects.bulk_create(
+        [
             Event(
                 message_id=r.message_id,
                 position=r.position,
@@ -105,17 +174,11 @@ def ingest_messages(
                 timestamp=r.timestamp,
                 received_at=received_at,
             )
-            for parsed, person_id in pairs
-            for r in parsed.rows
-        ]
-        # ignore_conflicts: a concurrent replay of the same message may have landed meanwhile.
-        Event.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-        result.accepted = len(fresh)
-        result.events_stored = len(rows)
-        result.person_ids = set(person_ids)
-        if refresh:
-            transaction.on_commit(lambda: _after_commit(result.person_ids))
-    return result
+            for r, person_id in rows
+        ],
+        batch_size=1000,
+        ignore_conflicts=True,  # a concurrent replay of the same message may have landed meanwhile
+    )
 
 
 def _after_commit(person_ids: set[int]) -> None:
