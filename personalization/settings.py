@@ -46,7 +46,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "catalog",
     "profiles",
+    "experiments",
     "personalization",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
