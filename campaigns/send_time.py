@@ -3,18 +3,21 @@
 **Best hour.** The week has 168 hour slots in the person's own timezone (Monday 00:00-00:59 is slot
 0, Sunday 23:00-23:59 is slot 167). A person's opens, clicks and other activity are counted per slot
 (clicks weigh more than opens, site activity less; signals older than 12 months count half and those
-older than 24 months not at all). The counts are smoothed circularly, across neighbouring hours and,
-more weakly, across the same hour on other days, because a person who opens at 08:00 on Tuesday
-probably also reads at 07:00 and on Wednesday at 08:00. The smoothed counts are then shrunk toward a
-prior: the person's segment's pattern, itself shrunk toward everyone's pattern. With ``n`` weighted
-events and a prior strength ``alpha`` the person's pattern is the posterior mean of a Dirichlet
-model,
+older than 24 months not at all). The counts are smoothed across neighbouring hours (circularly, so
+Sunday night neighbours Monday morning) and across the same hours on other days, strongly between
+days of the same kind (weekday with weekday, Saturday with Sunday) and weakly across the divide,
+because a person who opens at 08:00 on Tuesday probably also reads at 07:00 and on Wednesday at
+08:00. The smoothed counts are then shrunk toward a prior: the person's segment's pattern, itself
+shrunk toward everyone's pattern. With ``n`` weighted events and a prior strength ``alpha`` the
+person's reading pattern is the posterior mean of a Dirichlet model,
 
     pattern = (smoothed_counts + alpha * segment_pattern) / (n + alpha),
 
 so thin data leans on the segment and rich data speaks for itself. ``alpha`` can be chosen by
 empirical Bayes (:func:`choose_prior_strength`): the value under which each recorded event is best
-predicted by the person's other events. A person with no history gets the prior itself: their
+predicted by the person's other events. The best hour to *send* is the one with the most reading in
+the day after it, discounted for the time the message waits in the inbox (``inbox_hours``): usually
+just before the person's reading peak. A person with no history gets the prior itself: their
 segment's pattern, or everyone's pattern when the segment is unknown, and so the population's best
 hour.
 
