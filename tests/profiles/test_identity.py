@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from profiles.models import Event, Identity, Person, PersonMerge
 from profiles.services import find_person, record_consent
+from tests.conftest import track
 
 
 def person(key: str) -> Person:
@@ -9,7 +10,6 @@ def person(key: str) -> Person:
     assert found is not None, key
     return found
 
-from tests.conftest import track
 
 
 def test_identify_merges_an_anonymous_history_into_the_known_person(ingest_client):
