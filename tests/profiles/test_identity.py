@@ -11,7 +11,6 @@ def person(key: str) -> Person:
     return found
 
 
-
 def test_identify_merges_an_anonymous_history_into_the_known_person(ingest_client):
     ingest_client.post("/api/v1/track", track("Product Viewed", anon="anon-1", properties={"product_id": "a"}))
     ingest_client.post("/api/v1/track", track("Order Completed", user="user-7", properties={"product_id": "b"}))
