@@ -30,14 +30,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 BENCH_DB = "pe_bench_ingest"
 
 
-def admin_connect(url: str):  # type: ignore[no-untyped-def]
-    import psycopg
+def admin_connect(url: str) -> psycopg.Connection:
 
     return psycopg.connect(url, autocommit=True)
 
@@ -104,8 +105,6 @@ def send_batches(port: int, key: str, bodies: list[bytes], clients: int) -> tupl
 
 def copy_baseline(db_url: str, rows: list[tuple], person_of: dict[str, int]) -> float:
     """COPY the same purchases, person ids already resolved, into the same (emptied) table."""
-    import psycopg
-
     with psycopg.connect(db_url) as conn:
         conn.execute("TRUNCATE profiles_event")
         buffer = io.StringIO()
@@ -232,11 +231,9 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
-    import psycopg
-
     with psycopg.connect(db_url) as conn:
         stored = conn.execute("SELECT count(*) FROM profiles_event").fetchone()[0]  # type: ignore[index]
-        person_of = dict(
+        person_of: dict[str, int] = dict(
             conn.execute("SELECT value, person_id FROM profiles_identity WHERE kind = 'user_id'").fetchall()
         )
     copy_seconds = copy_baseline(db_url, rows, person_of)

@@ -14,10 +14,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = ["name", "scope"]
     actions = ["revoke"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request, obj=None):
         return ["scope"] if obj else []
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form, change) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change) -> None:
         if change:
             obj.save(update_fields=["name"])
             return
@@ -26,7 +26,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         messages.warning(request, f"The new key is {raw} — copy it now; it is not shown again.")
 
     @admin.action(description="Revoke selected keys")
-    def revoke(self, request, queryset):  # type: ignore[no-untyped-def]
+    def revoke(self, request, queryset):
         from django.utils import timezone
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
