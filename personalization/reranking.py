@@ -484,6 +484,8 @@ def rerank(
         categories=candidates.category.tolist(),
         brands=candidates.brand.tolist(),
     )
+    # Without binding caps every candidate fits; skip the bookkeeping.
+    constrained = min(quota.category_cap, quota.brand_cap, quota.top_cap if quota.top_categories else k) < k
 
     # Greedy fill. Counts only grow, so a candidate that does not fit now never fits later and each
     # pointer moves forward only: the loop visits each candidate at most once per order.
@@ -497,7 +499,7 @@ def rerank(
             while draw_at < len(by_draw):
                 i = by_draw[draw_at]
                 draw_at += 1
-                if i not in taken and quota.fits(i):
+                if i not in taken and (not constrained or quota.fits(i)):
                     pick = i
                     exploring.add(i)
                     break
@@ -505,14 +507,15 @@ def rerank(
             while score_at < len(by_score):
                 i = by_score[score_at]
                 score_at += 1
-                if i not in taken and quota.fits(i):
+                if i not in taken and (not constrained or quota.fits(i)):
                     pick = i
                     break
         if pick < 0:
             break
         chosen.append(pick)
         taken.add(pick)
-        quota.add(pick)
+        if constrained:
+            quota.add(pick)
 
     backfilled = False
     relaxed: tuple[str, ...] = ()
