@@ -1,0 +1,127 @@
+"""Collaborative scorers: implicit ALS (with fold-in) and EASE.
+
+ALS item factors are the item embeddings that FAISS retrieval searches, and people are folded in
+from their history at request time, the same way for training examples and for serving, so no
+per-person state has to be stored or kept fresh. EASE is a closed-form item × item model: better
+than ALS on small catalogues but quadratic in memory and cubic in time in the number of items,
+so it is only fitted below ``ease_max_items`` (see docs/evaluation.md for where and why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+
+@dataclass
+class BM25Weighting:
+    """BM25 over person rows, as in ``implicit.nearest_neighbours.bm25_weight``, but kept as
+    parameters so that one new person's row is weighed exactly like the training rows were."""
+
+    idf: np.ndarray  # float32 per item
+    average_length: float
+    k1: float = 100.0
+    b: float = 0.8
+
+    @classmethod
+    def fit(cls, matrix: sp.csr_matrix, k1: float = 100.0, b: float = 0.8) -> BM25Weighting:
+        n_people = max(matrix.shape[0], 1)
+        document_frequency = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        idf = (np.log(n_people) - np.log1p(document_frequency)).astype(np.float32)
+        lengths = np.asarray(matrix.sum(axis=1)).ravel()
+        average = float(lengths[lengths > 0].mean()) if np.any(lengths > 0) else 1.0
+        return cls(idf=idf, average_length=average, k1=k1, b=b)
+
+    def weigh(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        length_norm = (1.0 - self.b) + self.b * float(values.sum()) / self.average_length
+        return (values * (self.k1 + 1.0) / (self.k1 * length_norm + values) * self.idf[items]).astype(np.float32)
+
+    def weigh_matrix(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        weighted = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        lengths = np.asarray(weighted.sum(axis=1)).ravel()
+        length_norm = (1.0 - self.b) + self.b * lengths / self.average_length
+        row_norm = np.repeat(length_norm, np.diff(weighted.indptr))
+        data = weighted.data
+        weighted.data = (data * (self.k1 + 1.0) / (self.k1 * row_norm + data) * self.idf[weighted.indices]).astype(
+            np.float32
+        )
+        return weighted
+
+
+@dataclass
+class ALSModel:
+    item_factors: np.ndarray  # float32 (items, factors)
+    weighting: BM25Weighting
+    regularization: float
+    alpha: float
+
+    def __post_init__(self) -> None:
+        factors = self.item_factors.astype(np.float64)
+        self._gram = factors.T @ factors + self.regularization * np.eye(factors.shape[1])
+        self._factors64 = factors
+
+    @classmethod
+    def fit(
+        cls,
+        matrix: sp.csr_matrix,
+        *,
+        factors: int,
+        regularization: float,
+        alpha: float,
+        iterations: int,
+        threads: int,
+        seed: int,
+        bm25_k1: float = 100.0,
+        bm25_b: float = 0.8,
+    ) -> ALSModel:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        weighting = BM25Weighting.fit(matrix, bm25_k1, bm25_b)
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            num_threads=threads,
+            random_state=seed,
+            calculate_training_loss=False,
+        )
+        model.fit(weighting.weigh_matrix(matrix), show_progress=False)
+        return cls(
+            item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
+            weighting=weighting,
+            regularization=regularization,
+            alpha=alpha,
+        )
+
+    def person_vector(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The ALS person step for one history: (YᵀCY + λI)⁻¹ YᵀCp with C = alpha·BM25(values)."""
+        if items.shape[0] == 0:
+            return np.zeros(self.item_factors.shape[1], dtype=np.float32)
+        confidence = self.alpha * self.weighting.weigh(items, values).astype(np.float64)
+        rows = self._factors64[items]
+        system = self._gram + rows.T @ ((confidence - 1.0)[:, None] * rows)
+        rhs = rows.T @ confidence
+        return scipy.linalg.solve(system, rhs, assume_a="pos", check_finite=False).astype(np.float32)
+
+
+@dataclass
+class EASEModel:
+    weights: np.ndarray  # float32 (items, items), zero diagonal
+
+    @classmethod
+    def fit(cls, matrix: sp.csr_matrix, regularization: float) -> EASEModel:
+        gram = (matrix.T @ matrix).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += regularization
+        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        weights = precision / (-np.diag(precision))
+        weights[np.diag_indices_from(weights)] = 0.0
+        return cls(weights=weights.astype(np.float32))
+
+    def scores(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if items.shape[0] == 0:
+            return np.zeros(self.weights.shape[0], dtype=np.float32)
+        return values.astype(np.float32) @ self.weights[items]

@@ -1,0 +1,75 @@
+"""Every knob of the engine in one dataclass, stored with each fitted engine.
+
+Defaults are the values chosen on the validation window (history before 2011-10-09, validated on
+2011-10-09..2011-11-08 of Online Retail); docs/evaluation.md says how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DEFAULT_QUOTAS: dict[str, int] = {
+    "history": 200,
+    "als": 200,
+    "ease": 200,
+    "item_knn": 100,
+    "covisitation": 150,
+    "content": 50,
+    "popular": 60,
+    "segment": 60,
+    "trending": 60,
+    "new": 20,
+}
+
+
+@dataclass
+class EngineConfig:
+    # People's histories: how fast old interest fades in history features and profiles.
+    half_life_days: float = 90.0
+    # Implicit ALS (always fitted: its item factors are the embeddings FAISS searches).
+    als_factors: int = 128
+    als_regularization: float = 0.05
+    als_alpha: float = 1.0
+    als_iterations: int = 15
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+    # EASE, only while the item × item matrix is affordable (see docs/evaluation.md).
+    ease_lambda: float = 200.0
+    ease_max_items: int = 15_000
+    # Neighbourhoods.
+    knn_neighbours: int = 200
+    covisitation_neighbours: int = 200
+    covisitation_window_days: float = 7.0
+    covisitation_seed_items: int = 20
+    # Retrieval: exact inner-product search up to this many items, HNSW above.
+    exact_search_max_items: int = 20_000
+    hnsw_neighbours: int = 32
+    hnsw_ef_search: int = 128
+    # Candidates: how many each source may propose before the union is cut to n_candidates.
+    quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    n_candidates: int = 500
+    train_candidates: int = 300
+    # Training examples: label windows of ``horizon_days`` ending at the fit time, going back.
+    horizon_days: float = 30.0
+    training_windows: int = 3
+    holdout_share: float = 0.2  # without timestamps: each person's last events become labels
+    # LightGBM LambdaRank.
+    ranker_trees: int = 300
+    ranker_learning_rate: float = 0.05
+    ranker_leaves: int = 31
+    ranker_min_child_samples: int = 50
+    ranker_feature_fraction: float = 0.8
+    ranker_bagging_fraction: float = 0.8
+    ranker_l2: float = 1.0
+    # Threads: training may use the machine's cores; serving stays on one.
+    train_threads: int = 2
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EngineConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,269 @@
+"""The engine: fit candidate sources and the ranker, save and load them, recommend for one person.
+
+``Engine.fit`` builds point-in-time training examples from windows before ``as_of``, trains the
+LambdaRank ranker on them, then fits the serving candidate sources on everything before
+``as_of``. ``Engine.save`` writes a directory of plain artifacts (``.npy``, LightGBM model text, a
+FAISS index, JSON) that a model registry can version; ``Engine.load`` reads it back.
+``Engine.recommend`` is the single-person serving path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from personalization.engine.artifacts import load_array, load_json, save_array, save_json
+from personalization.engine.candidates import SOURCES, CandidateSources
+from personalization.engine.config import EngineConfig
+from personalization.engine.content import ContentIndex
+from personalization.engine.dataset import DEFAULT_EVENT_WEIGHTS, Dataset, event_weight
+from personalization.engine.examples import (
+    TrainingExamples,
+    build_examples,
+    holdout_window,
+    temporal_windows,
+)
+from personalization.engine.features import FEATURE_NAMES, candidate_features
+from personalization.engine.history import History, PersonContext
+from personalization.engine.ranker import Ranker
+from personalization.engine.threads import blas_threads, serve_on_one_thread
+
+ARTIFACT_FORMAT = 1
+
+# Why an item is on the list, in words a marketer can show; keyed by the source that ranked it best.
+REASONS = {
+    "history": "You bought this before",
+    "als": "Picked for your taste",
+    "ease": "Picked for your taste",
+    "item_knn": "Similar to items you bought",
+    "covisitation": "Often bought with items you bought recently",
+    "content": "Similar to items you like",
+    "popular": "Popular right now",
+    "segment": "Popular in your area",
+    "trending": "Trending",
+    "new": "New in the catalogue",
+}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    score: float
+    source: str
+    reason: str
+
+
+@dataclass
+class Engine:
+    config: EngineConfig
+    sources: CandidateSources
+    ranker: Ranker
+    item_ids: list[str]
+    item_price: np.ndarray
+    segment_names: list[str]
+    event_weights: dict[str, float]
+    has_timestamps: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    training_summary: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self.segment_index = {name: i for i, name in enumerate(self.segment_names)}
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        dataset: Dataset,
+        config: EngineConfig | None = None,
+        *,
+        as_of: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Engine:
+        """Fit on ``dataset``'s events before ``as_of`` (default: just after the last event)."""
+        config = config or EngineConfig()
+        with blas_threads(1):
+            engine = cls._fit(dataset, config, as_of, progress)
+        serve_on_one_thread()
+        return engine
+
+    @classmethod
+    def _fit(
+        cls, dataset: Dataset, config: EngineConfig, as_of: float | None, progress: Callable[[str], None] | None
+    ) -> Engine:
+        events = dataset.events
+        if as_of is None:
+            as_of = float(events.time.max()) + 1.0 if len(events) else 0.0
+        if len(events) and float(events.time.max()) >= as_of:
+            dataset = dataset.with_events(events.subset(events.time < as_of))
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        step = time.perf_counter()
+        content = ContentIndex.fit(dataset.catalogue.texts)
+        timings["content"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        if dataset.has_timestamps:
+            windows = temporal_windows(dataset, as_of, config.horizon_days, config.training_windows)
+        else:
+            windows = []
+        parts = [build_examples(dataset, w, config, content=content, progress=progress) for w in windows]
+        if sum(p.n_groups for p in parts) == 0 and len(dataset.events):
+            # Too short a history for time windows (or no clock at all): hold out each person's last events.
+            parts = [build_examples(dataset, holdout_window(dataset, config.holdout_share), config, content=content)]
+        examples = TrainingExamples.concatenate(parts, len(FEATURE_NAMES))
+        timings["examples"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        ranker = Ranker.fit(examples, config)
+        timings["ranker"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        sources = CandidateSources.fit(
+            dataset.events,
+            n_users=dataset.n_users,
+            n_items=dataset.n_items,
+            texts=dataset.catalogue.texts,
+            user_segment=dataset.user_segment,
+            n_segments=len(dataset.segment_names),
+            as_of=as_of,
+            config=config,
+            content=content,
+        )
+        timings["sources"] = time.perf_counter() - step
+        timings["total"] = time.perf_counter() - started
+        weights = dict(DEFAULT_EVENT_WEIGHTS)
+        weights.update({t: event_weight(t) for t in dataset.event_types})
+        return cls(
+            config=config,
+            sources=sources,
+            ranker=ranker,
+            item_ids=list(dataset.catalogue.item_ids),
+            item_price=dataset.catalogue.price.astype(np.float32),
+            segment_names=list(dataset.segment_names),
+            event_weights=weights,
+            has_timestamps=dataset.has_timestamps,
+            timings=timings,
+            training_summary={
+                "windows": len(parts),
+                "groups": examples.n_groups,
+                "rows": int(examples.labels.shape[0]),
+                "positives": int(examples.labels.sum()),
+                "ranker": "lightgbm" if ranker.booster is not None else "best source rank",
+            },
+        )
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def history_for(self, person: PersonContext) -> History:
+        """Index a person's events; items the engine does not know are ignored."""
+        known = [(k, self.item_index[i]) for k, i in enumerate(person.item_ids) if i in self.item_index]
+        positions = np.asarray([k for k, _ in known], dtype=np.int64)
+        items = np.asarray([i for _, i in known], dtype=np.int32)
+        if person.timestamps is not None and self.has_timestamps:
+            times = np.asarray(person.timestamps, dtype=np.float64)[positions] if known else np.zeros(0)
+        else:
+            # No clock: the order of the list is the clock, ending just before the fit time.
+            times = self.sources.as_of - 1.0 - (len(person.item_ids) - 1 - positions).astype(np.float64)
+        if person.event_types is not None:
+            type_weight = [self.event_weights.get(t.strip().lower(), 0.3) for t in person.event_types]
+            weights = np.asarray(type_weight, dtype=np.float32)[positions] if known else np.zeros(0, np.float32)
+        else:
+            weights = np.ones(items.shape[0], dtype=np.float32)
+        if person.quantities is not None:
+            quantities = np.asarray(person.quantities, dtype=np.float32)[positions] if known else np.zeros(0)
+        else:
+            quantities = np.ones(items.shape[0], dtype=np.float32)
+        now = person.now
+        if now is None:
+            now = max(self.sources.as_of, float(times.max()) if times.shape[0] else self.sources.as_of)
+        return History(
+            items=items,
+            times=times,
+            weights=weights,
+            quantities=quantities.astype(np.float32),
+            segment=self.segment_index.get(person.segment or "", -1),
+            now=float(now),
+            half_life_days=self.config.half_life_days,
+        )
+
+    def rank(
+        self, history: History, k: int = 20, n_candidates: int | None = None, excluded: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top ``k`` (item indices, ranker scores, source indices) for an indexed history."""
+        sources = self.sources
+        signals = sources.signals(history, self.config)
+        candidates = sources.generate(
+            history, signals, self.config, n_candidates or self.config.n_candidates, excluded=excluded
+        )
+        features = candidate_features(sources, history, signals, candidates, self.item_price)
+        scores = self.ranker.score(features)
+        k = min(k, scores.shape[0])
+        if k == 0:
+            return candidates.items[:0], scores[:0], candidates.source[:0]
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return candidates.items[top], scores[top], candidates.source[top]
+
+    def recommend(self, person: PersonContext, k: int = 20, n_candidates: int = 500) -> list[Recommendation]:
+        history = self.history_for(person)
+        excluded = np.asarray([self.item_index[i] for i in person.exclude if i in self.item_index], dtype=np.int32)
+        items, scores, sources = self.rank(history, k, n_candidates, excluded)
+        return [
+            Recommendation(item_id=self.item_ids[i], score=float(s), source=SOURCES[src], reason=REASONS[SOURCES[src]])
+            for i, s, src in zip(items.tolist(), scores.tolist(), sources.tolist(), strict=True)
+        ]
+
+    # -- artifacts ----------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write every artifact under ``folder`` (created if needed) and return it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.sources.save(folder)
+        self.ranker.save(folder / "ranker.txt")
+        save_array(folder, "item_price", self.item_price)
+        save_json(folder, "items", self.item_ids)
+        save_json(
+            folder,
+            "engine",
+            {
+                "format": ARTIFACT_FORMAT,
+                "config": self.config.to_dict(),
+                "features": list(FEATURE_NAMES),
+                "segments": self.segment_names,
+                "event_weights": self.event_weights,
+                "has_timestamps": self.has_timestamps,
+                "timings": self.timings,
+                "training": self.training_summary,
+            },
+        )
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Engine:
+        folder = Path(folder)
+        serve_on_one_thread()
+        meta = load_json(folder, "engine")
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValueError(f"{folder} holds artifact format {meta.get('format')}, this code reads {ARTIFACT_FORMAT}")
+        if list(meta["features"]) != list(FEATURE_NAMES):
+            raise ValueError(f"{folder} was trained on other features than this code computes; retrain it")
+        return cls(
+            config=EngineConfig.from_dict(meta["config"]),
+            sources=CandidateSources.load(folder),
+            ranker=Ranker.load(folder / "ranker.txt"),
+            item_ids=load_json(folder, "items"),
+            item_price=load_array(folder, "item_price"),
+            segment_names=meta["segments"],
+            event_weights=meta["event_weights"],
+            has_timestamps=meta["has_timestamps"],
+            timings=meta.get("timings", {}),
+            training_summary=meta.get("training", {}),
+        )

@@ -1,0 +1,203 @@
+"""Point-in-time training examples for the ranker.
+
+A window has a cut-off ``as_of``: candidate sources are fitted on events strictly before it,
+every person's history is cut there too, and the labels are what the person did in the window
+that follows. Features are computed by ``features.candidate_features``, the serving code, on
+those past-only inputs, so an example at time t never sees an event at or after t.
+
+Without timestamps there is no shared clock; each person's last ``holdout_share`` of events (in
+file order) become that person's labels and the rest their history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from personalization.engine.candidates import CandidateSources
+from personalization.engine.config import EngineConfig
+from personalization.engine.content import ContentIndex
+from personalization.engine.dataset import SECONDS_PER_DAY, Dataset, EventLog
+from personalization.engine.features import FEATURE_NAMES, candidate_features
+from personalization.engine.history import History
+
+# A window with fewer labelled people than this teaches the ranker noise; it is skipped.
+MIN_GROUPS_PER_WINDOW = 5
+
+
+@dataclass
+class ExampleWindow:
+    as_of: float
+    past: np.ndarray  # bool mask over the event log: what sources and histories may see
+    future: np.ndarray  # bool mask: the events that become labels
+
+
+@dataclass
+class TrainingExamples:
+    features: np.ndarray  # float32 (rows, features)
+    labels: np.ndarray  # float32 (rows,)
+    group_sizes: np.ndarray  # int32, one group per (window, person), rows in order
+    group_people: np.ndarray  # int32 person index of each group
+    group_as_of: np.ndarray  # float64 cut-off of each group
+    group_latest_history: np.ndarray  # float64 time of the latest history event of each group
+    sources_fitted_until: list[float] = field(default_factory=list)  # one per window
+
+    @classmethod
+    def empty(cls, n_features: int) -> TrainingExamples:
+        return cls(
+            features=np.zeros((0, n_features), dtype=np.float32),
+            labels=np.zeros(0, dtype=np.float32),
+            group_sizes=np.zeros(0, dtype=np.int32),
+            group_people=np.zeros(0, dtype=np.int32),
+            group_as_of=np.zeros(0),
+            group_latest_history=np.zeros(0),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: list[TrainingExamples], n_features: int) -> TrainingExamples:
+        if not parts:
+            return cls.empty(n_features)
+        return cls(
+            features=np.concatenate([p.features for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]),
+            group_sizes=np.concatenate([p.group_sizes for p in parts]),
+            group_people=np.concatenate([p.group_people for p in parts]),
+            group_as_of=np.concatenate([p.group_as_of for p in parts]),
+            group_latest_history=np.concatenate([p.group_latest_history for p in parts]),
+            sources_fitted_until=[t for p in parts for t in p.sources_fitted_until],
+        )
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.group_sizes.shape[0])
+
+
+def target_events(dataset: Dataset) -> np.ndarray:
+    """The events worth predicting: those of the strongest event type present (purchases when
+    there are any), so that a view does not count as success when purchases are known."""
+    events = dataset.events
+    if len(events) == 0:
+        return np.zeros(0, dtype=bool)
+    return events.weight >= float(events.weight.max())
+
+
+def temporal_windows(dataset: Dataset, as_of: float, horizon_days: float, count: int) -> list[ExampleWindow]:
+    """Windows ending at ``as_of`` and going back by ``horizon_days``, newest first."""
+    time = dataset.events.time
+    horizon = horizon_days * SECONDS_PER_DAY
+    windows = []
+    for k in range(1, count + 1):
+        cutoff = as_of - k * horizon
+        past = time < cutoff
+        if not np.any(past):
+            break
+        windows.append(ExampleWindow(as_of=cutoff, past=past, future=(time >= cutoff) & (time < cutoff + horizon)))
+    return windows
+
+
+def holdout_window(dataset: Dataset, share: float) -> ExampleWindow:
+    """Each person's last ``share`` of events (at least one, if they have two or more) as labels."""
+    events = dataset.events
+    n = len(events)
+    order = np.lexsort((events.time, events.user))
+    sorted_users = events.user[order]
+    starts = np.searchsorted(sorted_users, sorted_users, side="left")
+    ends = np.searchsorted(sorted_users, sorted_users, side="right")
+    position = np.arange(n) - starts
+    length = ends - starts
+    held = np.where(length >= 2, np.maximum(1, np.floor(length * share)), 0)
+    future_sorted = position >= length - held
+    future = np.zeros(n, dtype=bool)
+    future[order] = future_sorted
+    as_of = float(events.time.max()) + 1.0 if n else 0.0
+    return ExampleWindow(as_of=as_of, past=~future, future=future)
+
+
+def people_histories(
+    log: EventLog, people: np.ndarray, user_segment: np.ndarray, now: float, half_life_days: float
+) -> dict[int, History]:
+    """``History`` of each of ``people`` from ``log``, one sort for all of them."""
+    order = np.argsort(log.user, kind="stable")  # stable: each person's events stay in time order
+    sorted_users = log.user[order]
+    starts = np.searchsorted(sorted_users, people, side="left")
+    ends = np.searchsorted(sorted_users, people, side="right")
+    histories = {}
+    for person, start, end in zip(people.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        rows = order[start:end]
+        histories[person] = History(
+            items=log.item[rows],
+            times=log.time[rows],
+            weights=log.weight[rows],
+            quantities=log.quantity[rows],
+            segment=int(user_segment[person]),
+            now=now,
+            half_life_days=half_life_days,
+        )
+    return histories
+
+
+def build_examples(
+    dataset: Dataset,
+    window: ExampleWindow,
+    config: EngineConfig,
+    *,
+    content: ContentIndex | None = None,
+    n_candidates: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingExamples:
+    n_features = len(FEATURE_NAMES)
+    past = dataset.events.subset(window.past)
+    sources = CandidateSources.fit(
+        past,
+        n_users=dataset.n_users,
+        n_items=dataset.n_items,
+        texts=dataset.catalogue.texts,
+        user_segment=dataset.user_segment,
+        n_segments=len(dataset.segment_names),
+        as_of=window.as_of,
+        config=config,
+        content=content,
+    )
+    labelled = window.future & target_events(dataset)
+    future_users = dataset.events.user[labelled]
+    future_items = dataset.events.item[labelled]
+    people = np.intersect1d(np.unique(future_users), np.unique(past.user))
+    if people.shape[0] < MIN_GROUPS_PER_WINDOW:
+        return TrainingExamples.empty(n_features)
+    label_order = np.lexsort((future_items, future_users))
+    label_users, label_items = future_users[label_order], future_items[label_order]
+    histories = people_histories(past, people, dataset.user_segment, window.as_of, config.half_life_days)
+
+    feature_parts: list[np.ndarray] = []
+    label_parts: list[np.ndarray] = []
+    sizes: list[int] = []
+    kept_people: list[int] = []
+    latest: list[float] = []
+    for person in people.tolist():
+        history = histories[person]
+        signals = sources.signals(history, config)
+        candidates = sources.generate(history, signals, config, n_candidates or config.train_candidates)
+        start, end = np.searchsorted(label_users, [person, person + 1])
+        labels = np.isin(candidates.items, label_items[start:end]).astype(np.float32)
+        if not labels.any():
+            continue  # LambdaRank learns nothing from a list without a single relevant item
+        feature_parts.append(candidate_features(sources, history, signals, candidates, dataset.catalogue.price))
+        label_parts.append(labels)
+        sizes.append(candidates.items.shape[0])
+        kept_people.append(person)
+        latest.append(float(history.times[-1]))
+    if progress:
+        progress(f"window before {window.as_of:.0f}: {len(sizes)} people, {sum(sizes)} rows")
+    if not sizes:
+        return TrainingExamples.empty(n_features)
+    return TrainingExamples(
+        features=np.concatenate(feature_parts),
+        labels=np.concatenate(label_parts),
+        group_sizes=np.asarray(sizes, dtype=np.int32),
+        group_people=np.asarray(kept_people, dtype=np.int32),
+        group_as_of=np.full(len(sizes), window.as_of),
+        group_latest_history=np.asarray(latest),
+        sources_fitted_until=[sources.fitted_until],
+    )

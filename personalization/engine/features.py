@@ -1,0 +1,158 @@
+"""Ranking features for (person, candidate) pairs: the one function training and serving share.
+
+Training examples and ``Engine.recommend`` both call ``candidate_features`` with a ``History``,
+the person's ``Signals`` and the fitted ``CandidateSources``; nothing else computes features, so
+what the ranker learned on is what it sees when serving. Missing information (no timestamps, no
+text, no segment, an item the person never touched) is NaN, which LightGBM treats as missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personalization.engine.candidates import Candidates, CandidateSources, Signals
+from personalization.engine.history import History
+
+FEATURE_NAMES = (
+    # the person and this item
+    "history_count",
+    "history_decayed",
+    "history_quantity",
+    "history_active_days",
+    "history_days_since_last",
+    "history_days_since_first",
+    "history_repeat_due",
+    "history_order_share",
+    "history_in_last_visit",
+    "history_gap_ratio",
+    # collaborative and neighbourhood scores
+    "als_score",
+    "als_rank",
+    "als_gap_to_best",
+    "ease_score",
+    "ease_rank",
+    "item_knn_score",
+    "covisitation_recent",
+    "covisitation_all",
+    "covisitation_rank",
+    "content_score",
+    "candidate_best_rank",
+    "candidate_source",
+    # the item
+    "item_count_7",
+    "item_count_14",
+    "item_count_30",
+    "item_count_90",
+    "item_count_all",
+    "item_people",
+    "item_trend",
+    "item_trending",
+    "item_segment_share",
+    "item_first_seen_days",
+    "item_last_seen_days",
+    "item_repurchase_rate",
+    "item_repeat_interval",
+    "item_price",
+    # the person
+    "person_events",
+    "person_items",
+    "person_active_days",
+    "person_span_days",
+    "person_days_since_last",
+    "person_visit_rate",
+    "person_events_per_visit",
+)
+CATEGORICAL_FEATURES = ("candidate_source",)
+
+
+def _rank_share(scores: np.ndarray) -> np.ndarray:
+    """Rank within this person's candidates, 0 = best, 1 = worst: makes scores comparable across
+    people whose raw score scales differ."""
+    n = scores.shape[0]
+    if n == 0:
+        return scores.astype(np.float32)
+    ranks = np.empty(n, dtype=np.float32)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+    return ranks
+
+
+def candidate_features(
+    sources: CandidateSources,
+    history: History,
+    signals: Signals,
+    candidates: Candidates,
+    item_price: np.ndarray,
+) -> np.ndarray:
+    items = candidates.items
+    n = items.shape[0]
+    nan = np.full(n, np.nan, dtype=np.float32)
+    position = history.lookup(items)
+    touched = position >= 0
+    at = np.where(touched, position, 0)
+
+    def from_history(values: np.ndarray, missing: float = 0.0) -> np.ndarray:
+        if values.shape[0] == 0:
+            return np.full(n, missing, dtype=np.float32)
+        return np.where(touched, values[at], missing).astype(np.float32)
+
+    popularity = sources.popularity
+    days_since_last = from_history(history.days_since_last, np.nan)
+    interval = popularity.repeat_interval_days[items]
+    als = sources.als.item_factors[items] @ signals.als_vector
+    ease = signals.ease[items] if signals.ease is not None else nan
+    covisitation_recent = signals.covisitation_recent[items]
+    if history.segment >= 0 and history.segment < popularity.segment_popular.shape[0]:
+        segment_share = popularity.segment_popular[history.segment, items]
+    else:
+        segment_share = nan
+    count_7, count_30 = popularity.count_7[items], popularity.count_30[items]
+    active_days = from_history(history.active_days)
+    # The person's typical gap between visits: "due again" is relative to how often they come.
+    mean_gap = history.span_days / (history.n_days - 1.0) if history.n_days > 1 else np.nan
+
+    columns = [
+        from_history(history.counts),
+        from_history(history.decayed),
+        from_history(history.quantity_sum),
+        from_history(history.active_days),
+        days_since_last,
+        from_history(history.days_since_first, np.nan),
+        days_since_last / np.where(interval > 0, interval, np.nan),
+        active_days / max(history.n_days, 1.0),
+        (days_since_last <= history.days_since_any + 1.0).astype(np.float32),
+        days_since_last / mean_gap,
+        als,
+        _rank_share(als),
+        als - (als.max() if n else 0.0),
+        ease,
+        _rank_share(ease) if signals.ease is not None else nan,
+        signals.item_knn[items],
+        covisitation_recent,
+        signals.covisitation_all[items],
+        _rank_share(covisitation_recent),
+        signals.content[items] if signals.content is not None else nan,
+        candidates.best_rank,
+        candidates.source.astype(np.float32),
+        count_7,
+        popularity.count_14[items],
+        count_30,
+        popularity.count_90[items],
+        popularity.count_all[items],
+        popularity.people[items],
+        (count_7 + 1.0) / (count_30 * (7.0 / 30.0) + 1.0),
+        popularity.trending[items],
+        segment_share,
+        popularity.first_seen_days[items],
+        popularity.last_seen_days[items],
+        popularity.repurchase_rate[items],
+        interval,
+        item_price[items],
+        np.full(n, history.n_events, dtype=np.float32),
+        np.full(n, history.unique_items.shape[0], dtype=np.float32),
+        np.full(n, history.n_days, dtype=np.float32),
+        np.full(n, history.span_days, dtype=np.float32),
+        np.full(n, history.days_since_any, dtype=np.float32),
+        np.full(n, history.n_days / max(history.span_days, 1.0), dtype=np.float32),
+        np.full(n, history.n_events / max(history.n_days, 1.0), dtype=np.float32),
+    ]
+    return np.column_stack(columns).astype(np.float32, copy=False)
