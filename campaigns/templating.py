@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from datetime import time as time_of_day
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, Undefined, nodes, pass_eval_context
@@ -365,7 +365,7 @@ def _bounded_join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attr
     joined = FILTERS["join"](eval_ctx, items, d, attribute)
     if len(joined) > limits.max_value_size:
         raise LimitExceeded(f"join() built {len(joined)} characters, more than {limits.max_value_size}")
-    return joined  # type: ignore[no-any-return]
+    return cast(str, joined)
 
 
 @pass_eval_context
@@ -378,7 +378,7 @@ def _bounded_replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: i
     limits = _current_limits()
     if estimate > limits.max_value_size:
         raise LimitExceeded(f"replace() would build {estimate} characters, more than {limits.max_value_size}")
-    return FILTERS["replace"](eval_ctx, s, old, new, count)  # type: ignore[no-any-return]
+    return cast(str, FILTERS["replace"](eval_ctx, s, old, new, count))
 
 
 def _current_limits() -> RenderLimits:
@@ -474,7 +474,7 @@ def _static_check(tree: nodes.Template) -> tuple[int, str] | None:
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
             name = node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             name = node.arg.value
         else:
             continue
@@ -505,7 +505,7 @@ def _error(field_name: str, exc: BaseException, filenames: Mapping[str, tuple[st
         message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
     if isinstance(exc, TemplateSyntaxError):
         block = None
-        if exc.filename in filenames:
+        if exc.filename is not None and exc.filename in filenames:
             block = filenames[exc.filename][1]
         return TemplateError(field_name, message, exc.lineno, block)
     line, block = _line_of(exc, filenames)

@@ -169,8 +169,8 @@ def test_batch_and_single_answers_agree():
 # --- deferral --------------------------------------------------------------------------------------------------
 
 
-def local(tz: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=tz)
+def local(tz: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
 QUIET = QuietHours(start=time(21, 0), end=time(8, 0))

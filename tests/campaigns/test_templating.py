@@ -220,6 +220,15 @@ def test_html_is_autoescaped_and_text_is_not():
     assert message.preheader == "For <script>alert('x')</script> & Co"
 
 
+def test_join_and_replace_escape_once_in_html():
+    message = render_message(
+        {"html": "{{ tags|join(', ') }}|{{ s|replace('a', '<b>') }}", "text": "{{ tags|join(', ') }}"},
+        {"tags": ["<a>", "b&c"], "s": "xa"},
+    )
+    assert message.html == "&lt;a&gt;, b&amp;c|x&lt;b&gt;"
+    assert message.text == "<a>, b&c"
+
+
 def test_subject_is_one_line_so_data_cannot_inject_headers():
     message = render_message({"subject": "Hi {{ name }}"}, {"name": "Ada\r\nBcc: everyone@example.com"})
     assert message.subject == "Hi Ada Bcc: everyone@example.com"

@@ -258,7 +258,7 @@ def test_thompson_sampling_explores_the_item_that_earns_clicks_more_often():
     )
     config = RerankConfig(exploration=Exploration(share=0.05), size=5)
     rng = np.random.default_rng(5)
-    first_explored = Counter()
+    first_explored: Counter[str] = Counter()
     for _ in range(500):
         result = rerank(candidates, config, rng=rng)
         explored = [item.item_id for item in result.items if item.exploring]
