@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,12 @@ from catalog.api.serializers import (
 from catalog.models import Item
 
 
+@extend_schema_view(
+    list=extend_schema(tags=["catalogue"], summary="List items"),
+    retrieve=extend_schema(tags=["catalogue"], summary="Read one item"),
+    partial_update=extend_schema(tags=["catalogue"], summary="Change some fields of one item"),
+    destroy=extend_schema(tags=["catalogue"], summary="Delete one item"),
+)
 class ItemViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -42,7 +48,12 @@ class ItemViewSet(
             queryset = queryset.filter(category__startswith=category)
         return queryset
 
-    @extend_schema(request=ItemBatchSerializer, responses=ItemBatchResultSerializer, summary="Upsert up to 1,000 items")
+    @extend_schema(
+        tags=["catalogue"],
+        request=ItemBatchSerializer,
+        responses=ItemBatchResultSerializer,
+        summary="Upsert up to 1,000 items",
+    )
     def upsert(self, request: Request) -> Response:
         payload = request.data
         batch = ItemBatchSerializer(data={"items": payload} if isinstance(payload, list) else payload)

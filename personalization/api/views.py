@@ -14,6 +14,7 @@ from profiles import services as profiles
 
 class RecommendationsView(APIView):
     @extend_schema(
+        tags=["recommendations"],
         parameters=[RecommendationQuerySerializer],
         responses=RecommendationsSerializer,
         summary="Recommended items for a person",

@@ -80,7 +80,9 @@ INGEST_RESPONSES = {
 class TrackView(IngestView):
     message_type = "track"
 
-    @extend_schema(request=TrackSerializer, responses=INGEST_RESPONSES, summary="Record an event (Segment track)")
+    @extend_schema(
+        tags=["events"], request=TrackSerializer, responses=INGEST_RESPONSES, summary="Record an event (Segment track)"
+    )
     def post(self, request: Request) -> Response:
         return super().post(request)
 
@@ -89,6 +91,7 @@ class IdentifyView(IngestView):
     message_type = "identify"
 
     @extend_schema(
+        tags=["events"],
         request=IdentifySerializer,
         responses=INGEST_RESPONSES,
         summary="Tie identities together and set traits (Segment identify)",
@@ -100,7 +103,9 @@ class IdentifyView(IngestView):
 class PageView(IngestView):
     message_type = "page"
 
-    @extend_schema(request=PageSerializer, responses=INGEST_RESPONSES, summary="Record a page view (Segment page)")
+    @extend_schema(
+        tags=["events"], request=PageSerializer, responses=INGEST_RESPONSES, summary="Record a page view (Segment page)"
+    )
     def post(self, request: Request) -> Response:
         return super().post(request)
 
@@ -134,7 +139,12 @@ class BatchView(IngestView):
     def attr_path(self, index: int, attr: str) -> str | None:
         return f"batch.{index}" + (f".{attr}" if attr else "")
 
-    @extend_schema(request=BatchSerializer, responses=INGEST_RESPONSES, summary="Record up to 500 messages at once")
+    @extend_schema(
+        tags=["events"],
+        request=BatchSerializer,
+        responses=INGEST_RESPONSES,
+        summary="Record up to 500 messages at once",
+    )
     def post(self, request: Request) -> Response:
         return super().post(request)
 
@@ -165,11 +175,16 @@ def vars_of(state: services.ConsentState) -> dict[str, Any]:
 class ConsentView(APIView):
     """A person's consent per purpose, and its history. ``person`` is a user id, anonymous id or email."""
 
-    @extend_schema(responses=ConsentSerializer, summary="Read a person's consent")
+    @extend_schema(tags=["people"], responses=ConsentSerializer, summary="Read a person's consent")
     def get(self, request: Request, person_key: str) -> Response:
         return Response(_consent_body(person_key, _person_or_404(person_key)))
 
-    @extend_schema(request=ConsentUpdateSerializer, responses=ConsentSerializer, summary="Record consent decisions")
+    @extend_schema(
+        tags=["people"],
+        request=ConsentUpdateSerializer,
+        responses=ConsentSerializer,
+        summary="Record consent decisions",
+    )
     def put(self, request: Request, person_key: str) -> Response:
         serializer = ConsentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
