@@ -470,7 +470,10 @@ _REFUSED_ATTRIBUTES = frozenset({"format", "format_map", "mro", "gi_frame", "f_g
 
 
 def _static_check(tree: nodes.Template) -> tuple[int, str] | None:
-    """Refuse, before anything runs, attribute walks that can only be attempts to reach internals."""
+    """Refuse, before anything runs, attribute walks that can only be attempts to reach internals,
+    and switching autoescaping off (which would let data write raw HTML into the message)."""
+    for modifier in tree.find_all(nodes.EvalContextModifier):
+        return modifier.lineno, "the autoescape tag is not available; HTML is always escaped"
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
             name = node.attr

@@ -220,6 +220,14 @@ def test_html_is_autoescaped_and_text_is_not():
     assert message.preheader == "For <script>alert('x')</script> & Co"
 
 
+def test_autoescaping_cannot_be_switched_off():
+    with pytest.raises(TemplateError, match="autoescape") as error:
+        validate({"html": "<p>\n{% autoescape false %}{{ name }}{% endautoescape %}</p>"})
+    assert (error.value.field, error.value.line) == ("html", 2)
+    with pytest.raises(TemplateError):
+        validate({"html": "{{ name|safe }}"})
+
+
 def test_join_and_replace_escape_once_in_html():
     message = render_message(
         {"html": "{{ tags|join(', ') }}|{{ s|replace('a', '<b>') }}", "text": "{{ tags|join(', ') }}"},
