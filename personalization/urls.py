@@ -21,6 +21,7 @@ api_v1 = [
     path("batch", BatchView.as_view(), name="batch"),
     path("people/<str:person_key>/consent", ConsentView.as_view(), name="consent"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
+    path("experiments/", include("experiments.api.urls")),
 ]
 
 urlpatterns = [
@@ -29,4 +30,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("experiments/", include("experiments.urls")),
 ]

@@ -1,0 +1,69 @@
+"""The public face of the experiments app: what serving, campaigns, the API and the pages call.
+
+Assignment and exposures (hot path, no database query to assign)::
+
+    assign(experiment_key, person_id) -> Assignment | None
+    assignments_for(person_id, target_kind=None, target_key=None) -> list[Assignment]
+    log_exposure(experiment_key, person_id, variant_key, at=None) -> bool
+
+Lifecycle (each one audited)::
+
+    create_experiment(key, name, variants, user=None, layer=None, **settings) -> Experiment
+    update_experiment(experiment, changes, user=None, variants=None, layer=None) -> Experiment
+    start / stop / conclude / rebucket / set_weights
+
+Results and the scheduled jobs::
+
+    compute_results(experiment) -> dict; record_results(experiment) -> ResultSnapshot
+    run_guardrails() -> list[GuardrailStop]; reweight_bandits() -> list[str]
+"""
+
+from __future__ import annotations
+
+from experiments.guardrails import GuardrailStop, apply_guardrails, run_guardrails
+from experiments.lifecycle import (
+    ExperimentError,
+    VariantSpec,
+    conclude,
+    create_experiment,
+    effective_shares,
+    rebucket,
+    set_weights,
+    start,
+    stop,
+    update_experiment,
+)
+from experiments.metrics import METRICS, MetricDefinition
+from experiments.results import compute_results, latest_results, lift_history, plan, record_results
+from experiments.reweighting import reweight, reweight_bandits
+from experiments.serving import Assignment, UnknownVariant, assign, assignments_for, log_exposure
+
+__all__ = [
+    "METRICS",
+    "Assignment",
+    "ExperimentError",
+    "GuardrailStop",
+    "MetricDefinition",
+    "UnknownVariant",
+    "VariantSpec",
+    "apply_guardrails",
+    "assign",
+    "assignments_for",
+    "compute_results",
+    "conclude",
+    "create_experiment",
+    "effective_shares",
+    "latest_results",
+    "lift_history",
+    "log_exposure",
+    "plan",
+    "rebucket",
+    "record_results",
+    "reweight",
+    "reweight_bandits",
+    "run_guardrails",
+    "set_weights",
+    "start",
+    "stop",
+    "update_experiment",
+]

@@ -1,0 +1,68 @@
+"""Browser pages for marketers: the experiments list and each experiment's results."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from experiments import pages, services
+from experiments.models import Experiment, ResultSnapshot, Status
+
+
+@staff_member_required
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    latest = ResultSnapshot.objects.filter(experiment=OuterRef("pk"), generation=OuterRef("generation")).order_by(
+        "-computed_at", "-id"
+    )
+    experiments = (
+        Experiment.objects.select_related("owner")
+        .annotate(
+            latest_decision=Subquery(latest.values("decision")[:1]),
+            latest_units=Subquery(latest.values("units")[:1]),
+            latest_srm=Subquery(latest.values("srm_mismatch")[:1]),
+        )
+        .order_by("-created_at", "-id")[:200]
+    )
+    rows = [{"experiment": e, "status": pages.status_badge(e.status)} for e in experiments]
+    return render(request, "experiments/list.html", {"rows": rows})
+
+
+@staff_member_required
+def experiment_results(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = get_object_or_404(Experiment.objects.select_related("owner", "layer"), key=key)
+    snapshot = services.latest_results(experiment)
+    if snapshot is None and experiment.status != Status.DRAFT:
+        snapshot = services.record_results(experiment)
+    context = pages.results_context(experiment, snapshot, services.lift_history(experiment))
+    return render(request, "experiments/results.html", context)
+
+
+@staff_member_required
+@require_POST
+def experiment_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
+    """The buttons of the results page: recompute, start, stop, conclude (with a winner)."""
+    experiment = get_object_or_404(Experiment, key=key)
+    try:
+        if action == "recompute":
+            services.record_results(experiment)
+            messages.success(request, "Results recomputed.")
+        elif action == "start":
+            services.start(experiment, request.user)
+            messages.success(request, "Started: people are being assigned.")
+        elif action == "stop":
+            services.stop(experiment, request.user, reason=request.POST.get("reason", ""))
+            messages.success(request, "Stopped: everyone gets the control experience.")
+        elif action == "conclude":
+            winner = request.POST.get("winner") or None
+            services.conclude(experiment, request.user, winner=winner)
+            messages.success(request, f"Concluded; everyone gets {winner or 'the control'} from now on.")
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+    except services.ExperimentError as error:
+        messages.error(request, error.detail)
+    return HttpResponseRedirect(reverse("experiments:results", args=[experiment.key]))
