@@ -39,6 +39,7 @@ class Series:
 class Tick:
     position: float
     label: str
+    anchor: str = "middle"  # SVG text-anchor: the first and last dates stay inside the plot
 
 
 @dataclass
@@ -141,7 +142,8 @@ def lift_chart(
         count = min(5, len(times))
         for i in range(count):
             t = start + (end - start) * (i / (count - 1) if count > 1 else 0)
-            chart.x_ticks.append(Tick(x_of(t), t.strftime(fmt)))
+            anchor = "middle" if count == 1 or 0 < i < count - 1 else "start" if i == 0 else "end"
+            chart.x_ticks.append(Tick(x_of(t), t.strftime(fmt), anchor))
 
     for index, (key, name) in enumerate(variants):
         points: list[Point] = []

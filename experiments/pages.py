@@ -38,7 +38,7 @@ def metric_value(value: Any, kind: str, unit: str) -> str:
 
 
 def interval(values: Any) -> str:
-    if not values or len(values) != 2:
+    if not values or len(values) != 2 or all(v is None for v in values):
         return "–"
     low, high = values
     return f"{percent(low, signed=True)} to {percent(high, signed=True)}"
@@ -147,6 +147,16 @@ def guardrail_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _actor(change: ExperimentChange) -> str:
+    if change.changed_by is not None:
+        return change.changed_by.get_username()
+    actor = (change.detail or {}).get("actor")
+    if actor:
+        return str(actor)
+    scheduled = change.action in (ChangeAction.GUARDRAIL_STOP, ChangeAction.BANDIT_REWEIGHT)
+    return "scheduled job" if scheduled else "–"
+
+
 def results_context(
     experiment: Experiment, snapshot: ResultSnapshot | None, history: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -171,7 +181,10 @@ def results_context(
         "tables": metric_tables(data),
         "guardrails": guardrail_rows(data),
         "guardrail_stops": list(guardrail_stops.select_related("changed_by")[:10]),
-        "changes": list(experiment.changes.select_related("changed_by")[:15]),
+        "changes": [
+            {"at": c.changed_at, "what": c.get_action_display(), "who": _actor(c), "note": c.note}
+            for c in experiment.changes.select_related("changed_by")[:15]
+        ],
         "variants": list(experiment.variants.all()),
         "daily_units": data.get("daily_units_per_variant"),
     }

@@ -44,9 +44,14 @@ from experiments.stats import (
     welch_test,
 )
 
-# Below this many people per variant a guardrail does not stop anything: the normal
-# approximation behind the sequential test is not yet trustworthy.
+# Below this many people per variant a guardrail does not stop anything.
 GUARDRAIL_MIN_UNITS = 100
+# The sequential test starts once each variant has this many people: before, variances estimated
+# from a handful of 0/1 values (often exactly zero) would make its normal approximation meaningless.
+SEQUENTIAL_MIN_UNITS = 30
+# Guardrails watch for clear harm early, so their mixing variance τ² makes the always-valid
+# interval narrowest at this many people per variant rather than at the planned sample size.
+GUARDRAIL_HORIZON = 500
 WAITING = "waiting"
 
 
@@ -229,17 +234,35 @@ def _comparison_dict(result: MetricComparison) -> dict[str, Any]:
     return {**result.comparison.to_dict(), "decisive_p_value": result.comparison.decisive_p_value}
 
 
+def _mixture_variance(result: MetricComparison, role: str, experiment: Experiment, alpha: float) -> float | None:
+    """τ² for a metric's first sequential look (later looks keep it): from the plan, else from the variances.
+
+    The primary metric uses the τ² planned at start. Others use the per-unit variances of this
+    look scaled to a horizon: the planned sample size, or ``GUARDRAIL_HORIZON`` for guardrails.
+    Only variances enter, never the difference, so the choice does not favour either direction.
+    """
+    if role == "primary" and experiment.mixture_variance:
+        return experiment.mixture_variance
+    spread = result.control_summary.variance + result.treatment_summary.variance
+    if spread <= 0:
+        return None
+    horizon = GUARDRAIL_HORIZON if role == "guardrail" else experiment.planned_sample_size
+    if not horizon:
+        horizon = min(result.control_summary.n, result.treatment_summary.n)
+    return mixture_variance_for(spread / horizon, alpha)
+
+
 def _sequential_look(
     result: MetricComparison, previous: SequentialResult | None, mixture_variance: float | None, alpha: float
 ) -> SequentialResult | None:
-    """One sequential look; τ² and alpha come from the previous look, else from the plan or this look."""
+    """One sequential look; τ² and alpha come from the previous look, else as given for the first one."""
+    if min(result.control_summary.n, result.treatment_summary.n) < SEQUENTIAL_MIN_UNITS:
+        return None
     variance = result.control_summary.variance_of_mean + result.treatment_summary.variance_of_mean
     if previous is not None:
         mixture_variance, alpha = previous.mixture_variance, previous.alpha
-    if mixture_variance is None or mixture_variance <= 0:
-        if variance <= 0:
-            return None  # nothing varies yet (everyone at zero): no evidence either way
-        mixture_variance = mixture_variance_for(variance, alpha)
+    if mixture_variance is None or mixture_variance <= 0 or variance <= 0:
+        return None  # nothing varies yet (everyone at zero): no evidence either way
     try:
         return sequential_test(
             result.control_summary, result.treatment_summary, mixture_variance, alpha, previous=previous
@@ -389,16 +412,15 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
             result = MetricComparison(adjusted[t.key], result.cuped, result.control_summary, result.treatment_summary)
             fixed[t.key] = result
             stored = previous_metrics.get(key, {}).get("comparisons", {}).get(t.key, {}).get("sequential")
-            planned_tau2 = experiment.mixture_variance if role == "primary" else None
-            if planned_tau2 is None and planned:
-                spread = result.control_summary.variance + result.treatment_summary.variance
-                planned_tau2 = mixture_variance_for(spread / planned, sequential_alpha) if spread > 0 else None
-            look = _sequential_look(result, sequential_from_dict(stored), planned_tau2, sequential_alpha)
+            previous_look = sequential_from_dict(stored)
+            tau2 = None if previous_look else _mixture_variance(result, role, experiment, sequential_alpha)
+            look = _sequential_look(result, previous_look, tau2, sequential_alpha)
             sequentials[key][t.key] = look
             comparisons[t.key] = {
                 "fixed": _comparison_dict(result),
                 "cuped": result.cuped,
-                "sequential": look.to_dict() if look else None,
+                # Without a look this time the stored state carries over untouched.
+                "sequential": look.to_dict() if look else stored,
                 "note": "",
             }
         readings[key] = fixed

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from experiments import serving, services
+from experiments import services, serving
 from experiments.models import Experiment, Exposure, Variant
 from profiles.models import Event, Identity, Person
 
@@ -78,7 +78,10 @@ def expose(experiment: Experiment, variant_key: str, person_ids: Sequence[int], 
 
 
 def ab(weights: Sequence[float] = (1, 1), keys: Sequence[str] = ("control", "treatment")) -> list[services.VariantSpec]:
-    return [services.VariantSpec(key, key.capitalize(), w, {}, i == 0) for i, (key, w) in enumerate(zip(keys, weights, strict=True))]
+    return [
+        services.VariantSpec(key, key.capitalize(), w, {}, i == 0)
+        for i, (key, w) in enumerate(zip(keys, weights, strict=True))
+    ]
 
 
 @pytest.fixture

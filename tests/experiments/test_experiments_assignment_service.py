@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from experiments import serving, services
+from experiments import services, serving
 from experiments.models import ChangeAction, ExperimentChange
 from tests.experiments.conftest import ab, make_people
 
