@@ -1,0 +1,74 @@
+"""The campaign app's knobs: a Django setting of the same name wins, else the environment, else the default.
+
+| name | default | what |
+|---|---|---|
+| ``CAMPAIGN_SEND_LEASE_SECONDS`` | 300 | how long a claimed message belongs to the worker sending it |
+| ``CAMPAIGN_SEND_BATCH`` | 50 | messages sent over one SMTP connection by one task |
+| ``CAMPAIGN_MAX_ATTEMPTS`` | 5 | transient failures before a message is marked failed |
+| ``CAMPAIGN_DEFAULT_TIMEZONE`` | UTC | for people without a ``timezone`` trait |
+| ``CAMPAIGN_SEGMENT_TRAIT`` | plan | the trait whose value is a person's segment (send time, onboarding peers) |
+| ``CAMPAIGN_STO_SAMPLE`` | 20000 | engaged people whose history teaches the population and segment patterns |
+| ``CAMPAIGN_UNSUBSCRIBE_MAILTO`` | (empty) | an address added to ``List-Unsubscribe`` beside the one-click URL |
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _value(name: str, default: str) -> str:
+    if hasattr(settings, name):
+        return str(getattr(settings, name))
+    return os.getenv(name) or default
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = _value(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"Unexpected value {name}={raw}, expected an integer") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def send_lease_seconds() -> int:
+    return _int("CAMPAIGN_SEND_LEASE_SECONDS", 300)
+
+
+def send_batch() -> int:
+    return _int("CAMPAIGN_SEND_BATCH", 50)
+
+
+def max_attempts() -> int:
+    return _int("CAMPAIGN_MAX_ATTEMPTS", 5)
+
+
+def default_timezone() -> str:
+    return _value("CAMPAIGN_DEFAULT_TIMEZONE", "UTC")
+
+
+def segment_trait() -> str:
+    return _value("CAMPAIGN_SEGMENT_TRAIT", "plan")
+
+
+def send_time_sample() -> int:
+    return _int("CAMPAIGN_STO_SAMPLE", 20000)
+
+
+def unsubscribe_mailto() -> str:
+    return _value("CAMPAIGN_UNSUBSCRIBE_MAILTO", "")
+
+
+def site_url() -> str:
+    return str(getattr(settings, "SITE_URL", None) or "http://localhost:8000").rstrip("/")
+
+
+def mail_domain() -> str:
+    """The right-hand side of our Message-ID headers."""
+    return urlsplit(site_url()).hostname or "localhost"

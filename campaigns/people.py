@@ -1,0 +1,258 @@
+"""What campaigns read about people straight from the profiles app's tables.
+
+Everything else goes through ``profiles.services``; these are the aggregate questions that need a
+query over many people at once (an audience, engagement histories for send-time optimization,
+activation counts for onboarding), kept in this one module and read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from campaigns.rules import Condition, Rule
+from profiles.models import Event, Person
+
+ACTIVITY_KINDS = ("view", "add_to_cart", "purchase", "search", "page", "feature_activated")
+HISTORY = timedelta(days=730)
+
+
+# --- audiences ---------------------------------------------------------------------------------------------
+
+
+def _string_match(lookup: str, value: Any) -> Q:
+    if isinstance(value, str):
+        return Q(**{f"{lookup}__iexact": value})
+    return Q(**{lookup: value})
+
+
+def _event_exists(kind: str | None, days: int | None, now: datetime) -> Exists:
+    events = Event.objects.filter(person_id=OuterRef("pk"))
+    if kind is not None:
+        events = events.filter(kind=kind)
+    if days is not None:
+        events = events.filter(timestamp__gte=now - timedelta(days=days))
+    return Exists(events)
+
+
+def _condition(condition: Condition, now: datetime) -> Q:
+    op, value, name = condition.op, condition.value, condition.name
+    if condition.namespace == "trait":
+        lookup = f"traits__{name}"
+        if op == "eq":
+            return _string_match(lookup, value)
+        if op == "ne":
+            return ~_string_match(lookup, value)
+        if op in ("in", "not_in"):
+            any_of = Q()
+            for option in value:
+                any_of |= _string_match(lookup, option)
+            return any_of if op == "in" else ~any_of
+        if op == "exists":
+            return Q(traits__has_key=name) & ~Q(**{f"{lookup}__in": ["", None]})
+        if op == "not_exists":
+            return ~(Q(traits__has_key=name) & ~Q(**{f"{lookup}__in": ["", None]}))
+        if op == "contains":
+            return Q(**{f"{lookup}__icontains": value})
+        return Q(**{f"{lookup}__{op}": value})
+    if condition.namespace == "affinity":
+        column = "category_affinity" if condition.field.startswith("affinity.category.") else "brand_affinity"
+        return Q(**{f"profile__{column}__{name}__{op}": value})
+    if condition.field == "price_band":
+        if op in ("in", "not_in"):
+            found = Q(profile__price_band__in=value)
+            return found if op == "in" else ~found
+        found = Q(profile__price_band=value)
+        return found if op == "eq" else ~found
+    kind = name if condition.namespace == "event" else None
+    if op in ("ever", "never"):
+        exists = _event_exists(kind, None, now)
+        return Q(exists) if op == "ever" else ~Q(exists)
+    exists = _event_exists(kind, int(value), now)
+    return Q(exists) if op == "within_days" else ~Q(exists)
+
+
+def rule_to_q(rule: Rule, now: datetime | None = None) -> Q:
+    """The rule as a filter on people (campaigns never use ``account.*`` fields here)."""
+    now = now or timezone.now()
+    if isinstance(rule, Condition):
+        return _condition(rule, now)
+    if rule.kind == "not":
+        return ~rule_to_q(rule.parts[0], now)
+    combined = Q()
+    for part in rule.parts:
+        q = rule_to_q(part, now)
+        combined = (combined & q) if rule.kind == "all" else (combined | q)
+    return combined
+
+
+def audience(rule: Rule, now: datetime | None = None) -> QuerySet[Person]:
+    """Live (not merged away) people matching the rule."""
+    return Person.objects.filter(merged_into__isnull=True).filter(rule_to_q(rule, now))
+
+
+def audience_count(rule: Rule) -> int:
+    return audience(rule).count()
+
+
+def audience_ids(rule: Rule, exclude_campaign_id: int | None = None, chunk: int = 500) -> Iterator[list[int]]:
+    """Audience person ids in ascending chunks; people who already have a message of the campaign
+    are skipped, so an interrupted preparation resumes where it stopped."""
+    people = audience(rule)
+    if exclude_campaign_id is not None:
+        people = people.exclude(campaign_messages__campaign_id=exclude_campaign_id)
+    last = 0
+    while True:
+        ids = list(people.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+# --- facts about people ------------------------------------------------------------------------------------
+
+
+def zone_of(traits: dict[str, Any], default: str = "UTC") -> str:
+    name = traits.get("timezone") or traits.get("tz")
+    if isinstance(name, str) and name:
+        try:
+            ZoneInfo(name)
+            return name
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return default
+
+
+def traits_of(person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    ids = list(person_ids)
+    return {
+        pk: (traits if isinstance(traits, dict) else {})
+        for pk, traits in Person.objects.filter(pk__in=ids).values_list("pk", "traits")
+    }
+
+
+def live_person(person_id: int) -> Person | None:
+    """The person who holds the history now (following merges)."""
+    person = Person.objects.filter(pk=person_id).first()
+    seen: set[int] = set()
+    while person is not None and person.merged_into_id is not None and person.pk not in seen:
+        seen.add(person.pk)
+        person = Person.objects.filter(pk=person.merged_into_id).first()
+    return person
+
+
+def event_identity(person_id: int) -> dict[str, Any] | None:
+    """The fields an ingested message needs to land on this person: a user id when there is one,
+    else an anonymous id, else the email (with a throwaway anonymous id); None when there is nothing."""
+    person = live_person(person_id)
+    if person is None:
+        return None
+    identities = dict(person.identities.order_by("created_at").values_list("kind", "value"))
+    if identities.get("user_id"):
+        return {"userId": identities["user_id"]}
+    if identities.get("anonymous_id"):
+        return {"anonymousId": identities["anonymous_id"]}
+    if identities.get("email"):
+        return {"anonymousId": f"campaign-recipient-{person.pk}", "traits": {"email": identities["email"]}}
+    return None
+
+
+# --- engagement histories (send-time optimization) ----------------------------------------------------------
+
+
+@dataclass
+class Engagement:
+    opens: list[datetime] = field(default_factory=list)
+    clicks: list[datetime] = field(default_factory=list)
+    activity: list[datetime] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.opens or self.clicks or self.activity)
+
+
+def engagement(person_ids: Iterable[int], now: datetime | None = None) -> dict[int, Engagement]:
+    """Each person's opens, clicks and other activity over the last two years."""
+    since = (now or timezone.now()) - HISTORY
+    found: dict[int, Engagement] = {}
+    ids = list(person_ids)
+    for start in range(0, len(ids), 1000):
+        rows = (
+            Event.objects.filter(person_id__in=ids[start : start + 1000], timestamp__gte=since)
+            .filter(kind__in=("email_open", "email_click", *ACTIVITY_KINDS))
+            .values_list("person_id", "kind", "timestamp")
+            .order_by()
+        )
+        for person_id, kind, moment in rows:
+            record = found.setdefault(person_id, Engagement())
+            if kind == "email_open":
+                record.opens.append(moment)
+            elif kind == "email_click":
+                record.clicks.append(moment)
+            else:
+                record.activity.append(moment)
+    return found
+
+
+def engaged_people(limit: int, now: datetime | None = None) -> list[int]:
+    """People who opened or clicked an email in the last year, most recent first (the sample that
+    teaches send-time optimization everyone's and each segment's reading pattern)."""
+    since = (now or timezone.now()) - timedelta(days=365)
+    rows = (
+        Event.objects.filter(kind__in=("email_open", "email_click"), timestamp__gte=since)
+        .values_list("person_id", flat=True)
+        .order_by("person_id")
+        .distinct()[:limit]
+    )
+    return list(rows)
+
+
+# --- activation counts (onboarding) -------------------------------------------------------------------------
+
+
+def people_count(peer_trait: str | None = None, peer_value: Any = None) -> int:
+    people = Person.objects.filter(merged_into__isnull=True)
+    if peer_trait:
+        people = people.filter(_string_match(f"traits__{peer_trait}", peer_value))
+    return people.count()
+
+
+def activations(
+    item_ids: Iterable[str], kinds: Iterable[str], peer_trait: str | None = None, peer_value: Any = None
+) -> dict[str, int]:
+    """How many distinct people (optionally only those sharing a trait value) activated each item."""
+    ids = list(set(item_ids))
+    if not ids:
+        return {}
+    events = Event.objects.filter(item_id__in=ids, kind__in=list(kinds), timestamp__gte=timezone.now() - HISTORY)
+    if peer_trait:
+        events = events.filter(_string_match(f"person__traits__{peer_trait}", peer_value))
+    rows = events.values("item_id").annotate(n=Count("person_id", distinct=True)).order_by()
+    return {row["item_id"]: int(row["n"]) for row in rows}
+
+
+def activated_by(person_id: int, item_ids: Iterable[str], kinds: Iterable[str]) -> set[str]:
+    return set(
+        Event.objects.filter(person_id=person_id, item_id__in=list(item_ids), kind__in=list(kinds))
+        .values_list("item_id", flat=True)
+        .distinct()
+    )
+
+
+def activated_items(kind: str, limit: int = 200) -> list[str]:
+    """Items most often activated with events of ``kind`` (the onboarding checklist's candidates)."""
+    rows = (
+        Event.objects.filter(kind=kind, timestamp__gte=timezone.now() - HISTORY)
+        .exclude(item_id="")
+        .values("item_id")
+        .annotate(n=Count("person_id", distinct=True))
+        .order_by("-n")[:limit]
+    )
+    return [row["item_id"] for row in rows]
