@@ -49,7 +49,7 @@ class EngineConfig:
     # Candidates: how many each source may propose before the union is cut to n_candidates.
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     n_candidates: int = 500
-    train_candidates: int = 300
+    train_candidates: int = 150
     # Training examples: label windows of ``horizon_days`` ending at the fit time, going back.
     horizon_days: float = 30.0
     training_windows: int = 3
@@ -57,8 +57,8 @@ class EngineConfig:
     # LightGBM LambdaRank.
     ranker_trees: int = 300
     ranker_learning_rate: float = 0.05
-    ranker_leaves: int = 31
-    ranker_min_child_samples: int = 50
+    ranker_leaves: int = 15
+    ranker_min_child_samples: int = 200
     ranker_feature_fraction: float = 0.8
     ranker_bagging_fraction: float = 0.8
     ranker_l2: float = 1.0

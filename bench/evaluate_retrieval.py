@@ -1,0 +1,74 @@
+"""FAISS retrieval: exact inner-product search against HNSW, recall and single-query latency.
+
+Item vectors are 128-dimensional, like the engine's ALS factors. Synthetic catalogues of 5k to
+100k items are drawn as a mixture of taste clusters whose vector norms follow a long-tailed
+popularity (what ALS factors look like); queries are people folded in from a few items of one or
+two clusters. Recall@k is the share of the exact top-k that HNSW returns. One thread, as serving.
+
+    PYTHONPATH=. .venv/bin/python bench/evaluate_retrieval.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import faiss
+import numpy as np
+
+from personalization.engine.retrieval import VectorIndex
+
+DIMENSION = 128
+K = 200
+QUERIES = 300
+
+
+def catalogue(n_items: int, rng: np.random.Generator) -> np.ndarray:
+    clusters = rng.normal(size=(64, DIMENSION)).astype(np.float32)
+    membership = rng.integers(0, clusters.shape[0], n_items)
+    vectors = clusters[membership] + 0.8 * rng.normal(size=(n_items, DIMENSION)).astype(np.float32)
+    popularity = rng.pareto(1.5, n_items).astype(np.float32) + 1.0
+    vectors *= (np.log1p(popularity) / np.linalg.norm(vectors, axis=1))[:, None]
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def queries(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    picks = rng.integers(0, vectors.shape[0], (QUERIES, 5))
+    return np.ascontiguousarray(vectors[picks].sum(1) + 0.3 * rng.normal(size=(QUERIES, DIMENSION)), dtype=np.float32)
+
+
+def timed_search(index: VectorIndex, batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    found, seconds = [], []
+    for q in batch:
+        started = time.perf_counter()
+        items, _ = index.search(q, K)
+        seconds.append(time.perf_counter() - started)
+        found.append(items)
+    return found, np.asarray(seconds) * 1000
+
+
+def main() -> None:
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(0)
+    print(f"k={K}, {QUERIES} queries, one thread")
+    print(f"{'items':>7} {'index':>12} {'build_s':>8} {'p50_ms':>7} {'p99_ms':>7} {'recall@k':>9}")
+    for n_items in (5_000, 20_000, 50_000, 100_000):
+        vectors = catalogue(n_items, rng)
+        batch = queries(vectors, rng)
+        exact = VectorIndex.build(vectors, exact_max_items=n_items)
+        truth, exact_ms = timed_search(exact, batch)
+        print(f"{n_items:7d} {'exact':>12} {'':>8} {np.median(exact_ms):7.2f} {np.percentile(exact_ms, 99):7.2f} {1:9.4f}")
+        started = time.perf_counter()
+        hnsw = VectorIndex.build(vectors, exact_max_items=0, hnsw_ef_search=K)
+        build = time.perf_counter() - started
+        for ef in (K, 2 * K, 4 * K):
+            faiss.downcast_index(hnsw.index).hnsw.efSearch = ef
+            found, ms = timed_search(hnsw, batch)
+            recall = np.mean([np.isin(f, t).sum() / len(t) for f, t in zip(found, truth, strict=True)])
+            print(
+                f"{n_items:7d} {f'hnsw ef={ef}':>12} {build:8.1f} {np.median(ms):7.2f} {np.percentile(ms, 99):7.2f}"
+                f" {recall:9.4f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
