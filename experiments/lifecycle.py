@@ -267,7 +267,7 @@ def update_experiment(
         if frozen or variants is not None or layer is not None:
             attr = frozen[0] if frozen else "variants" if variants is not None else "layer"
             raise ExperimentError(
-                f"{attr} cannot change once the experiment has started; change weights with set_weights.",
+                f"{attr} cannot change once the experiment has started (weights and traffic still can).",
                 attr,
                 code="frozen",
             )

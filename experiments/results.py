@@ -450,7 +450,8 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
                 {
                     "variant": t.key,
                     "verdict": WAITING,
-                    "message": f"Waiting for data: {n_t:,} people have seen {_label(t)} and {n_c:,} {_label(control)}.",
+                    "message": f"Waiting for data: {_people(n_t)} in {_label(t)} and {_people(n_c)} in "
+                    f"{_label(control)} so far.",
                     "days_remaining": None,
                     "lift": None,
                     "reading": None,
@@ -530,6 +531,10 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
             "lift": lift_points,
         }
     )
+
+
+def _people(n: int) -> str:
+    return "1 person" if n == 1 else f"{n:,} people"
 
 
 def _not_enough(definition: MetricDefinition) -> str:
@@ -615,17 +620,21 @@ def latest_results(experiment: Experiment) -> ResultSnapshot | None:
     return _previous_snapshot(experiment)
 
 
-def lift_history(experiment: Experiment, limit: int = 200) -> list[dict[str, Any]]:
-    """The primary metric's lift and interval per treatment at each stored look, oldest first."""
-    snapshots = (
+def lift_history(experiment: Experiment, points: int = 120) -> list[dict[str, Any]]:
+    """The primary metric's lift and interval per treatment at the stored looks, oldest first.
+
+    Long-running experiments have many hourly looks; at most ``points`` of them, evenly spread
+    and always including the latest, are returned.
+    """
+    rows = list(
         ResultSnapshot.objects.filter(experiment=experiment, generation=experiment.generation)
-        .order_by("-computed_at", "-id")
-        .values_list("computed_at", "data")[:limit]
+        .order_by("computed_at", "id")
+        .values_list("computed_at", "data__lift")
     )
-    history = []
-    for computed_at, data in reversed(list(snapshots)):
-        history.append({"computed_at": computed_at, "lift": (data or {}).get("lift", {})})
-    return history
+    if len(rows) > points:
+        step = (len(rows) - 1) / (points - 1)
+        rows = [rows[round(i * step)] for i in range(points)]
+    return [{"computed_at": computed_at, "lift": lift or {}} for computed_at, lift in rows]
 
 
 __all__ = [

@@ -19,6 +19,10 @@ from experiments.models import ChangeAction, Experiment, Status
 
 logger = logging.getLogger(__name__)
 
+# Weights that moved less than this (in share of traffic) are left alone: Thompson estimates
+# jitter from run to run, and every change moves some people and adds an allocation version.
+MIN_WEIGHT_CHANGE = 0.005
+
 
 def bandit_weights(experiment: Experiment, rng: np.random.Generator | int | None = None) -> BanditAllocation | None:
     """Thompson-sampling weights for the arms still in play (None with fewer than two)."""
@@ -64,8 +68,13 @@ def reweight(experiment: Experiment, rng: np.random.Generator | int | None = Non
     allocation = bandit_weights(experiment, rng)
     if allocation is None or not allocation.reweighted:
         return None
-    weights = {v.key: 0.0 for v in experiment.variants.filter(stopped_by_guardrail=True)}
+    variants = list(experiment.variants.all())
+    current = {v.key: v.weight for v in variants}
+    total = sum(current.values()) or 1.0
+    weights = {v.key: 0.0 for v in variants if v.stopped_by_guardrail}
     weights.update(allocation.weights)
+    if all(abs(weights[k] - current.get(k, 0.0) / total) < MIN_WEIGHT_CHANGE for k in weights):
+        return None
     lifecycle.set_weights(
         experiment,
         weights,

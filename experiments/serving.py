@@ -32,6 +32,8 @@ from profiles import services as profiles
 
 CONFIG_STAMP_KEY = "experiments:config-stamp"
 LOCAL_TTL_SECONDS = 10.0
+# How often the shared stamp is read at most: a burst of assignments costs one cache read.
+STAMP_CHECK_SECONDS = 1.0
 EXPOSURE_GATE_SECONDS = 24 * 3600
 
 
@@ -88,6 +90,7 @@ class _ExperimentState:
 class _Configuration:
     stamp: str
     loaded_at: float
+    checked_at: float
     experiments: dict[str, _ExperimentState] = field(default_factory=dict)
     layers: dict[str, LayerSplit] = field(default_factory=dict)
 
@@ -117,8 +120,14 @@ def configuration_changed() -> None:
 
 
 def _load(stamp: str) -> _Configuration:
-    config = _Configuration(stamp=stamp, loaded_at=time.monotonic())
-    rows = Experiment.objects.exclude(status=Status.DRAFT).select_related("layer").prefetch_related("variants")
+    now = time.monotonic()
+    config = _Configuration(stamp=stamp, loaded_at=now, checked_at=now)
+    rows = (
+        Experiment.objects.exclude(status=Status.DRAFT)
+        .select_related("layer")
+        .prefetch_related("variants")
+        .defer("description", "allocation_history")
+    )
     for experiment in rows:
         variants = {
             v.key: _VariantState(v.pk, v.key, dict(v.payload or {}), v.is_control, v.stopped_by_guardrail)
@@ -155,10 +164,15 @@ def _load(stamp: str) -> _Configuration:
 
 def _configuration() -> _Configuration:
     global _local
-    stamp = _current_stamp()
     config = _local
-    if config is not None and config.stamp == stamp and time.monotonic() - config.loaded_at < LOCAL_TTL_SECONDS:
-        return config
+    now = time.monotonic()
+    if config is not None and now - config.loaded_at < LOCAL_TTL_SECONDS:
+        if now - config.checked_at < STAMP_CHECK_SECONDS:
+            return config
+        if config.stamp == _current_stamp():
+            config.checked_at = now
+            return config
+    stamp = _current_stamp()
     with _lock:
         config = _local
         if config is None or config.stamp != stamp or time.monotonic() - config.loaded_at >= LOCAL_TTL_SECONDS:
