@@ -178,3 +178,14 @@ def test_assignments_for_filters_by_target_and_marks_the_holdout(running):
     assert [a.experiment for a in homepage] == ["personalization-holdout"]
     holdouts = [pid for pid in range(1, 4001) if services.assign("personalization-holdout", pid).is_holdout]  # type: ignore[union-attr]
     assert 120 < len(holdouts) < 290
+
+
+def test_a_change_made_by_another_process_is_picked_up(running, monkeypatch):
+    experiment = running("elsewhere")
+    assert services.assign("elsewhere", 5).active  # type: ignore[union-attr]
+    # Another process stops it: the row changes and so does the shared stamp.
+    type(experiment).objects.filter(pk=experiment.pk).update(status="stopped")
+    monkeypatch.setattr(serving, "STAMP_CHECK_SECONDS", 0.0)
+    serving.cache.set(serving.CONFIG_STAMP_KEY, "changed-by-another-process", timeout=None)
+    answer = services.assign("elsewhere", 5)
+    assert answer is not None and (answer.variant, answer.active) == ("control", False)

@@ -32,7 +32,9 @@ def _simulate(experiment, now, days, unsubscribe_rates, people=300, seed=3):
     return groups
 
 
-def test_a_harmful_variant_is_stopped_by_the_guardrail_job_and_its_people_get_control(running, now, days, mailoutbox):
+def test_a_harmful_variant_is_stopped_by_the_guardrail_job_and_its_people_get_control(
+    running, now, days, mailoutbox, client, staff
+):
     experiment = running("welcome-series", guardrail_metrics=["unsubscribe_rate"])
     groups = _simulate(experiment, now, days, {"control": 0.02, "treatment": 0.25})
 
@@ -54,6 +56,10 @@ def test_a_harmful_variant_is_stopped_by_the_guardrail_job_and_its_people_get_co
     [mail] = mailoutbox
     assert mail.to == ["marketer@example.com"]
     assert "treatment" in mail.subject and "/experiments/welcome-series/" in mail.body
+    client.force_login(staff)
+    page = client.get("/experiments/welcome-series/").content.decode()
+    assert "was stopped and its people now get the control" in page
+    assert "Unsubscribe rate got significantly worse in Treatment" in page
 
     # With no treatment left the experiment stops too, and the next run has nothing to do.
     experiment.refresh_from_db()
