@@ -136,3 +136,19 @@ def unsubscribe(token: str) -> Message | None:
         ).update(state=MessageState.SUPPRESSED, reason=Reason.UNSUBSCRIBED, updated_at=now)
         _event(message, "Unsubscribed", "unsubscribe")
     return message
+
+
+def shown_in_product(person_id: int, limit: int = 10) -> list[Message]:
+    """A person's onboarding messages, newest first; serving them counts as opening them."""
+    messages = list(
+        Message.objects.select_related("campaign")
+        .filter(person_id=person_id, channel="onboarding", state__in=DELIVERED)
+        .order_by("-sent_at", "-id")[:limit]
+    )
+    now = timezone.now()
+    for message in messages:
+        if message.state == MessageState.SENT:
+            Message.objects.filter(pk=message.pk, state=MessageState.SENT).update(
+                state=MessageState.OPENED, opened_at=now, updated_at=now
+            )
+    return messages

@@ -66,6 +66,7 @@ SETTINGS = (
 )
 CHANGEABLE_AFTER_LAUNCH = frozenset({"name", "description", "send_until"})
 CONTENT_KINDS = ("product", "content", "feature")
+RESERVED_KEYS = frozenset({"audience-count"})  # a path of its own under /api/v1/campaigns/
 
 
 class CampaignError(ValueError):
@@ -192,6 +193,8 @@ def validate(campaign: Campaign) -> None:
     """Everything a campaign must satisfy before it is saved; raises :class:`CampaignError`."""
     if not campaign.key or not _SLUG.match(campaign.key) or len(campaign.key) > 100:
         raise CampaignError("Use up to 100 letters, digits, '-' and '_'.", "key")
+    if campaign.key in RESERVED_KEYS:
+        raise CampaignError(f"{campaign.key!r} is reserved; choose another key.", "key")
     if not campaign.name.strip():
         raise CampaignError("Give the campaign a name.", "name", "required")
     if campaign.channel not in Channel.values:

@@ -30,6 +30,7 @@ from campaigns.approvals import ApprovalDenied, Decision, decide, edit, may_deci
 from campaigns.composition import Outgoing, outgoing
 from campaigns.delivery import recover_expired_claims, schedule_approved, send_batch
 from campaigns.feedback import Click, record_click, record_open, unsubscribe
+from campaigns.feedback import shown_in_product as in_product_messages
 from campaigns.lifecycle import (
     CampaignError,
     audience_count,
@@ -62,6 +63,7 @@ __all__ = [
     "due_message_batches",
     "edit",
     "finish_campaigns",
+    "in_product_messages",
     "launch",
     "may_decide",
     "next_best_actions",

@@ -22,6 +22,7 @@ api_v1 = [
     path("people/<str:person_key>/consent", ConsentView.as_view(), name="consent"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("experiments/", include("experiments.api.urls")),
+    path("", include("campaigns.api.urls")),
 ]
 
 urlpatterns = [
@@ -31,4 +32,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("experiments/", include("experiments.urls")),
+    path("", include("campaigns.urls")),
 ]
