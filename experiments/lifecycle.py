@@ -271,8 +271,6 @@ def update_experiment(
                 attr,
                 code="frozen",
             )
-        if experiment.primary_metric in (changes.get("guardrail_metrics") or []):
-            raise ExperimentError("The primary metric cannot also be a guardrail.", "guardrail_metrics")
     _check_settings(changes)
     before = {k: _plain(getattr(experiment, k)) for k in changes}
     for name, value in changes.items():
@@ -395,6 +393,8 @@ def start(experiment: Experiment, user: User = None) -> Experiment:
     variants = list(experiment.variants.order_by("position", "id"))
     if len(variants) < 2 or sum(v.is_control for v in variants) != 1:
         raise ExperimentError("An experiment needs a control and at least one more variant.", "variants")
+    if experiment.is_bandit and experiment.bandit_floor > 1 / len(variants):
+        raise ExperimentError(f"The floor must be at most 1/{len(variants)} for {len(variants)} arms.", "bandit_floor")
     if experiment.layer_id is not None:
         _take_layer_slice(experiment)
     _apply_plan(experiment, len(variants) - 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -460,7 +460,15 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
             )
             continue
         at_planned_size = planned is not None and min(n_c, n_t) >= planned
-        reading: Comparison | SequentialResult = result.comparison if at_planned_size or look is None else look
+        reading: Comparison | SequentialResult
+        if at_planned_size:
+            reading = result.comparison
+        elif look is not None:
+            reading = look
+        else:
+            # Too early for the sequential test: show the estimate, but a fixed-horizon p-value read
+            # before the planned size is no decision.
+            reading = replace(result.comparison, adjusted_p_value=1.0)
         decision: Decision = decide(
             reading,
             variant=_label(t),
@@ -481,7 +489,7 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
                 "message": message,
                 "days_remaining": decision.days_remaining,
                 "lift": reading.relative_lift,
-                "reading": "fixed_horizon" if reading is result.comparison else "sequential",
+                "reading": "sequential" if reading is look else "fixed_horizon",
                 "stopped_by_guardrail": t.stopped_by_guardrail,
             }
         )
@@ -489,7 +497,7 @@ def compute_results(experiment: Experiment, now: datetime | None = None) -> dict
             "lift": reading.relative_lift,
             "low": interval.low,
             "high": interval.high,
-            "reading": "fixed_horizon" if reading is result.comparison else "sequential",
+            "reading": "sequential" if reading is look else "fixed_horizon",
         }
 
     guardrails = _guardrail_states(experiment, roles, treatments, outcome_of, control, sequentials)

@@ -165,3 +165,16 @@ def test_the_plan_comes_from_the_event_log_when_the_marketer_gives_no_baseline(s
     experiment.refresh_from_db()
     assert experiment.baseline_source == "marketer"
     assert (experiment.planned_sample_size or 0) > 3841
+
+
+def test_a_handful_of_people_is_never_a_decision(running, now, days):
+    experiment = running("tiny")
+    control, treatment = make_people(10, "c"), make_people(10, "t")
+    expose(experiment, "control", control, now - days(1))
+    expose(experiment, "treatment", treatment, now - days(1))
+    Event.objects.bulk_create([event(pid, "purchase", now - days(0.5), price="10.00") for pid in treatment[:8]])
+    data = services.compute_results(experiment, now=now)
+    # The fixed-horizon p-value is tiny, but ten people each are far from the plan.
+    assert data["metrics"]["conversion"]["comparisons"]["treatment"]["fixed"]["p_value"] < 0.01
+    assert data["decision"]["verdict"] == "ahead"
+    assert "not yet conclusive" in data["decision"]["message"]
