@@ -165,6 +165,10 @@ def send_batch(message_ids: Iterable[int]) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     backend = email_backend()
     try:
+        try:
+            backend.open()  # one connection for the batch (each send would open its own otherwise)
+        except (smtplib.SMTPException, OSError):
+            logger.warning("Could not connect to the mail server; each message will be retried", exc_info=True)
         for message_id in message_ids:
             outcomes[deliver(message_id, backend)] += 1
     finally:
