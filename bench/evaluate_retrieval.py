@@ -56,7 +56,9 @@ def main() -> None:
         batch = queries(vectors, rng)
         exact = VectorIndex.build(vectors, exact_max_items=n_items)
         truth, exact_ms = timed_search(exact, batch)
-        print(f"{n_items:7d} {'exact':>12} {'':>8} {np.median(exact_ms):7.2f} {np.percentile(exact_ms, 99):7.2f} {1:9.4f}")
+        print(
+            f"{n_items:7d} {'exact':>12} {'':>8} {np.median(exact_ms):7.2f} {np.percentile(exact_ms, 99):7.2f} {1:9.4f}"
+        )
         started = time.perf_counter()
         hnsw = VectorIndex.build(vectors, exact_max_items=0, hnsw_ef_search=K)
         build = time.perf_counter() - started

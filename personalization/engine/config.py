@@ -29,7 +29,7 @@ class EngineConfig:
     half_life_days: float = 90.0
     # Implicit ALS (always fitted: its item factors are the embeddings FAISS searches).
     als_factors: int = 128
-    als_regularization: float = 0.05
+    als_regularization: float = 20.0
     als_alpha: float = 1.0
     als_iterations: int = 15
     bm25_k1: float = 100.0
@@ -49,7 +49,7 @@ class EngineConfig:
     # Candidates: how many each source may propose before the union is cut to n_candidates.
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     n_candidates: int = 500
-    train_candidates: int = 150
+    train_candidates: int = 100
     # Training examples: label windows of ``horizon_days`` ending at the fit time, going back.
     horizon_days: float = 30.0
     training_windows: int = 3
@@ -62,6 +62,7 @@ class EngineConfig:
     ranker_feature_fraction: float = 0.8
     ranker_bagging_fraction: float = 0.8
     ranker_l2: float = 1.0
+    ranker_max_bin: int = 63
     # Threads: training may use the machine's cores; serving stays on one.
     train_threads: int = 2
     seed: int = 0
