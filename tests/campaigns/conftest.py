@@ -81,6 +81,7 @@ def user(username: str, *permissions: str, superuser: bool = False) -> User:
 def campaign_values(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "name": "Picked for you",
+        "audience": {"all": [{"field": "trait.first_name", "op": "exists"}]},  # not the shop's anonymous browsers
         "subject": (
             "{{ person.first_name|default('Hello') }}, picked for you: {{ products[0].title if products else 'news' }}"
         ),
