@@ -356,7 +356,6 @@ def _confirm(message: Message, token: str, now: datetime) -> str:
         if done != 1:
             return "lost"
         Message.objects.filter(pk=message.pk).update(exposure_logged_at=now)
-        assignments = dict(message.assignments or {})
-        person_id = message.person_id
-        transaction.on_commit(lambda: _log_exposures(person_id, assignments))
+    # The variant was shown when the message went out (committed above); measuring never undoes it.
+    _log_exposures(message.person_id, dict(message.assignments or {}))
     return "sent"

@@ -171,6 +171,8 @@ class Mailbox:
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.seen: Counter[str] = Counter()
+        self.rcpt_reply = "250 OK"
+        self.data_reply = "250 Message accepted for delivery"
 
     async def _maybe_stall(self, phase: str) -> None:
         self.seen[phase] += 1
@@ -181,15 +183,19 @@ class Mailbox:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         await self._maybe_stall("rcpt")
+        if not self.rcpt_reply.startswith("250"):
+            return self.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.data_reply.startswith("250"):
+            return self.data_reply
         message = message_from_bytes(envelope.content, policy=email_policy.default)
         assert isinstance(message, EmailMessage)
         self.received.append(message)
         await self._maybe_stall("data")
-        return "250 Message accepted for delivery"
+        return self.data_reply
 
     def by_recipient(self) -> Counter[str]:
         return Counter(str(m["To"]) for m in self.received)
