@@ -22,7 +22,7 @@ import json
 import struct
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,8 @@ from personalization.engine.dataset import load_interchange
 from personalization.engine.examples import people_histories, target_events
 from personalization.engine.metrics import ndcg_at_k, recall_at_k
 
-VALIDATION_CUTOFF = datetime(2011, 10, 9, tzinfo=timezone.utc).timestamp()
-TEST_CUTOFF = datetime(2011, 11, 9, tzinfo=timezone.utc).timestamp()
+VALIDATION_CUTOFF = datetime(2011, 10, 9, tzinfo=UTC).timestamp()
+TEST_CUTOFF = datetime(2011, 11, 9, tzinfo=UTC).timestamp()
 K = 20
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import scipy.sparse as sp
 
 from personalization.engine.baselines import Baseline, all_baselines
 from personalization.engine.config import EngineConfig
@@ -172,7 +173,7 @@ def _score_lists(
     relevant: list[np.ndarray],
     k: int,
     n_items: int,
-    item_vectors: object,
+    item_vectors: sp.csr_matrix,
     fit_seconds: float,
     recommend_seconds: float,
 ) -> ModelResult:
@@ -183,7 +184,7 @@ def _score_lists(
         ndcg=sum(ndcg_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)) / n,
         map=sum(average_precision_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)) / n,
         coverage=catalogue_coverage(lists, n_items, k),
-        diversity=sum(intra_list_diversity(r[:k], item_vectors) for r in lists) / n,  # type: ignore[arg-type]
+        diversity=sum(intra_list_diversity(r[:k], item_vectors) for r in lists) / n,
         fit_seconds=fit_seconds,
         recommend_seconds=recommend_seconds,
     )

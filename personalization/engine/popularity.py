@@ -147,7 +147,7 @@ def _repeat_habits(log: EventLog, n_items: int) -> tuple[np.ndarray, np.ndarray,
     pair_item = (pairs % n_items).astype(np.int64)
     people = np.bincount(pair_item, minlength=n_items).astype(np.float32)
     repeaters = np.bincount(pair_item[days_per_pair > 1], minlength=n_items).astype(np.float32)
-    rate = repeaters / np.maximum(people, 1.0)
+    rate = (repeaters / np.maximum(people, 1.0)).astype(np.float32)
     same_pair = pair_key[1:] == pair_key[:-1]
     gaps = (triples[1:, 2] - triples[:-1, 2])[same_pair].astype(np.float64)
     gap_item = triples[1:, 1][same_pair]

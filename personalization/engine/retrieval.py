@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -52,7 +53,8 @@ class VectorIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self.kind == "hnsw":
             # A graph walk cannot return more items than it keeps on its frontier.
-            faiss.downcast_index(self.index).hnsw.efSearch = max(faiss.downcast_index(self.index).hnsw.efSearch, k)
+            graph: Any = faiss.downcast_index(self.index)
+            graph.hnsw.efSearch = max(graph.hnsw.efSearch, k)
         scores, items = self.index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
         found = items[0] >= 0
         return items[0][found], scores[0][found]
