@@ -7,9 +7,11 @@ activation counts for onboarding), kept in this one module and read-only.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,29 +43,34 @@ def _event_exists(kind: str | None, days: int | None, now: datetime) -> Exists:
     return Exists(events)
 
 
+def _trait(name: str, op: str, value: Any) -> Q:
+    """A trait condition that is true or false for everyone, never unknown: SQL comparisons with a
+    missing key are NULL, and NOT NULL would drop people that Python's reading keeps."""
+    lookup = f"traits__{name}"
+    defined = Q(traits__has_key=name) & ~Q(**{lookup: None})
+    if op in ("ne", "not_in", "not_exists"):
+        return ~_trait(name, {"ne": "eq", "not_in": "in", "not_exists": "exists"}[op], value)
+    if op == "eq":
+        return defined & _string_match(lookup, value)
+    if op == "in":
+        any_of = Q()
+        for option in value:
+            any_of |= _string_match(lookup, option)
+        return defined & any_of
+    if op == "exists":
+        return defined & ~Q(**{lookup: ""})
+    if op == "contains":
+        return defined & Q(**{f"{lookup}__icontains": value})
+    return defined & Q(**{f"{lookup}__{op}": value})
+
+
 def _condition(condition: Condition, now: datetime) -> Q:
     op, value, name = condition.op, condition.value, condition.name
     if condition.namespace == "trait":
-        lookup = f"traits__{name}"
-        if op == "eq":
-            return _string_match(lookup, value)
-        if op == "ne":
-            return ~_string_match(lookup, value)
-        if op in ("in", "not_in"):
-            any_of = Q()
-            for option in value:
-                any_of |= _string_match(lookup, option)
-            return any_of if op == "in" else ~any_of
-        if op == "exists":
-            return Q(traits__has_key=name) & ~Q(**{f"{lookup}__in": ["", None]})
-        if op == "not_exists":
-            return ~(Q(traits__has_key=name) & ~Q(**{f"{lookup}__in": ["", None]}))
-        if op == "contains":
-            return Q(**{f"{lookup}__icontains": value})
-        return Q(**{f"{lookup}__{op}": value})
+        return _trait(name, op, value)
     if condition.namespace == "affinity":
         column = "category_affinity" if condition.field.startswith("affinity.category.") else "brand_affinity"
-        return Q(**{f"profile__{column}__{name}__{op}": value})
+        return Q(**{f"profile__{column}__has_key": name}) & Q(**{f"profile__{column}__{name}__{op}": value})
     if condition.field == "price_band":
         if op in ("in", "not_in"):
             found = Q(profile__price_band__in=value)
@@ -85,11 +92,10 @@ def rule_to_q(rule: Rule, now: datetime | None = None) -> Q:
         return _condition(rule, now)
     if rule.kind == "not":
         return ~rule_to_q(rule.parts[0], now)
-    combined = Q()
-    for part in rule.parts:
-        q = rule_to_q(part, now)
-        combined = (combined & q) if rule.kind == "all" else (combined | q)
-    return combined
+    if not rule.parts:
+        return Q(pk__isnull=False)  # an empty "all" is everyone (an empty Q would vanish inside an "any")
+    parts = [rule_to_q(part, now) for part in rule.parts]
+    return reduce(operator.and_ if rule.kind == "all" else operator.or_, parts)
 
 
 def audience(rule: Rule, now: datetime | None = None) -> QuerySet[Person]:

@@ -180,6 +180,8 @@ def _parse(data: Any, attr: str, allow_account: bool, depth: int, counter: list[
         raise RuleError(attr, f"Rules nest at most {MAX_DEPTH} levels deep.")
     if not isinstance(data, Mapping):
         raise RuleError(attr, 'A rule is an object: {"all": [...]}, {"any": [...]}, {"not": {...}} or a condition.')
+    if not data:
+        raise RuleError(attr, 'An empty rule; use {"all": []} for everyone, or write a condition.')
     groups = [key for key in ("all", "any", "not") if key in data]
     if groups:
         if len(data) != 1:

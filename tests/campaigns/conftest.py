@@ -37,15 +37,21 @@ def person(
     *,
     consent: bool | None = True,
     at: Any = None,
+    seen_at: Any = None,
     **traits: Any,
 ) -> Person:
     """A person known by a user id, with traits (email defaults to <user_id>@example.com) and
-    email marketing consent as asked (None: never said anything)."""
+    email marketing consent as asked (None: never said anything); identified at ``seen_at`` (now)."""
     traits.setdefault("email", f"{user_id}@example.com")
-    profiles.ingest_messages(
-        [{"type": "identify", "userId": user_id, "traits": traits, "messageId": f"identify-{user_id}-{next(_ids)}"}],
-        refresh=False,
-    )
+    identify: dict[str, Any] = {
+        "type": "identify",
+        "userId": user_id,
+        "traits": traits,
+        "messageId": f"identify-{user_id}-{next(_ids)}",
+    }
+    if seen_at is not None:
+        identify["timestamp"] = seen_at.isoformat()
+    profiles.ingest_messages([identify], refresh=False)
     found = profiles.find_person(user_id)
     assert found is not None
     if consent is not None:
@@ -234,3 +240,8 @@ def smtp(settings: Any, mailbox: tuple[Mailbox, int]) -> Mailbox:
     settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_TIMEOUT = 10
     return box
+
+
+def html_of(sent: Any) -> str:
+    """The HTML alternative of a message in Django's outbox."""
+    return str(sent.alternatives[0][0])

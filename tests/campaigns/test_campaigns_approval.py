@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from campaigns import services
 from campaigns.models import ApprovalAction, ApprovalPolicy, Message, MessageState
-from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person, send_all, user
+from tests.campaigns.conftest import account, html_of, launch_and_prepare, make_campaign, person, send_all, user
 
 
 def _people() -> None:
@@ -192,7 +192,7 @@ def test_an_edit_is_recorded_with_before_and_after_and_is_what_gets_sent(db, csm
     assert send_all() == {"sent": 1}
     sent = mail.outbox[0]
     assert sent.subject == "Eve, Bcc: x@example.com a note from your CSM" and not sent.bcc
-    assert "your plan" in sent.alternatives[0][0]
+    assert "your plan" in html_of(sent)
     message.refresh_from_db()
     assert message.links == [["https://acme.example.com/plan", ""]]
 

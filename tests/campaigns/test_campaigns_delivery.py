@@ -113,6 +113,7 @@ def test_a_temporary_refusal_is_retried_later_and_then_given_up(db, smtp, settin
     assert send_all() == {"retry": 1}
     message.refresh_from_db()
     assert message.state == MessageState.SCHEDULED and message.attempts == 1
+    assert message.scheduled_for is not None
     assert message.scheduled_for > timezone.now() + timedelta(seconds=50)  # backs off
     assert message.handed_at is None  # the server answered: it does not have the message
     assert send_all() == {}  # not due yet

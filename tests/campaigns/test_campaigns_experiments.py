@@ -5,6 +5,7 @@ variants; variants can also follow segments."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core import mail
 
@@ -16,7 +17,7 @@ from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, 
 PEOPLE = 30
 
 
-def _crowd(**traits: object) -> None:
+def _crowd(**traits: Any) -> None:
     for n in range(PEOPLE):
         person(f"x{n}", first_name=f"X{n}", **traits)
 

@@ -18,8 +18,8 @@ from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def _at(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def _at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def _scheduled(campaign: Campaign) -> datetime | None:

@@ -9,7 +9,7 @@ from django.core import mail
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignChange, Message, MessageState, Reason
-from tests.campaigns.conftest import campaign_values, launch_and_prepare, make_campaign, person, send_all
+from tests.campaigns.conftest import campaign_values, html_of, launch_and_prepare, make_campaign, person, send_all
 
 REFUSED_AT_SAVE = [
     "{{ ''.__class__.__mro__ }}",
@@ -129,7 +129,7 @@ def test_data_cannot_inject_headers_or_markup(db):
     sent = mail.outbox[0]
     assert "\n" not in sent.subject and "\r" not in sent.subject
     assert sent.to == ["ann@example.com"] and not sent.bcc
-    html = sent.alternatives[0][0]
+    html = html_of(sent)
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
