@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from campaigns import services, tracking
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
+from campaigns.rules import RuleError, describe, parse_rule
 from profiles import services as profiles
 
 STATE_TONES = {
@@ -70,6 +71,13 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/campaign_list.html", {"rows": rows})
 
 
+def _reading(rule: Any, attr: str, allow_account: bool) -> str:
+    try:
+        return describe(parse_rule(rule, attr, allow_account=allow_account))
+    except RuleError as error:
+        return f"(invalid: {error})"
+
+
 @staff_member_required
 def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("owner", "launched_by"), key=key)
@@ -93,6 +101,9 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         audience = services.audience_count(campaign.audience)
     except services.CampaignError as error:
         audience, preview_error = None, error.detail
+    rules = {"audience": _reading(campaign.audience, "audience", False)}
+    if campaign.approval_policy == "rule":
+        rules["approval"] = _reading(campaign.approval_rule, "approval_rule", True)
     context = {
         "campaign": campaign,
         "tone": CAMPAIGN_TONES.get(campaign.status, ""),
@@ -105,6 +116,7 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         "preview": preview,
         "preview_error": preview_error,
         "can_launch": request.user.has_perm("campaigns.change_campaign"),
+        "rules": rules,
     }
     return render(request, "campaigns/campaign_detail.html", context)
 
@@ -175,7 +187,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         "campaigns": Campaign.objects.filter(pk__in=campaign_ids).order_by("name"),
         "accounts": Account.objects.filter(pk__in=account_ids).order_by("name"),
         "states": MessageState.choices,
-        "any_decidable": any(row["may_decide"] for row in rows),
+        "any_decidable": any(r["may_decide"] and r["message"].state == MessageState.PENDING_APPROVAL for r in rows),
         "query": request.GET.urlencode(),
     }
     return render(request, "campaigns/approval_queue.html", context)
