@@ -83,8 +83,10 @@ def main() -> None:
     print(f"generated {len(dataset.events)} events, {args.people} people, {args.items} items")
     config = EngineConfig(training_windows=1, horizon_days=20.0)
     engine = Engine.fit(dataset, config, progress=print)
-    print(f"fit {time.perf_counter() - started:.0f}s; retrieval {engine.sources.retrieval.kind};"
-          f" EASE {'on' if engine.sources.ease is not None else 'off'}; {engine.training_summary}")
+    print(
+        f"fit {time.perf_counter() - started:.0f}s; retrieval {engine.sources.retrieval.kind};"
+        f" EASE {'on' if engine.sources.ease is not None else 'off'}; {engine.training_summary}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         engine = Engine.load(engine.save(folder))
 
