@@ -134,7 +134,10 @@ def main() -> None:
     engine.ranker.score(features)
     marks.append(time.perf_counter())
     stages = ("signals", "candidates", "features", "ranker")
-    print("median request stages (ms):", {s: round((b - a) * 1000, 2) for s, a, b in zip(stages, marks, marks[1:])})
+    print(
+        "median request stages (ms):",
+        {s: round((b - a) * 1000, 2) for s, a, b in zip(stages, marks, marks[1:], strict=False)},
+    )
 
 
 if __name__ == "__main__":
