@@ -187,7 +187,9 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         "campaigns": Campaign.objects.filter(pk__in=campaign_ids).order_by("name"),
         "accounts": Account.objects.filter(pk__in=account_ids).order_by("name"),
         "states": MessageState.choices,
-        "any_decidable": any(r["may_decide"] and r["message"].state == MessageState.PENDING_APPROVAL for r in rows),
+        "any_decidable": any(
+            m.state == MessageState.PENDING_APPROVAL and services.may_decide(request.user, m) for m in page
+        ),
         "query": request.GET.urlencode(),
     }
     return render(request, "campaigns/approval_queue.html", context)
