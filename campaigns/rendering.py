@@ -242,17 +242,24 @@ def tracked(campaign_id: int, person_id: int, html: str, text: str, links: Seque
     """The HTML and text as sent: known links replaced by signed click redirects, an open pixel
     at the end of the HTML body. Deterministic: the same message always yields the same output."""
     index = {str(link[0]): position for position, link in enumerate(links)}
+    redirects: dict[str, str] = {}  # a link is usually in both the HTML and the text: sign it once
+
+    def redirect(url: str) -> str:
+        found = redirects.get(url)
+        if found is None:
+            found = redirects[url] = tracking.click_url(campaign_id, person_id, index[url])
+        return found
 
     def replace_href(match: re.Match[str]) -> str:
         url = html_lib.unescape(match.group("url"))
         if url not in index:
             return match.group(0)
-        target = html_lib.escape(tracking.click_url(campaign_id, person_id, index[url]))
+        target = html_lib.escape(redirect(url))
         return f"{match.group('prefix')}{match.group('quote')}{target}{match.group('quote')}"
 
     def replace_text(match: re.Match[str]) -> str:
         url = match.group(0)
-        return tracking.click_url(campaign_id, person_id, index[url]) if url in index else url
+        return redirect(url) if url in index else url
 
     out_html = _HREF.sub(replace_href, html) if html else html
     if out_html:

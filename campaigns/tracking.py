@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core import signing
 
 from campaigns import conf
 
+_signers: dict[tuple[str, str], signing.Signer] = {}
 _SALTS = {
     "open": "campaigns.tracking.open",
     "click": "campaigns.tracking.click",
@@ -33,8 +35,17 @@ def base_url() -> str:
     return conf.site_url()
 
 
+def _signer(purpose: str) -> signing.Signer:
+    # One signer per purpose and secret key (building one costs as much as a signature).
+    key = (purpose, str(settings.SECRET_KEY))
+    signer = _signers.get(key)
+    if signer is None:
+        signer = _signers[key] = signing.Signer(salt=_SALTS[purpose])
+    return signer
+
+
 def _sign(purpose: str, value: str) -> str:
-    return signing.Signer(salt=_SALTS[purpose]).sign(value)
+    return _signer(purpose).sign(value)
 
 
 def open_token(campaign_id: int, person_id: int) -> str:
@@ -64,7 +75,7 @@ def unsubscribe_url(campaign_id: int, person_id: int) -> str:
 def read(purpose: str, token: str) -> TrackedMessage | None:
     """The message a token names, or None when it was not signed by us for this purpose."""
     try:
-        value = signing.Signer(salt=_SALTS[purpose]).unsign(token)
+        value = _signer(purpose).unsign(token)
     except signing.BadSignature:
         return None
     parts = value.split("-")
