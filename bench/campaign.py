@@ -14,7 +14,10 @@ or the recommender.
 Baseline, in the same run and the same processes: the same compiled template rendered with one
 fixed context (no per-person context, no token signing, no link handling): what rendering costs in
 Jinja2's sandbox alone. Each row is run with 1 and with N worker processes (forked, each renders
-its share); "per process" is each process's own count over its own time, averaged.
+its share); "per process" is each process's own count over its own time. The people are rendered in
+``--rounds`` slices, each slice by every path in turn, so that a change in the machine's load
+(other processes on a shared box) hits all paths alike; the table gives the median over the
+slices, and the ratio is the median of each slice's ratio to its baseline.
 """
 
 from __future__ import annotations
@@ -197,9 +200,10 @@ def _run(args: tuple[str, int, int]) -> tuple[int, float]:
     return done, time.perf_counter() - began
 
 
-def measure(name: str, count: int, processes: int) -> tuple[float, float]:
-    """(messages per second per process, total messages per second)."""
-    shares = [(name, count * i // processes, count * (i + 1) // processes) for i in range(processes)]
+def measure(name: str, start: int, stop: int, processes: int) -> tuple[float, float]:
+    """(messages per second per process, total messages per second) for people ``start:stop``."""
+    count = stop - start
+    shares = [(name, start + count * i // processes, start + count * (i + 1) // processes) for i in range(processes)]
     began = time.perf_counter()
     if processes == 1:
         results = [_run(shares[0])]
@@ -216,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
+    parser.add_argument("--rounds", type=int, default=10, help="slices, each rendered by every path in turn")
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args()
     counts = [int(p) for p in options.processes.split(",")]
@@ -224,14 +229,23 @@ def main() -> None:
     print(f"{options.people:,} people, {len(sample.html):,} characters of HTML per message, {os.cpu_count()} CPUs\n")
     print("| path | processes | messages | messages/s per process | messages/s in all | per process vs baseline |")
     print("|---|---:|---:|---:|---:|---:|")
+    names = list(PATHS)
     for processes in counts:
-        baseline = None
-        for name in PATHS:
-            per_process, total = measure(name, options.people, processes)
-            baseline = baseline or per_process
+        per_process: dict[str, list[float]] = {name: [] for name in names}
+        total: dict[str, list[float]] = {name: [] for name in names}
+        for round_ in range(options.rounds):
+            start = options.people * round_ // options.rounds
+            stop = options.people * (round_ + 1) // options.rounds
+            for name in names:
+                rate, overall = measure(name, start, stop, processes)
+                per_process[name].append(rate)
+                total[name].append(overall)
+        baseline = per_process[names[0]]
+        for name in names:
+            ratio = statistics.median(r / b for r, b in zip(per_process[name], baseline, strict=True))
             print(
-                f"| {name} | {processes} | {options.people:,} | {per_process:,.0f} | {total:,.0f} | "
-                f"{per_process / baseline:.2f} |",
+                f"| {name} | {processes} | {options.people:,} | {statistics.median(per_process[name]):,.0f} | "
+                f"{statistics.median(total[name]):,.0f} | {ratio:.2f} |",
                 flush=True,
             )
 

@@ -85,7 +85,7 @@ def preparation_for(campaign: Campaign, now: datetime | None = None, model: Send
     if campaign.approval_policy == ApprovalPolicy.RULE:
         rule = parse_rule(campaign.approval_rule, "approval_rule", allow_account=True)
     if model is None and campaign.send_time_optimization:
-        model = scheduling.fit_model(now)
+        model = scheduling.fit_model(now)  # None until somebody has opened or clicked an email
     return Preparation(
         campaign=campaign,
         compiled=compiled,

@@ -90,10 +90,13 @@ def _counts(history: people.Engagement | None, zone: str, now: datetime) -> np.n
     return engagement_counts(zone, opens=history.opens, clicks=history.clicks, activity=history.activity, as_of=now)
 
 
-def fit_model(now: datetime | None = None, sample: int | None = None) -> SendTimeModel:
-    """Everyone's and each segment's pattern, from up to ``sample`` people who engaged with email lately."""
+def fit_model(now: datetime | None = None, sample: int | None = None) -> SendTimeModel | None:
+    """Everyone's and each segment's pattern, from up to ``sample`` people who engaged with email lately;
+    None when nobody has yet (there is no best hour to learn: everyone gets the fixed time)."""
     now = now or timezone.now()
     ids = people.engaged_people(sample or conf.send_time_sample(), now)
+    if not ids:
+        return None
     histories = people.engagement(ids, now)
     traits = people.traits_of(ids)
     trait = conf.segment_trait()
@@ -103,8 +106,7 @@ def fit_model(now: datetime | None = None, sample: int | None = None) -> SendTim
         rows.append(_counts(histories.get(person_id), people.zone_of(person_traits, conf.default_timezone()), now))
         segment = person_traits.get(trait)
         segments.append(str(segment) if segment not in (None, "") else None)
-    counts = np.stack(rows) if rows else np.zeros((0, HOURS_PER_WEEK))
-    return fit_send_time_model(counts, segments)
+    return fit_send_time_model(np.stack(rows), segments)
 
 
 # --- one recipient -----------------------------------------------------------------------------------------

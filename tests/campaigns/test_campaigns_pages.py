@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from campaigns import services
 from campaigns.models import ApprovalAction, ApprovalPolicy, Campaign, Message, MessageState
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person, user
 
@@ -135,3 +136,20 @@ def test_edit_from_the_message_page_shows_in_the_preview_and_the_trail(db, clien
     assert "Eve, a word from Casey" in page and "&lt;p&gt;Hello Eve&lt;/p&gt;" in page
     assert "Edited</strong> by casey: “warmer”" in page
     assert "<del>" in page and "<ins>Eve, a word from Casey</ins>" in page
+
+
+def test_every_campaign_model_has_an_admin_that_lists_and_searches(db, client, csm):
+    spring, _ = _queue_setup(csm)
+    first = Message.objects.filter(account__external_id="acme").first()
+    assert first is not None
+    services.decide(csm, [first.pk], "approve")
+    User.objects.create_superuser("op", "op@example.com", "pw-for-tests")
+    client.login(username="op", password="pw-for-tests")
+    for model in ("account", "campaign", "campaignchange", "message", "approvalaction"):
+        url = f"/admin/campaigns/{model}/"
+        assert client.get(url).status_code == 200, url
+        assert client.get(url, {"q": "acme"}).status_code == 200, url
+    assert client.get(f"/admin/campaigns/campaign/{spring.pk}/change/").status_code == 200
+    message = Message.objects.filter(campaign=spring).first()
+    assert message is not None
+    assert client.get(f"/admin/campaigns/message/{message.pk}/change/").status_code == 200

@@ -129,6 +129,7 @@ def test_send_time_optimization_uses_the_persons_own_history_and_the_population_
 
     cold_message = Message.objects.get(campaign=campaign, person=cold)
     model = scheduling.fit_model()
+    assert model is not None
     assert cold_message.send_time_source == "cold_start"
     assert hour_of_week(cold_message.scheduled_for, "UTC") == model.population_best_hour  # type: ignore[arg-type]
 
@@ -137,5 +138,12 @@ def test_without_optimization_everyone_gets_the_fixed_time(db):
     person("ann", first_name="Ann", timezone="Europe/Berlin")
     _tuesday_evenings("ann")
     campaign = launch_and_prepare(make_campaign("fixed", send_at=_at(2030, 1, 14, 9)))
+    message = Message.objects.get(campaign=campaign)
+    assert (message.send_time_source, message.scheduled_for) == ("fixed", _at(2030, 1, 14, 9))
+
+
+def test_before_anyone_has_opened_an_email_optimization_falls_back_to_the_fixed_time(db):
+    person("ann", first_name="Ann")
+    campaign = launch_and_prepare(make_campaign("first-ever", send_time_optimization=True, send_at=_at(2030, 1, 14, 9)))
     message = Message.objects.get(campaign=campaign)
     assert (message.send_time_source, message.scheduled_for) == ("fixed", _at(2030, 1, 14, 9))
