@@ -21,7 +21,7 @@ from personalization.engine.threads import blas_threads
 def main() -> None:
     rng = np.random.default_rng(0)
     print(f"{'items':>7} {'fit_s':>7} {'model_MB':>9} {'peak_MB':>8}")
-    for n_items in (2_000, 4_000, 8_000, 12_000, 16_000):
+    for n_items in (2_000, 4_000, 8_000, 12_000):
         people = 2 * n_items
         rows = np.repeat(np.arange(people), 20)
         cols = np.minimum(rng.zipf(1.2, rows.shape[0]) - 1, n_items - 1)

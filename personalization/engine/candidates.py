@@ -34,7 +34,19 @@ from personalization.engine.retrieval import VectorIndex
 from personalization.engine.similarity import cosine_item_similarity, score_from_neighbours
 from personalization.engine.threads import blas_threads
 
-SOURCES = ("history", "als", "ease", "item_knn", "covisitation", "content", "popular", "segment", "trending", "new")
+SOURCES = (
+    "history",
+    "als",
+    "ease",
+    "item_knn",
+    "covisitation",
+    "content",
+    "popular",
+    "segment",
+    "trending",
+    "new",
+    "segment_trending",
+)
 
 
 @dataclass
@@ -201,6 +213,8 @@ class CandidateSources:
         if history.segment >= 0 and history.segment < popularity.segment_top.shape[0]:
             segment_top = popularity.segment_top[history.segment]
             propose("segment", segment_top[segment_top >= 0])
+            segment_trending_top = popularity.segment_trending_top[history.segment]
+            propose("segment_trending", segment_trending_top[segment_trending_top >= 0])
         propose("trending", popularity.trending_top)
         propose("new", popularity.new_pool)
 
@@ -316,6 +330,8 @@ POPULARITY_ARRAYS = (
     "popular_top",
     "trending_top",
     "segment_top",
+    "segment_trending",
+    "segment_trending_top",
     "new_pool",
 )
 

@@ -46,6 +46,7 @@ REASONS = {
     "segment": "Popular in your area",
     "trending": "Trending",
     "new": "New in the catalogue",
+    "segment_trending": "Trending in your area",
 }
 
 

@@ -48,6 +48,7 @@ FEATURE_NAMES = (
     "item_trend",
     "item_trending",
     "item_segment_share",
+    "item_segment_trending",
     "item_first_seen_days",
     "item_last_seen_days",
     "item_repurchase_rate",
@@ -61,6 +62,7 @@ FEATURE_NAMES = (
     "person_days_since_last",
     "person_visit_rate",
     "person_events_per_visit",
+    "person_repeat_share",
 )
 CATEGORICAL_FEATURES = ("candidate_source",)
 
@@ -103,12 +105,16 @@ def candidate_features(
     covisitation_recent = signals.covisitation_recent[items]
     if history.segment >= 0 and history.segment < popularity.segment_popular.shape[0]:
         segment_share = popularity.segment_popular[history.segment, items]
+        segment_trending = popularity.segment_trending[history.segment, items]
     else:
-        segment_share = nan
+        segment_share = segment_trending = nan
     count_7, count_30 = popularity.count_7[items], popularity.count_30[items]
     active_days = from_history(history.active_days)
     # The person's typical gap between visits: "due again" is relative to how often they come.
     mean_gap = history.span_days / (history.n_days - 1.0) if history.n_days > 1 else np.nan
+    # How much of what this person buys they buy again: a wholesaler restocking vs a browser.
+    n_unique = history.unique_items.shape[0]
+    repeat_share = float((history.active_days > 1).sum()) / n_unique if n_unique else np.nan
 
     columns = [
         from_history(history.counts),
@@ -142,6 +148,7 @@ def candidate_features(
         (count_7 + 1.0) / (count_30 * (7.0 / 30.0) + 1.0),
         popularity.trending[items],
         segment_share,
+        segment_trending,
         popularity.first_seen_days[items],
         popularity.last_seen_days[items],
         popularity.repurchase_rate[items],
@@ -154,5 +161,6 @@ def candidate_features(
         np.full(n, history.days_since_any, dtype=np.float32),
         np.full(n, history.n_days / max(history.span_days, 1.0), dtype=np.float32),
         np.full(n, history.n_events / max(history.n_days, 1.0), dtype=np.float32),
+        np.full(n, repeat_share, dtype=np.float32),
     ]
     return np.column_stack(columns).astype(np.float32, copy=False)

@@ -50,6 +50,8 @@ class Popularity:
     popular_top: np.ndarray  # int32 item indices, best first
     trending_top: np.ndarray
     segment_top: np.ndarray  # int32 (segments, SEGMENT_LIST_LENGTH), -1 padded
+    segment_trending: np.ndarray  # float32 (segments, items), like segment_popular with the trending half-life
+    segment_trending_top: np.ndarray
     new_pool: np.ndarray  # int32 new and under-exposed items, newest first
 
     @classmethod
@@ -76,18 +78,12 @@ class Popularity:
         popular = count(values=popular_weight)
         trending = count(values=w * decay(age, trending_half_life))
 
-        segment_popular = np.zeros((n_segments, n_items), dtype=np.float32)
         segment = user_segment[log.user] if log.user.shape[0] else np.zeros(0, dtype=np.int32)
-        known = segment >= 0
-        if n_segments and np.any(known):
-            np.add.at(segment_popular, (segment[known], log.item[known]), popular_weight[known])
-            totals = segment_popular.sum(axis=1, keepdims=True)
-            segment_popular /= np.maximum(totals, 1e-9)
-        segment_top = np.full((n_segments, SEGMENT_LIST_LENGTH), -1, dtype=np.int32)
-        for s in range(n_segments):
-            top = _top(segment_popular[s], SEGMENT_LIST_LENGTH)
-            top = top[segment_popular[s, top] > 0]
-            segment_top[s, : top.shape[0]] = top
+        segment_popular, segment_top = _segment_lists(segment, log.item, popular_weight, n_segments, n_items)
+        trending_weight = w * decay(age, trending_half_life)
+        segment_trending, segment_trending_top = _segment_lists(
+            segment, log.item, trending_weight, n_segments, n_items
+        )
 
         first_seen = np.full(n_items, np.nan, dtype=np.float32)
         last_seen = np.full(n_items, np.nan, dtype=np.float32)
@@ -129,8 +125,27 @@ class Popularity:
             popular_top=_top(popular, TOP_LIST_LENGTH),
             trending_top=_top(trending, TOP_LIST_LENGTH),
             segment_top=segment_top,
+            segment_trending=segment_trending,
+            segment_trending_top=segment_trending_top,
             new_pool=new_pool[:TOP_LIST_LENGTH],
         )
+
+
+def _segment_lists(
+    segment: np.ndarray, items: np.ndarray, weights: np.ndarray, n_segments: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: each item's share of the segment's (weighted) activity, and the top items."""
+    shares = np.zeros((n_segments, n_items), dtype=np.float32)
+    known = segment >= 0
+    if n_segments and np.any(known):
+        np.add.at(shares, (segment[known], items[known]), weights[known])
+        shares /= np.maximum(shares.sum(axis=1, keepdims=True), 1e-9)
+    top_lists = np.full((n_segments, SEGMENT_LIST_LENGTH), -1, dtype=np.int32)
+    for s in range(n_segments):
+        top = _top(shares[s], SEGMENT_LIST_LENGTH)
+        top = top[shares[s, top] > 0]
+        top_lists[s, : top.shape[0]] = top
+    return shares, top_lists
 
 
 def _repeat_habits(log: EventLog, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ def ranker_parameters(config: EngineConfig) -> dict[str, object]:
         "bagging_freq": 1,
         "lambda_l2": config.ranker_l2,
         "max_bin": config.ranker_max_bin,
-        "num_threads": config.train_threads,
+        "num_threads": config.ranker_threads,
         "seed": config.seed,
         "deterministic": True,
         "force_row_wise": True,

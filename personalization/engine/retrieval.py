@@ -15,7 +15,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-DEFAULT_EXACT_MAX_ITEMS = 20_000
+DEFAULT_EXACT_MAX_ITEMS = 50_000
 
 
 @dataclass
@@ -31,7 +31,7 @@ class VectorIndex:
         exact_max_items: int = DEFAULT_EXACT_MAX_ITEMS,
         hnsw_neighbours: int = 32,
         hnsw_ef_construction: int = 200,
-        hnsw_ef_search: int = 128,
+        hnsw_ef_search: int = 800,
     ) -> VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dimension = vectors.shape[1]
