@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns import people, tracking
@@ -33,11 +33,13 @@ def _message(purpose: str, token: str) -> tuple[Message, tracking.TrackedMessage
     tracked = tracking.read(purpose, token)
     if tracked is None:
         return None
-    message = (
-        Message.objects.select_related("campaign")
-        .filter(campaign_id=tracked.campaign_id, person_id=tracked.person_id)
-        .first()
-    )
+    found = Message.objects.filter(campaign_id=tracked.campaign_id, person_id=tracked.person_id)
+    if purpose in ("open", "click"):
+        # An open or a click proves that a message whose hand-over was unconfirmed did arrive.
+        found.filter(state=MessageState.FAILED, reason=Reason.UNCONFIRMED).update(
+            state=MessageState.SENT, reason="", detail="", sent_at=F("handed_at"), updated_at=timezone.now()
+        )
+    message = found.select_related("campaign").first()
     return (message, tracked) if message is not None else None
 
 

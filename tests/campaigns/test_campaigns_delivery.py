@@ -9,7 +9,7 @@ from django.core import mail
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from campaigns import delivery, services
+from campaigns import delivery, services, tracking
 from campaigns.models import Message, MessageState, Reason
 from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, send_all
 
@@ -149,3 +149,13 @@ def test_the_sender_runs_every_minute_from_celery_beat(db):
     job = PeriodicTask.objects.get(task="campaigns.tasks.send_due_messages")
     assert job.enabled and job.interval is not None
     assert (job.interval.every, job.interval.period) == (1, "minutes")
+
+
+def test_an_open_confirms_a_message_whose_hand_over_was_unconfirmed(db, client):
+    message = _scheduled()
+    _claimed(message, timedelta(minutes=10), handed=True)
+    delivery.recover_expired_claims()
+    client.get(f"/t/o/{tracking.open_token(message.campaign_id, message.person_id)}.gif")
+    message.refresh_from_db()
+    assert (message.state, message.reason) == (MessageState.OPENED, "")
+    assert message.sent_at == message.handed_at
