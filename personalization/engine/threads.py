@@ -2,7 +2,7 @@
 
 The box has two cores shared by web and worker processes. Serving computes one person at a time
 and must use one thread: BLAS thread pools spinning up for a 128 × 128 solve cost more than the
-solve (measured: 22 ms against 0.3 ms on a loaded machine). Training may use ``train_threads``
+solve (measured: 22 ms against 0.5 ms on a loaded machine). Training may use ``train_threads``
 for implicit ALS and LightGBM, which manage their own threads; BLAS stays at one thread there
 too, as implicit recommends, except around the EASE inversion, one big matrix operation.
 """
