@@ -20,7 +20,7 @@ from personalization.engine.artifacts import load_array, load_json, save_array, 
 from personalization.engine.candidates import SOURCES, CandidateSources
 from personalization.engine.config import EngineConfig
 from personalization.engine.content import ContentIndex
-from personalization.engine.dataset import DEFAULT_EVENT_WEIGHTS, Dataset, event_weight
+from personalization.engine.dataset import DEFAULT_EVENT_WEIGHTS, UNKNOWN_EVENT_WEIGHT, Dataset, event_weight
 from personalization.engine.examples import (
     TrainingExamples,
     build_examples,
@@ -140,7 +140,7 @@ class Engine:
         timings["sources"] = time.perf_counter() - step
         timings["total"] = time.perf_counter() - started
         weights = dict(DEFAULT_EVENT_WEIGHTS)
-        weights.update({t: event_weight(t) for t in dataset.event_types})
+        weights.update({t.strip().lower(): event_weight(t) for t in dataset.event_types})
         return cls(
             config=config,
             sources=sources,
@@ -173,7 +173,7 @@ class Engine:
             # No clock: the order of the list is the clock, ending just before the fit time.
             times = self.sources.as_of - 1.0 - (len(person.item_ids) - 1 - positions).astype(np.float64)
         if person.event_types is not None:
-            type_weight = [self.event_weights.get(t.strip().lower(), 0.3) for t in person.event_types]
+            type_weight = [self.event_weights.get(t.strip().lower(), UNKNOWN_EVENT_WEIGHT) for t in person.event_types]
             weights = np.asarray(type_weight, dtype=np.float32)[positions] if known else np.zeros(0, np.float32)
         else:
             weights = np.ones(items.shape[0], dtype=np.float32)

@@ -22,9 +22,11 @@ class PersonContext:
     """What serving needs about one person.
 
     ``item_ids`` are the items the person interacted with, oldest first; ``timestamps`` (epoch
-    seconds) may be omitted, and then the order of the list is the only clock. ``segment`` is the
-    value of the segment attribute (e.g. country) and ``now`` the time of the request (default:
-    the last event's time, or the model's fit time).
+    seconds) may be omitted, and then the events count as having happened just before the fit
+    time, in list order. ``event_types`` (default: purchases) and ``quantities`` (default: 1) are
+    optional too. ``segment`` is the value of the segment attribute (e.g. the country) and ``now``
+    the time of the request (default: the later of the last event and the fit time). Items in
+    ``exclude`` are never recommended; unknown item ids are ignored.
     """
 
     item_ids: Sequence[str]

@@ -81,9 +81,7 @@ class Popularity:
         segment = user_segment[log.user] if log.user.shape[0] else np.zeros(0, dtype=np.int32)
         segment_popular, segment_top = _segment_lists(segment, log.item, popular_weight, n_segments, n_items)
         trending_weight = w * decay(age, trending_half_life)
-        segment_trending, segment_trending_top = _segment_lists(
-            segment, log.item, trending_weight, n_segments, n_items
-        )
+        segment_trending, segment_trending_top = _segment_lists(segment, log.item, trending_weight, n_segments, n_items)
 
         first_seen = np.full(n_items, np.nan, dtype=np.float32)
         last_seen = np.full(n_items, np.nan, dtype=np.float32)
