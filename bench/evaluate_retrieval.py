@@ -11,6 +11,7 @@ two clusters. Recall@k is the share of the exact top-k that HNSW returns. One th
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import faiss
 import numpy as np
@@ -62,8 +63,9 @@ def main() -> None:
         started = time.perf_counter()
         hnsw = VectorIndex.build(vectors, exact_max_items=0, hnsw_ef_search=K)
         build = time.perf_counter() - started
+        graph: Any = faiss.downcast_index(hnsw.index)
         for ef in (K, 2 * K, 4 * K):
-            faiss.downcast_index(hnsw.index).hnsw.efSearch = ef
+            graph.hnsw.efSearch = ef
             found, ms = timed_search(hnsw, batch)
             recall = np.mean([np.isin(f, t).sum() / len(t) for f, t in zip(found, truth, strict=True)])
             print(
