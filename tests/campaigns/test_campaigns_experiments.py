@@ -12,7 +12,7 @@ from django.core import mail
 from campaigns.models import Message, MessageState, Reason
 from experiments import services as experiments
 from experiments.models import Experiment, Exposure, Status
-from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, send_all
+from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, send_all, track
 
 PEOPLE = 30
 
@@ -47,6 +47,7 @@ def test_a_campaign_holdout_receives_nothing_and_is_exposed_when_the_others_are_
 
 def test_send_time_optimization_runs_with_a_holdout_sent_at_the_fixed_time(db):
     _crowd(timezone="Europe/Berlin")
+    track("reader", "Email Opened")  # somebody has read an email: there is a pattern to learn
     send_at = datetime(2030, 1, 14, 9, tzinfo=UTC)
     campaign = launch_and_prepare(
         make_campaign("sto", send_time_optimization=True, send_time_holdout_share=0.5, send_at=send_at)
