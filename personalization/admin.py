@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest
 
-from personalization.models import ApiKey
+from personalization import registry
+from personalization.models import ApiKey, ModelVersion
+from personalization.tasks import train_engine
 
 
 @admin.register(ApiKey)
@@ -30,3 +33,38 @@ class ApiKeyAdmin(admin.ModelAdmin):
         from django.utils import timezone
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "holdout_ndcg", "progress", "stage", "created_at", "activated_at", "activated_by"]
+    list_filter = ["status"]
+    search_fields = ["id", "stage", "activated_by"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["make_active", "train_new"]
+
+    @admin.display(description="hold-out NDCG@20")
+    def holdout_ndcg(self, version: ModelVersion) -> str:
+        score = (version.metrics or {}).get("holdout") or {}
+        return f"{score['ndcg']:.4f}" if "ndcg" in score else "–"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Activate the selected version (roll back or forward)")
+    def make_active(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            version = registry.activate(queryset.get(), by=str(request.user))
+        except registry.ActivationRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"Version {version.pk} now serves; every process switches within seconds.")
+
+    @admin.action(description="Train a new version now")
+    def train_new(self, request, queryset):
+        version = ModelVersion.objects.create(requested_by=str(request.user))
+        transaction.on_commit(lambda: train_engine.delay(version.pk))
+        self.message_user(request, f"Version {version.pk} is training; its progress shows in this list.")

@@ -43,3 +43,40 @@ class ApiKey(models.Model):
         raw = KEY_PREFIXES[KeyScope(scope)] + secrets.token_urlsafe(32)
         key = cls.objects.create(name=name, scope=scope, prefix=raw[:10], key_hash=hash_key(raw), created_by=created_by)
         return key, raw
+
+
+class VersionStatus(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready (not active)"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+    REJECTED = "rejected", "Rejected by the gate"
+    FAILED = "failed", "Failed"
+
+
+class ModelVersion(models.Model):
+    """One trained engine: its artifact folder, its hold-out metrics, and whether it serves."""
+
+    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING)
+    artifact_dir = models.CharField(max_length=500, blank=True, help_text="Relative to MODEL_STORAGE_DIR.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Hold-out scores of this and the active version.")
+    training = models.JSONField(default=dict, blank=True, help_text="Data sizes, timings, settings.")
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while training.")
+    stage = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="modelversion_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Model v{self.pk} ({self.status})"

@@ -1,6 +1,6 @@
 """The engine's public face for the apps below it (campaigns): recommendations for a person on a
-surface, as plain dataclasses. Surfaces and the trained ranker plug in behind this function; its
-signature is the contract.
+surface, as plain dataclasses. The active engine version answers, the baseline stands in before
+any training; surfaces plug in behind this function, whose signature is the contract.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from personalization import baseline
+from personalization import serving
 from personalization.baseline import RecommendedItem
 
 __all__ = ["RecommendedItem", "SurfaceAnswer", "recommend"]
@@ -35,5 +35,5 @@ def recommend(
     ``surface`` names the placement (e.g. ``"email-product-block"``); ``context`` carries what the
     caller knows about the moment (current item, cart, channel).
     """
-    answer = baseline.recommend(person_id, limit, kind)
+    answer = serving.recommend(person_id, limit, kind)
     return SurfaceAnswer(answer.recommendation_id, surface, answer.personalized, answer.items)

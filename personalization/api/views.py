@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from personalization import baseline
+from personalization import serving
 from personalization.api.serializers import RecommendationQuerySerializer, RecommendationsSerializer
 from profiles import services as profiles
 
@@ -24,7 +24,7 @@ class RecommendationsView(APIView):
         query.is_valid(raise_exception=True)
         key = query.validated_data.get("person")
         person = profiles.find_person(key) if key else None
-        answer = baseline.recommend(
+        answer = serving.recommend(
             person.pk if person else None, query.validated_data["limit"], query.validated_data["kind"]
         )
         return Response(asdict(answer))

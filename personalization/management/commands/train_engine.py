@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from tqdm import tqdm
+
+from personalization import registry
+from personalization.models import ModelVersion, VersionStatus
+from personalization.training import train_version
+
+
+class Command(BaseCommand):
+    help = "Train a new engine version from the event log; it serves only if not worse than the active one."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--activate", type=int, metavar="VERSION", help="Activate (roll back to) this version.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["activate"]:
+            version = registry.activate(ModelVersion.objects.get(pk=options["activate"]), by="manage.py")
+            self.stdout.write(f"Version {version.pk} is active.")
+            return
+        version = ModelVersion.objects.create(requested_by="manage.py")
+        with tqdm(total=100, unit="%", disable=options["verbosity"] == 0) as bar:
+
+            def progress(percent: int, stage: str) -> None:
+                bar.set_description(stage)
+                bar.update(percent - bar.n)
+
+            version = train_version(version, progress)
+        metrics = version.metrics
+        self.stdout.write(
+            f"Version {version.pk}: {version.get_status_display()}; hold-out {metrics['holdout']}"
+            f" ({metrics['split']}); active before: {metrics['active']}"
+        )
+        if version.status == VersionStatus.REJECTED:
+            self.stdout.write("It was worse than the active version on the hold-out and does not serve.")

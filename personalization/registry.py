@@ -1,0 +1,106 @@
+"""Model versions: which one serves, switching atomically, rollback to any earlier version.
+
+Web and worker processes keep the active engine in memory and look up which version is active
+at most every ``CHECK_SECONDS``; a new activation is picked up by every process within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from personalization.engine.engine import Engine
+from personalization.models import ModelVersion, VersionStatus
+
+ACTIVE_KEY = "registry:active-version:v1"
+CHECK_SECONDS = 2.0
+
+
+class ActivationRefused(Exception):
+    pass
+
+
+def artifact_path(version: ModelVersion) -> Path:
+    return Path(settings.MODEL_STORAGE_DIR) / version.artifact_dir
+
+
+def active_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=VersionStatus.ACTIVE).first()
+
+
+@transaction.atomic
+def activate(version: ModelVersion, by: str) -> ModelVersion:
+    """Make ``version`` the one that serves; the previous active one is retired. Also a rollback."""
+    if version.status not in (VersionStatus.READY, VersionStatus.RETIRED, VersionStatus.ACTIVE):
+        raise ActivationRefused(f"Version {version.pk} is {version.get_status_display().lower()}; it cannot serve.")
+    if not (artifact_path(version) / "engine.json").exists():
+        raise ActivationRefused(f"Version {version.pk} has no artifacts at {artifact_path(version)}.")
+    ModelVersion.objects.filter(status=VersionStatus.ACTIVE).exclude(pk=version.pk).update(status=VersionStatus.RETIRED)
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=VersionStatus.ACTIVE, activated_at=timezone.now(), activated_by=by
+    )
+    transaction.on_commit(lambda: cache.set(ACTIVE_KEY, version.pk, None))
+    version.refresh_from_db()
+    return version
+
+
+class _Loaded:
+    """The engine this process serves with, reloaded when another version becomes active."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version_id: int | None = None
+        self.engine: Engine | None = None
+        self.checked_at = 0.0
+
+    def current(self) -> tuple[int | None, Engine | None]:
+        now = time.monotonic()
+        if now - self.checked_at < CHECK_SECONDS:
+            return self.version_id, self.engine
+        with self.lock:
+            if now - self.checked_at < CHECK_SECONDS:
+                return self.version_id, self.engine
+            wanted = cache.get(ACTIVE_KEY)
+            if wanted is None:
+                version = active_version()
+                wanted = version.pk if version else 0
+                cache.set(ACTIVE_KEY, wanted, None)
+            if wanted != (self.version_id or 0):
+                self._load(wanted)
+            self.checked_at = now
+            return self.version_id, self.engine
+
+    def _load(self, version_id: int) -> None:
+        if not version_id:
+            self.version_id, self.engine = None, None
+            return
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            return
+        engine = Engine.load(artifact_path(version))
+        # Swap both at once: a request sees the old pair or the new pair, never a mix.
+        self.version_id, self.engine = version_id, engine
+
+    def forget(self) -> None:
+        with self.lock:
+            self.version_id, self.engine, self.checked_at = None, None, 0.0
+
+
+_loaded = _Loaded()
+
+
+def serving_engine() -> tuple[int | None, Engine | None]:
+    """(version id, engine) this process should serve with; (None, None) before any training."""
+    return _loaded.current()
+
+
+def forget_loaded_engine() -> None:
+    """Drop the in-process engine (tests, or after deleting artifacts)."""
+    _loaded.forget()
+    cache.delete(ACTIVE_KEY)

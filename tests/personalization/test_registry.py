@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from personalization import registry, serving
+from personalization.models import ModelVersion, VersionStatus
+from personalization.tasks import train_engine
+from profiles.services import find_person, record_consent
+
+
+@pytest.fixture
+def model_storage(settings, tmp_path: Path) -> Iterator[Path]:
+    settings.MODEL_STORAGE_DIR = tmp_path
+    registry.forget_loaded_engine()
+    yield tmp_path
+    registry.forget_loaded_engine()
+
+
+@pytest.fixture
+def store(db):
+    call_command("seed_demo", people=150, days=60, verbosity=0)
+
+
+def _train() -> ModelVersion:
+    version = ModelVersion.objects.create(requested_by="tests")
+    train_engine.apply(args=[version.pk])
+    version.refresh_from_db()
+    return version
+
+
+def test_first_training_activates_and_serves(store, model_storage):
+    version = _train()
+    assert version.status == VersionStatus.ACTIVE, version.error
+    assert version.progress == 100
+    assert (model_storage / version.artifact_dir / "engine.json").exists()
+    assert 0 < version.metrics["holdout"]["ndcg"] <= 1
+    assert version.training["events"] > 1000
+
+    person = find_person("user-00003")
+    assert person is not None
+    answer = serving.recommend(person.pk, 20)
+    assert answer.personalized and len(answer.items) == 20
+    assert {i.source for i in answer.items} - {"co-visited", "popular"}, "the engine, not the baseline, answered"
+
+
+def test_registry_refuses_a_worse_version(store, model_storage):
+    active = _train()
+    # The active version scored perfectly on a hold-out it was measured on; nothing can match it.
+    active.metrics = {**active.metrics, "holdout": {"ndcg": 1.0, "recall": 1.0, "people": 50}}
+    active.training = {**active.training, "data_end": 4e9}
+    active.save()
+
+    candidate = _train()
+
+    assert candidate.status == VersionStatus.REJECTED
+    assert candidate.metrics["passed_gate"] is False
+    assert candidate.metrics["active"]["basis"] == "its own earlier hold-out"
+    assert registry.active_version() == active
+    with pytest.raises(registry.ActivationRefused):
+        registry.activate(candidate, by="someone")
+    assert registry.active_version() == active
+
+
+def test_rollback_to_an_earlier_version_switches_serving(store, model_storage, django_capture_on_commit_callbacks):
+    first = _train()
+    second = _train()
+    assert second.status == VersionStatus.ACTIVE, (first.metrics, second.metrics)
+    registry._loaded.checked_at = 0
+    assert ModelVersion.objects.get(pk=first.pk).status == VersionStatus.RETIRED
+    assert registry.serving_engine()[0] == second.pk
+
+    with django_capture_on_commit_callbacks(execute=True):  # other processes learn of it after the commit
+        registry.activate(first, by="ops")
+    registry._loaded.checked_at = 0  # skip the wait a serving process would have
+
+    assert registry.active_version() == first
+    assert registry.serving_engine()[0] == first.pk
+
+
+def test_people_without_personalization_consent_are_left_out_of_training(store, model_storage):
+    person = find_person("user-00001")
+    assert person is not None
+    record_consent(person.pk, "personalization", False, "test")
+    from personalization.training import export_interchange
+
+    export_interchange(model_storage)
+    rows = (model_storage / "events.csv").read_text().splitlines()[1:]
+    assert rows and not any(row.split(",")[0] == str(person.pk) for row in rows)
