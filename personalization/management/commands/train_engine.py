@@ -15,11 +15,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--activate", type=int, metavar="VERSION", help="Activate (roll back to) this version.")
+        parser.add_argument("--if-none-active", action="store_true", help="Train only when no version serves yet.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["activate"]:
             version = registry.activate(ModelVersion.objects.get(pk=options["activate"]), by="manage.py")
             self.stdout.write(f"Version {version.pk} is active.")
+            return
+        if options["if_none_active"] and registry.active_version() is not None:
+            self.stdout.write("A version is active already; not training.")
             return
         version = ModelVersion.objects.create(requested_by="manage.py")
         with tqdm(total=100, unit="%", disable=options["verbosity"] == 0) as bar:
