@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -12,7 +12,7 @@ from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, T
 items = ItemViewSet.as_view({"get": "list", "put": "upsert"})
 item = ItemViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("catalog/items", items, name="catalog-items"),
     path("catalog/items/<str:external_id>", item, name="catalog-item"),
     path("track", TrackView.as_view(), name="track"),
