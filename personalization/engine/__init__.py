@@ -12,9 +12,15 @@ commands and benchmarks can all call it. The entry points:
 
 from __future__ import annotations
 
-from personalization.engine.config import EngineConfig
-from personalization.engine.dataset import Dataset, load_interchange
-from personalization.engine.engine import Engine, Recommendation
-from personalization.engine.history import PersonContext
+import logging
+
+# FAISS announces at INFO which CPU build it loaded, in every process that imports it; that is
+# noise in worker logs and in ``manage.py evaluate``'s table. Set before anything imports faiss.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+from personalization.engine.config import EngineConfig  # noqa: E402
+from personalization.engine.dataset import Dataset, load_interchange  # noqa: E402
+from personalization.engine.engine import Engine, Recommendation  # noqa: E402
+from personalization.engine.history import PersonContext  # noqa: E402
 
 __all__ = ["Dataset", "Engine", "EngineConfig", "PersonContext", "Recommendation", "load_interchange"]

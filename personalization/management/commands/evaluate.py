@@ -6,7 +6,6 @@ A thin wrapper: the split, the fitting and the metrics live in ``personalization
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +29,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path", help="also write the results as JSON to this file")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # FAISS announces at INFO which CPU build it loaded; that is noise beside the table.
-        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
         from personalization.engine.dataset import load_interchange, read_event_pairs
         from personalization.engine.evaluation import (
             default_split,
