@@ -10,11 +10,12 @@ FAISS index, JSON) that a model registry can version; ``Engine.load`` reads it b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from personalization.engine.artifacts import load_array, load_json, save_array, save_json
 from personalization.engine.candidates import SOURCES, CandidateSources
@@ -40,7 +41,7 @@ REASONS = {
     "als": "Picked for your taste",
     "ease": "Picked for your taste",
     "item_knn": "Similar to items you bought",
-    "covisitation": "Often bought with items you bought recently",
+    "covisitation": "Often bought together with items you bought recently",
     "content": "Similar to items you like",
     "popular": "Popular right now",
     "segment": "Popular in your area",
@@ -219,6 +220,36 @@ class Engine:
         return [
             Recommendation(item_id=self.item_ids[i], score=float(s), source=SOURCES[src], reason=REASONS[SOURCES[src]])
             for i, s, src in zip(items.tolist(), scores.tolist(), sources.tolist(), strict=True)
+        ]
+
+    def similar_items(self, item_id: str, k: int = 20, exclude: Sequence[str] = ()) -> list[Recommendation]:
+        """ "People who bought this also bought": the item's co-visitation neighbours, then (for
+        items too new or too rare to have enough) its nearest items by text, then by buyers."""
+        item = self.item_index.get(item_id)
+        if item is None:
+            return []
+        sources = self.sources
+        skip = {item} | {self.item_index[i] for i in exclude if i in self.item_index}
+        picked: list[tuple[int, float, str]] = []
+        seen: set[int] = set(skip)
+        neighbour_lists = [
+            (sources.covisitation.getrow(item), "covisitation"),
+            (sources.item_knn.getrow(item), "item_knn"),
+        ]
+        if sources.content.has_text:
+            scores = sources.content.scores(np.asarray(sources.content.vectors[item].todense()).ravel())
+            neighbour_lists.insert(1, (sp.csr_matrix(np.where(scores > 0, scores, 0.0)), "content"))
+        for row, source in neighbour_lists:
+            order = np.argsort(-row.data, kind="stable")
+            for j, score in zip(row.indices[order].tolist(), row.data[order].tolist(), strict=True):
+                if len(picked) >= k:
+                    break
+                if j not in seen:
+                    seen.add(j)
+                    picked.append((j, float(score), source))
+        return [
+            Recommendation(item_id=self.item_ids[j], score=score, source=source, reason=REASONS[source])
+            for j, score, source in picked
         ]
 
     # -- artifacts ----------------------------------------------------------------------------

@@ -51,3 +51,14 @@ def test_without_content_similarity_the_new_item_is_not_proposed(shop: Callable[
     dataset = load_interchange(shop(extra_items=NEW_ITEMS))
     engine = Engine.fit(dataset, small_config(quotas={"history": 10, "content": 0}))
     assert "NEWTEA" not in _candidates(engine)
+
+
+def test_similar_items_come_from_the_same_theme_and_reach_new_items(shop: Callable[..., Path]) -> None:
+    engine = Engine.fit(load_interchange(shop(extra_items=NEW_ITEMS)), small_config())
+    similar = engine.similar_items("TEARE", k=5)
+    assert len(similar) == 5
+    assert similar[0].source == "covisitation"
+    assert all(r.item_id.startswith(("TEA", "NEWTEA")) for r in similar[:4])
+    # A brand-new item has no co-visitation yet; its text still finds its neighbours.
+    fresh = engine.similar_items("NEWTEA", k=3)
+    assert fresh and all(r.source == "content" and r.item_id.startswith("TEA") for r in fresh)
