@@ -80,3 +80,112 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"Model v{self.pk} ({self.status})"
+
+
+class SurfaceKind(models.TextChoices):
+    GRID = "grid", "Grid (e.g. homepage)"
+    CAROUSEL = "carousel", "Carousel (e.g. product page)"
+    EMAIL_BLOCK = "email_block", "Email product block"
+    CHECKLIST = "checklist", "Onboarding checklist"
+
+
+class Surface(models.Model):
+    """A place where personalized items appear. Its ranking lives in versioned configuration."""
+
+    key = models.SlugField(max_length=100, unique=True, help_text="Used in the API: /surfaces/<key>/recommendations.")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=SurfaceKind.choices, default=SurfaceKind.GRID)
+    item_kinds = models.JSONField(default=list, blank=True, help_text='Item kinds it may show, e.g. ["product"].')
+    current_version = models.ForeignKey(
+        "SurfaceVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SurfaceVersion(models.Model):
+    """One configuration of a surface. Never edited: a change or a rollback adds a version."""
+
+    surface = models.ForeignKey(Surface, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    config = models.JSONField(help_text="Weights, filters, quotas, exploration, curated default, cold start.")
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["surface", "-number"]
+        constraints = [models.UniqueConstraint(fields=["surface", "number"], name="surfaceversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.surface.key} v{self.number}"
+
+
+class Impression(models.Model):
+    """One answer a surface served: the items shown, under which version, to whom."""
+
+    recommendation_id = models.CharField(max_length=32, unique=True)
+    surface = models.ForeignKey(Surface, on_delete=models.CASCADE, related_name="impressions")
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    model_version = models.BigIntegerField(null=True, blank=True)
+    person_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    item_ids = models.JSONField(default=list)
+    strategy = models.CharField(max_length=32, blank=True, help_text="personalized, curated, cold_start, degraded…")
+    experiment = models.CharField(max_length=100, blank=True)
+    variant = models.CharField(max_length=100, blank=True)
+    served_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["surface", "served_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.surface_id}:{self.recommendation_id}"
+
+
+class SurfaceDailyStats(models.Model):
+    """Per surface and day: answers served, and the clicks and purchases attributed to them."""
+
+    surface = models.ForeignKey(Surface, on_delete=models.CASCADE, related_name="daily_stats")
+    day = models.DateField()
+    impressions = models.PositiveIntegerField(default=0)
+    items_shown = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    purchases = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["surface", "-day"]
+        verbose_name_plural = "surface daily stats"
+        constraints = [models.UniqueConstraint(fields=["surface", "day"], name="surfacedailystats_unique_day")]
+
+    def __str__(self) -> str:
+        return f"{self.surface_id} {self.day}"
+
+    @property
+    def click_through(self) -> float:
+        return self.clicks / self.impressions if self.impressions else 0.0
+
+    @property
+    def conversion(self) -> float:
+        return self.purchases / self.impressions if self.impressions else 0.0
+
+
+class SurfaceItemExposure(models.Model):
+    """How often an item was shown and clicked on a surface: the evidence exploration samples from."""
+
+    surface = models.ForeignKey(Surface, on_delete=models.CASCADE, related_name="item_exposures")
+    item_id = models.CharField(max_length=200)
+    impressions = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["surface", "item_id"], name="surfaceitemexposure_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.surface_id} {self.item_id}"

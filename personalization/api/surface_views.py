@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personalization.api.surface_serializers import (
+    SurfaceAnswerSerializer,
+    SurfaceQuerySerializer,
+    SurfaceRequestSerializer,
+)
+from personalization.api.throttling import PrincipalRateThrottle
+from personalization.surface_serving import ServeRequest, UnknownSurface, serve
+from personalization.surfaces import CONTEXT_KEYS
+from profiles import services as profiles
+
+logger = logging.getLogger(__name__)
+
+
+class ServingRateThrottle(PrincipalRateThrottle):
+    """The usual rate limit, except that a surface still answers while the cache holding it is down."""
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:
+            logger.warning("Rate limit not checked, cache unavailable: %s", exc)
+            return True
+
+
+def _serve(key: str, data: dict[str, Any]) -> Response:
+    person_key = data.get("person") or data.get("anonymous_id")
+    person = profiles.find_person(person_key) if person_key else None
+    context = {k: v for k, v in (data.get("context") or {}).items() if k in CONTEXT_KEYS}
+    context.update({k: data[k] for k in CONTEXT_KEYS if data.get(k)})
+    request = ServeRequest(
+        surface=key,
+        person_id=person.pk if person else None,
+        context=context,
+        current_item=data.get("item"),
+        cart=list(data.get("cart") or []),
+        session_items=[(e["type"], e["item_id"]) for e in data.get("recent_events") or []],
+        limit=data.get("limit"),
+    )
+    try:
+        answer = serve(request)
+    except UnknownSurface:
+        raise NotFound(f"No surface {key!r}.") from None
+    return Response(asdict(answer))
+
+
+class SurfaceRecommendationsView(APIView):
+    accepts_ingest_key = True  # storefronts ask from the browser with their ingest key
+    throttle_classes = [ServingRateThrottle]
+
+    @extend_schema(
+        tags=["surfaces"],
+        parameters=[SurfaceQuerySerializer],
+        responses=SurfaceAnswerSerializer,
+        summary="Personalized items for a surface",
+    )
+    def get(self, request: Request, key: str) -> Response:
+        query = SurfaceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return _serve(key, query.validated_data)
+
+    @extend_schema(
+        tags=["surfaces"],
+        request=SurfaceRequestSerializer,
+        responses=SurfaceAnswerSerializer,
+        summary="Personalized items for a surface, with inline context (current item, cart, session events)",
+    )
+    def post(self, request: Request, key: str) -> Response:
+        body = SurfaceRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return _serve(key, body.validated_data)

@@ -1,0 +1,451 @@
+"""Serving a surface: the person's recent events and this session's context go through the active
+engine (candidates from every source, LightGBM ranking), then the surface's re-ranking (weights,
+filters, diversity quota, exploration), and come back with a readable reason per item.
+
+Controls that decide *what kind* of answer a person gets, in order:
+
+1. an experiment on the surface: a holdout variant gets the curated default, a variant with
+   ``surface_version`` or ``model_version`` is served with that version;
+2. no ``personalization`` consent: the curated default (topped up with popular items so it is as
+   full as any other answer);
+3. no trained model, or the cache/engine failing: popular items from the database or the curated
+   default, flagged ``degraded`` with the reason, never an error;
+4. a person the engine knows nothing about: the surface's cold-start rules (context: country, device,
+   referrer, interest, role), then what the engine proposes for a newcomer.
+
+The hot path makes a handful of indexed queries (consent, recent events, traits); surface
+configuration, the engine and the catalogue arrays are in process memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from django.utils import timezone
+
+from catalog.services import servable_items
+from experiments import services as experiments
+from personalization import baseline, feedback, registry
+from personalization.engine.candidates import SOURCES
+from personalization.engine.engine import Engine
+from personalization.engine.features import candidate_features
+from personalization.engine.history import PersonContext
+from personalization.item_table import ItemTable, item_table
+from personalization.reranking import CandidateSet, rerank
+from personalization.surfaces import LiveSurface, SurfaceConfig, live_surface, version_config
+from personalization.training import TRAINING_KINDS
+from profiles import services as profiles
+from profiles.models import Event, Person
+
+logger = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 200
+N_CANDIDATES = 500
+SECONDS_PER_DAY = 86_400.0
+COUNTRY_NAMES = {
+    "DE": "Germany",
+    "FR": "France",
+    "GB": "the United Kingdom",
+    "UK": "the United Kingdom",
+    "US": "the United States",
+    "ES": "Spain",
+    "IT": "Italy",
+    "NL": "the Netherlands",
+    "PL": "Poland",
+    "SE": "Sweden",
+    "CA": "Canada",
+    "AU": "Australia",
+    "JP": "Japan",
+    "BR": "Brazil",
+}
+VIEWED_SOURCES = {"als", "ease", "item_knn", "covisitation", "content"}
+
+
+class UnknownSurface(LookupError):
+    pass
+
+
+@dataclass
+class ServeRequest:
+    """What the caller knows: the person (None: an unknown visitor), the moment, the session."""
+
+    surface: str
+    person_id: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    current_item: str | None = None
+    cart: list[str] = field(default_factory=list)
+    session_items: list[tuple[str, str]] = field(default_factory=list)  # (event kind, item id), oldest first
+    limit: int | None = None
+    log: bool = True
+    rng: np.random.Generator | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServedItem:
+    item_id: str
+    title: str
+    score: float
+    source: str
+    reason: str
+    exploring: bool = False
+
+
+@dataclass
+class ServedAnswer:
+    recommendation_id: str
+    surface: str
+    version: int | None
+    strategy: str  # personalized | cold_start | curated | popular
+    personalized: bool
+    degraded: bool
+    degraded_reason: str
+    items: list[ServedItem]
+    model_version: int | None = None
+    experiment: str = ""
+    variant: str = ""
+
+
+@dataclass
+class _Plan:
+    config: SurfaceConfig
+    version: int | None
+    engine: Engine | None = None
+    model_version: int | None = None
+    holdout: bool = False
+    experiment: str = ""
+    variant: str = ""
+    assignment: experiments.Assignment | None = None
+    degraded: list[str] = field(default_factory=list)
+
+
+# --- engines ------------------------------------------------------------------------------------
+
+_last_engine: tuple[int | None, Engine | None] = (None, None)
+_pinned: dict[int, Engine] = {}
+
+
+def _active_engine(plan: _Plan) -> None:
+    global _last_engine
+    try:
+        _last_engine = registry.serving_engine()
+        plan.model_version, plan.engine = _last_engine
+    except Exception as exc:  # Redis down: keep serving the engine this process already holds
+        logger.warning("Active model lookup failed: %s", exc)
+        plan.model_version, plan.engine = _last_engine
+        plan.degraded.append("cache unavailable" + ("; serving the last loaded model" if plan.engine else ""))
+
+
+def _pinned_engine(version_id: int) -> Engine | None:
+    """A model version an experiment asks for, loaded once per process."""
+    if version_id not in _pinned:
+        from personalization.models import ModelVersion
+
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None or not (registry.artifact_path(version) / "engine.json").exists():
+            return None
+        _pinned[version_id] = Engine.load(registry.artifact_path(version))
+    return _pinned[version_id]
+
+
+# --- the answer ---------------------------------------------------------------------------------
+
+
+def serve(request: ServeRequest) -> ServedAnswer:
+    """The answer for one request; raises only ``UnknownSurface``."""
+    surface = live_surface(request.surface)
+    if surface is None:
+        raise UnknownSurface(request.surface)
+    plan = _Plan(config=surface.config, version=surface.version_number)
+    person_id = request.person_id
+    if person_id is not None:
+        _resolve_experiment(plan, surface, person_id)
+    size = request.limit or plan.config.size
+
+    try:
+        consent = person_id is None or profiles.has_consent(person_id, "personalization")
+    except Exception as exc:
+        logger.warning("Consent lookup failed: %s", exc)
+        consent, plan.degraded = False, [*plan.degraded, "consent unavailable"]
+
+    if plan.holdout or not consent:
+        strategy, items = "curated", _curated(surface, plan, size)
+    else:
+        if plan.engine is None:
+            _active_engine(plan)
+        try:
+            strategy, items = _personalized(surface, plan, request, size)
+        except Exception as exc:  # never a 500: the curated default and the reason
+            logger.exception("Personalized answer failed on %s", surface.key)
+            plan.degraded.append(f"engine failed: {type(exc).__name__}")
+            strategy, items = "curated", _curated(surface, plan, size)
+
+    answer = ServedAnswer(
+        recommendation_id=uuid.uuid4().hex,
+        surface=surface.key,
+        version=plan.version,
+        strategy=strategy,
+        personalized=strategy in ("personalized", "cold_start"),
+        degraded=bool(plan.degraded),
+        degraded_reason="; ".join(plan.degraded),
+        items=items,
+        model_version=plan.model_version if strategy in ("personalized", "cold_start") else None,
+        experiment=plan.experiment,
+        variant=plan.variant,
+    )
+    if request.log:
+        _log(answer, surface, plan, person_id)
+    return answer
+
+
+def _resolve_experiment(plan: _Plan, surface: LiveSurface, person_id: int) -> None:
+    try:
+        found = experiments.assignments_for(person_id, target_kind="surface", target_key=surface.key)
+    except Exception as exc:
+        logger.warning("Experiment assignment failed: %s", exc)
+        plan.degraded.append("experiments unavailable")
+        return
+    if not found:
+        return
+    assignment = found[0]  # experiments on one surface share a layer: at most one is live per person
+    plan.assignment, plan.experiment, plan.variant = assignment, assignment.experiment, assignment.variant
+    payload = assignment.payload
+    if assignment.is_holdout:
+        plan.holdout = True
+        return
+    number = payload.get("surface_version")
+    if isinstance(number, int):
+        config = version_config(surface.id, number)
+        if config is not None:
+            plan.config, plan.version = config, number
+    model = payload.get("model_version")
+    if isinstance(model, str) and model.lstrip("v").isdigit():
+        model = int(model.lstrip("v"))
+    if isinstance(model, int):
+        engine = _pinned_engine(model)
+        if engine is not None:
+            plan.engine, plan.model_version = engine, model
+
+
+def _log(answer: ServedAnswer, surface: LiveSurface, plan: _Plan, person_id: int | None) -> None:
+    if plan.assignment is not None and plan.assignment.active and person_id is not None:
+        try:
+            experiments.log_exposure(plan.assignment.experiment, person_id, plan.assignment.variant)
+        except Exception as exc:
+            logger.warning("Exposure not logged: %s", exc)
+    feedback.record_impression(
+        feedback.ImpressionRow(
+            recommendation_id=answer.recommendation_id,
+            surface_id=surface.id,
+            version_number=answer.version,
+            model_version=answer.model_version,
+            person_id=person_id,
+            item_ids=[i.item_id for i in answer.items],
+            strategy=answer.strategy,
+            experiment=answer.experiment,
+            variant=answer.variant,
+            served_at=timezone.now(),
+        )
+    )
+
+
+# --- curated default and popular ----------------------------------------------------------------
+
+
+def _curated(surface: LiveSurface, plan: _Plan, size: int) -> list[ServedItem]:
+    """The marketer's picks, then the best sellers, so the answer is as full as any other."""
+    picks = [i for i in plan.config.curated_items if i not in plan.config.exclude_items][: size * 2]
+    items = _servable_list(surface, plan.config, [(i, "curated", "Our pick for you") for i in picks], size)
+    if len(items) < size:
+        items += _popular(surface, plan, size - len(items), exclude={i.item_id for i in items})
+    return items
+
+
+def _popular(surface: LiveSurface, plan: _Plan, size: int, exclude: set[str]) -> list[ServedItem]:
+    try:
+        ranked = baseline._popular()
+    except Exception as exc:  # the cache is down: straight from the database
+        logger.warning("Popular list from cache failed: %s", exc)
+        if "cache unavailable" not in "; ".join(plan.degraded):
+            plan.degraded.append("cache unavailable")
+        since = timezone.now() - baseline.POPULAR_WINDOW
+        ranked = [(str(i), float(s)) for i, s in profiles.popular_items(since, limit=500)]
+    wanted = [(i, "popular", "Popular right now") for i, _ in ranked if i not in exclude]
+    return _servable_list(surface, plan.config, wanted[: size * 4], size, first_score=0.5)
+
+
+def _servable_list(
+    surface: LiveSurface,
+    config: SurfaceConfig,
+    wanted: list[tuple[str, str, str]],
+    size: int,
+    first_score: float = 1.0,
+) -> list[ServedItem]:
+    facts = servable_items(i for i, _, _ in wanted) if wanted else {}
+    excluded_categories = set(config.exclude_categories)
+    items: list[ServedItem] = []
+    for item_id, source, reason in wanted:
+        fact = facts.get(item_id)
+        if fact is None or (surface.item_kinds and fact.kind not in surface.item_kinds):
+            continue
+        if fact.category in excluded_categories or item_id in config.exclude_items:
+            continue
+        score = round(first_score * (1.0 - len(items) / (2.0 * max(size, 1))), 4)
+        items.append(ServedItem(item_id, fact.title, score, source, reason))
+        if len(items) == size:
+            break
+    return items
+
+
+# --- personalized -------------------------------------------------------------------------------
+
+
+def _person_events(person_id: int) -> tuple[list[tuple[str, float, str, float]], str | None]:
+    rows = list(
+        Event.objects.filter(person_id=person_id, kind__in=TRAINING_KINDS)
+        .exclude(item_id="")
+        .order_by("-timestamp")
+        .values_list("item_id", "timestamp", "kind", "quantity")[:HISTORY_LIMIT]
+    )
+    rows.reverse()
+    traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
+    country = traits.get("country") if isinstance(traits, dict) else None
+    return [(r[0], r[1].timestamp(), r[2], float(r[3] or 1)) for r in rows], country
+
+
+def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size: int) -> tuple[str, list[ServedItem]]:
+    engine = plan.engine
+    if engine is None:
+        plan.degraded.append("no trained model")
+        return "popular", _curated(surface, plan, size)
+
+    now = time.time()
+    events, country = _person_events(request.person_id) if request.person_id is not None else ([], None)
+    # This session's inline context counts as events that happened just now.
+    session = list(request.session_items)
+    session += [("add_to_cart", item) for item in request.cart]
+    if request.current_item:
+        session.append(("view", request.current_item))
+    events += [(item, now, kind, 1.0) for kind, item in session]
+    country = str(request.context.get("country") or country or "") or None
+
+    config = plan.config
+    cold = not any(item in engine.item_index for item, *_ in events)
+    lead: list[ServedItem] = []
+    segment = country
+    if cold:
+        rule = next((r for r in config.cold_start if r.matches(request.context)), None)
+        if rule is not None:
+            segment = rule.segment or segment
+            reason = rule.reason or "Picked for visitors like you"
+            lead = _servable_list(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
+
+    person = PersonContext(
+        item_ids=[e[0] for e in events],
+        timestamps=[e[1] for e in events],
+        event_types=[e[2] for e in events],
+        quantities=[e[3] for e in events],
+        segment=segment,
+        now=now,
+    )
+    history = engine.history_for(person)
+    # What is in the cart or on screen now is not proposed again; viewed items may be.
+    not_again = {item for kind, item in session if kind != "view"} | {i.item_id for i in lead}
+    if request.current_item:
+        not_again.add(request.current_item)
+    excluded = np.asarray([engine.item_index[i] for i in not_again if i in engine.item_index], dtype=np.int32)
+    engine_config = engine.config
+    if config.source_quotas:
+        engine_config = replace(engine_config, quotas={**engine_config.quotas, **config.source_quotas})
+    signals = engine.sources.signals(history, engine_config)
+    candidates = engine.sources.generate(history, signals, engine_config, N_CANDIDATES, excluded=excluded)
+    features = candidate_features(engine.sources, history, signals, candidates, engine.item_price)
+    relevance = engine.ranker.score(features).astype(np.float64)
+
+    table = item_table(plan.model_version or id(engine), engine.item_ids)
+    index = candidates.items.astype(np.int64)
+    allowed = table.known[index] & table.active[index]
+    if surface.item_kinds:
+        allowed &= np.isin(table.kind[index], list(surface.item_kinds))
+    relevance[~allowed] = np.nan  # the re-ranker never serves a candidate without a finite relevance
+    age_days = (now - table.published[index]) / SECONDS_PER_DAY
+    purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
+    exposures = feedback.item_exposures(surface.id)
+    ids = [table.item_ids[i] for i in index.tolist()]
+    shown_clicked = [exposures.get(i, (0, 0)) for i in ids]
+    category = table.category[index]
+    candidate_set = CandidateSet.from_arrays(
+        np.asarray(ids, dtype=object),
+        relevance,
+        margin=table.margin[index],
+        age_days=age_days,
+        stock=np.nan_to_num(table.stock[index], nan=0.0),
+        popularity=engine.sources.popularity.popular[index],
+        category=category,
+        brand=table.brand[index],
+        in_stock=table.in_stock[index],
+        purchased_by_person=np.isin(index, list(purchased)) if purchased else None,
+        is_new=np.nan_to_num(age_days, nan=np.inf) < config.new_item_days,
+        impressions=[s for s, _ in shown_clicked],
+        clicks=[c for _, c in shown_clicked],
+        source=np.asarray([SOURCES[s] for s in candidates.source.tolist()], dtype=object),
+    )
+    top_categories = _top_categories(table, history.items)
+    result = rerank(candidate_set, config.rerank_config(), top_categories=top_categories, rng=request.rng, size=size)
+
+    recent_title = _recent_title(table, engine, events)
+    items = list(lead)
+    for ranked in result.items[: size - len(lead)]:
+        i = index[ranked.index]
+        source = "exploring" if ranked.exploring else ranked.reason
+        reason = _reason(source, ranked.index, candidate_set, recent_title, country, purchased, int(i))
+        items.append(
+            ServedItem(str(ranked.item_id), table.title[i], round(ranked.score, 4), source, reason, ranked.exploring)
+        )
+    strategy = "cold_start" if cold and lead else "personalized"
+    return strategy, items
+
+
+def _top_categories(table: ItemTable, history_items: np.ndarray) -> set[str]:
+    if history_items.shape[0] == 0:
+        return set()
+    counts = Counter(c for c in table.category[history_items.astype(np.int64)].tolist() if c)
+    return {c for c, _ in counts.most_common(2)}
+
+
+def _recent_title(table: ItemTable, engine: Engine, events: list[tuple[str, float, str, float]]) -> str | None:
+    for item, *_ in reversed(events):
+        i = engine.item_index.get(item)
+        if i is not None:
+            return table.title[i]
+    return None
+
+
+def _reason(
+    source: str,
+    row: int,
+    candidates: CandidateSet,
+    recent_title: str | None,
+    country: str | None,
+    purchased: set[int],
+    item_index: int,
+) -> str:
+    if source == "exploring":
+        return "New arrival — exploring" if candidates.is_new[row] else "Something different — exploring"
+    if source == "history":
+        return "You bought this before" if item_index in purchased else f"Because you viewed {recent_title}"
+    if source in VIEWED_SOURCES and recent_title:
+        return f"Because you viewed {recent_title}"
+    if source in ("segment", "segment_trending") and country:
+        place = COUNTRY_NAMES.get(country.upper(), country)
+        return f"Popular in {place} this week" if source == "segment_trending" else f"Popular in {place}"
+    if source == "new":
+        return "New arrival"
+    if source == "trending":
+        return "Trending this week"
+    return "Popular right now"
