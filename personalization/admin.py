@@ -5,7 +5,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from personalization import registry
-from personalization.models import ApiKey, ModelVersion
+from personalization.models import ApiKey, ModelVersion, Surface, SurfaceDailyStats, SurfaceVersion
 from personalization.tasks import train_engine
 
 
@@ -68,3 +68,62 @@ class ModelVersionAdmin(admin.ModelAdmin):
         version = ModelVersion.objects.create(requested_by=str(request.user))
         transaction.on_commit(lambda: train_engine.delay(version.pk))
         self.message_user(request, f"Version {version.pk} is training; its progress shows in this list.")
+
+
+class SurfaceVersionInline(admin.TabularInline):
+    model = SurfaceVersion
+    extra = 0
+    can_delete = False
+    fields = ["number", "created_by", "created_at", "note", "config"]
+    readonly_fields = ["number", "created_by", "created_at", "note", "config"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Surface)
+class SurfaceAdmin(admin.ModelAdmin):
+    """The versions below are the audit trail: who changed what, when; the action rolls back."""
+
+    list_display = ["key", "name", "kind", "current_version", "created_at"]
+    search_fields = ["key", "name"]
+    inlines = [SurfaceVersionInline]
+    readonly_fields = ["current_version"]
+    actions = ["roll_back"]
+
+    def save_model(self, request: HttpRequest, obj: Surface, form, change) -> None:
+        from personalization import surfaces
+
+        super().save_model(request, obj, form, change)
+        if obj.current_version is None:
+            surfaces.change_config(obj, {}, by=str(request.user), note="Created with the defaults")
+
+    @admin.action(description="Roll back to the previous version")
+    def roll_back(self, request, queryset):
+        from personalization import surfaces
+
+        for surface in queryset:
+            current = surface.current_version.number if surface.current_version else 0
+            if current < 2:
+                self.message_user(request, f"{surface.key} has no earlier version.", messages.WARNING)
+                continue
+            version = surfaces.rollback(surface, current - 1, by=str(request.user))
+            self.message_user(request, f"{surface.key} now serves version {version.number} (a copy of {current - 1}).")
+
+
+@admin.register(SurfaceDailyStats)
+class SurfaceDailyStatsAdmin(admin.ModelAdmin):
+    list_display = ["surface", "day", "impressions", "clicks", "purchases", "ctr", "conversion_rate", "revenue"]
+    list_filter = ["surface"]
+    date_hierarchy = "day"
+
+    @admin.display(description="click-through")
+    def ctr(self, stats: SurfaceDailyStats) -> str:
+        return f"{stats.click_through:.2%}"
+
+    @admin.display(description="conversion")
+    def conversion_rate(self, stats: SurfaceDailyStats) -> str:
+        return f"{stats.conversion:.2%}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

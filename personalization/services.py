@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from personalization import serving
+from personalization import serving, surface_serving
 from personalization.baseline import RecommendedItem
 
 __all__ = ["RecommendedItem", "SurfaceAnswer", "recommend"]
@@ -35,5 +35,27 @@ def recommend(
     ``surface`` names the placement (e.g. ``"email-product-block"``); ``context`` carries what the
     caller knows about the moment (current item, cart, channel).
     """
+    if surface is not None:
+        try:
+            served = surface_serving.serve(_surface_request(surface, person_id, limit, context or {}))
+        except surface_serving.UnknownSurface:
+            pass  # a surface not configured yet: the engine's plain answer below
+        else:
+            items = [RecommendedItem(i.item_id, i.title, i.score, i.source, i.reason) for i in served.items]
+            return SurfaceAnswer(served.recommendation_id, surface, served.personalized, items)
     answer = serving.recommend(person_id, limit, kind)
     return SurfaceAnswer(answer.recommendation_id, surface, answer.personalized, answer.items)
+
+
+def _surface_request(
+    surface: str, person_id: int | None, limit: int, context: dict[str, Any]
+) -> surface_serving.ServeRequest:
+    current = context.get("item") or context.get("current_item")
+    return surface_serving.ServeRequest(
+        surface=surface,
+        person_id=person_id,
+        context={k: v for k, v in context.items() if isinstance(v, str | list)},
+        current_item=str(current) if current else None,
+        cart=[str(i) for i in context.get("cart") or []],
+        limit=limit,
+    )

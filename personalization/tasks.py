@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from celery import shared_task
+from datetime import date, timedelta
 
-from personalization import training
+from celery import shared_task
+from django.utils import timezone
+
+from personalization import feedback, training
 from personalization.models import ModelVersion
 
 
@@ -10,3 +13,10 @@ from personalization.models import ModelVersion
 def train_engine(version_id: int) -> None:
     """Fit, gate and (if not worse) activate a new engine version; progress is on the version row."""
     training.train_version(ModelVersion.objects.get(pk=version_id))
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
+def attribute_surface_feedback(day: str | None = None) -> None:
+    """Per-surface daily click-through and conversion (default: yesterday, whose click window has closed)."""
+    wanted = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
+    feedback.compute_daily_stats(wanted)

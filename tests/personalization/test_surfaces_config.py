@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from personalization import feedback
+from personalization.models import Impression, SurfaceDailyStats, SurfaceItemExposure
+from personalization.services import recommend
+from personalization.surfaces import SurfaceConfig, SurfaceConfigError, change_config, create_surface, rollback
+from profiles.models import Event, Person
+from profiles.services import record_consent
+
+
+def test_a_change_adds_a_version_and_a_rollback_copies_an_old_one(db):
+    surface = create_surface("homepage", "Homepage", {"size": 12}, by="ana")
+    change_config(surface, {"size": 12, "weights": {"relevance": 1, "margin": 2}}, by="ben", note="Margin push")
+    back = rollback(surface, 1, by="cleo")
+    surface.refresh_from_db()
+    trail = list(surface.versions.order_by("number").values_list("number", "created_by", "note"))
+    assert trail == [(1, "ana", "Created"), (2, "ben", "Margin push"), (3, "cleo", "Rollback to version 1")]
+    assert surface.current_version == back and back.config == surface.versions.get(number=1).config
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"weights": {"charm": 1}}, "weights"),
+        ({"max_share_per_category": 1.5}, "max_share_per_category"),
+        ({"source_quotas": {"astrology": 10}}, "source_quotas"),
+        ({"cold_start": [{"when": {"horoscope": "leo"}}]}, "cold_start"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_configuration_is_refused_naming_the_field(db, config, field):
+    with pytest.raises(SurfaceConfigError, match=field):
+        SurfaceConfig.from_dict(config)
+
+
+def test_clicks_and_purchases_are_attributed_to_the_answer(db, make_item, settings):
+    settings.SURFACE_IMPRESSIONS_INLINE = True
+    shirt, hat = make_item("shirt"), make_item("hat")
+    surface = create_surface("homepage", "Homepage", {"curated_items": ["shirt", "hat"]})
+    person = Person.objects.create()
+    now = timezone.now().replace(hour=12)
+    Impression.objects.create(
+        recommendation_id="r1", surface=surface, person_id=person.pk, item_ids=["shirt", "hat"], served_at=now
+    )
+    Impression.objects.create(recommendation_id="r2", surface=surface, person_id=None, item_ids=["hat"], served_at=now)
+    events = [
+        ("view", "shirt", now + timedelta(minutes=1), {"recommendation_id": "r1"}),
+        ("view", "shirt", now + timedelta(minutes=2), {}),  # the same click again: counted once
+        ("purchase", "shirt", now + timedelta(days=2), {}),  # inside the purchase window
+        ("view", "hat", now + timedelta(days=3), {}),  # outside the click window, no id: not a click
+    ]
+    for n, (kind, item, at, properties) in enumerate(events):
+        Event.objects.create(
+            message_id=f"e{n}",
+            person=person,
+            kind=kind,
+            item_id=item,
+            timestamp=at,
+            received_at=at,
+            properties=properties,
+            price=10 if kind == "purchase" else None,
+            quantity=1,
+        )
+
+    feedback.compute_daily_stats(now.date())
+
+    stats = SurfaceDailyStats.objects.get(surface=surface, day=now.date())
+    assert (stats.impressions, stats.clicks, stats.purchases) == (2, 1, 1)
+    assert stats.click_through == 0.5 and stats.conversion == 0.5
+    assert SurfaceItemExposure.objects.get(surface=surface, item_id="shirt").clicks == 1
+    assert SurfaceItemExposure.objects.get(surface=surface, item_id="hat").impressions == 2
+    assert shirt and hat
+
+
+def test_campaigns_calling_recommend_with_a_surface_get_its_answer(db, make_item, settings):
+    settings.SURFACE_IMPRESSIONS_INLINE = True
+    make_item("shirt")
+    make_item("hat")
+    create_surface("email-product-block", "Email block", {"curated_items": ["hat", "shirt"]}, kind="email_block")
+    person = Person.objects.create()
+    record_consent(person.pk, "personalization", False, source="tests")
+    answer = recommend(person.pk, surface="email-product-block", limit=2)
+    assert [i.item_id for i in answer.items] == ["hat", "shirt"] and answer.surface == "email-product-block"
+    assert Impression.objects.filter(recommendation_id=answer.recommendation_id).exists()
