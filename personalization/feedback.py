@@ -9,7 +9,8 @@ Attribution (``compute_daily_stats``, run by a periodic task): a click is a view
 email click of a shown item by the person it was shown to, either carrying the answer's
 ``recommendation_id`` in its properties or within ``CLICK_WINDOW`` of the answer; a purchase of a
 shown item within ``PURCHASE_WINDOW`` is a conversion. The result is one row per surface and day
-(click-through, conversion) and per-item exposure counts that exploration samples from. Clicks are
+(click-through, conversion) and per-item exposure counts that exploration samples from; attributing a
+day again replaces that day's share of the counts rather than adding to it. Clicks are
 events in the log, so the next training sees them too.
 """
 
@@ -218,21 +219,38 @@ def compute_daily_stats(day: date) -> list[SurfaceDailyStats]:
             break
 
     with transaction.atomic():
-        stats = [
-            SurfaceDailyStats.objects.update_or_create(surface_id=surface_id, day=day, defaults=values)[0]
-            for surface_id, values in totals.items()
-        ]
-    _add_exposures(shown)
+        stats = []
+        for surface_id, values in totals.items():
+            row, first = SurfaceDailyStats.objects.select_for_update().get_or_create(surface_id=surface_id, day=day)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.save()
+            stats.append(row)
+            if first:
+                _add_exposures({key: pair for key, pair in shown.items() if key[0] == surface_id})
     return stats
 
 
 def _add_exposures(shown: dict[tuple[int, str], list[int]]) -> None:
-    """Accumulate per-item counts (each day is attributed once, by ``attribute_yesterday``)."""
+    """Accumulate per-item counts. A day adds to them once, on its first attribution: the day's row
+    is created in the same transaction, so a second run for the day (a retry, a manual re-run) finds
+    it and leaves the counts alone, while the day's click-through and conversion are still refreshed.
+    """
+    existing = {
+        (surface_id, item)
+        for surface_id, item in SurfaceItemExposure.objects.filter(
+            surface_id__in={s for s, _ in shown}, item_id__in={i for _, i in shown}
+        ).values_list("surface_id", "item_id")
+    }
+    SurfaceItemExposure.objects.bulk_create(
+        [
+            SurfaceItemExposure(surface_id=surface_id, item_id=item, impressions=impressions, clicks=clicks)
+            for (surface_id, item), (impressions, clicks) in shown.items()
+            if (surface_id, item) not in existing
+        ]
+    )
     for (surface_id, item_id), (impressions, clicks) in shown.items():
-        updated = SurfaceItemExposure.objects.filter(surface_id=surface_id, item_id=item_id).update(
-            impressions=F("impressions") + impressions, clicks=F("clicks") + clicks
-        )
-        if not updated:
-            SurfaceItemExposure.objects.create(
-                surface_id=surface_id, item_id=item_id, impressions=impressions, clicks=clicks
+        if (surface_id, item_id) in existing:
+            SurfaceItemExposure.objects.filter(surface_id=surface_id, item_id=item_id).update(
+                impressions=F("impressions") + impressions, clicks=F("clicks") + clicks
             )

@@ -302,6 +302,43 @@ def _servable_list(
     return items
 
 
+# --- the shop's popular list ----------------------------------------------------------------------
+
+POPULAR_ANSWER_SECONDS = 5.0
+_popular_answers: dict[tuple[int, str], tuple[float, list[ServedItem]]] = {}
+
+
+def popular_answer(limit: int = 20, kind: str = "product") -> list[ServedItem]:
+    """The shop's best sellers of one kind that may be shown now: the same for everyone, no profile read.
+
+    For pages that want no personalization at all (a landing page for a campaign, a cache in front of
+    the site). The ranked list comes from the shared cache; the stock and ``active`` check of its
+    head is kept in process memory for ``POPULAR_ANSWER_SECONDS``, so an answer is one cache read
+    at most.
+    """
+    now = time.monotonic()
+    found = _popular_answers.get((limit, kind))
+    if found is not None and now - found[0] < POPULAR_ANSWER_SECONDS:
+        return found[1]
+    ranked = baseline._popular()
+    facts = servable_items(i for i, _ in ranked[: limit * 4]) if ranked else {}
+    best = ranked[0][1] if ranked else 1.0
+    items: list[ServedItem] = []
+    for item_id, score in ranked:
+        fact = facts.get(item_id)
+        if fact is None or fact.kind != kind:
+            continue
+        items.append(ServedItem(item_id, fact.title, round(score / best, 4), "popular", "Popular right now"))
+        if len(items) == limit:
+            break
+    _popular_answers[(limit, kind)] = (now, items)
+    return items
+
+
+def forget_popular_answers() -> None:
+    _popular_answers.clear()
+
+
 # --- personalized -------------------------------------------------------------------------------
 
 

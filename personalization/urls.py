@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
-from personalization.api.surface_views import SurfaceRecommendationsView
+from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
@@ -22,6 +22,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("batch", BatchView.as_view(), name="batch"),
     path("people/<str:person_key>/consent", ConsentView.as_view(), name="consent"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
+    path("recommendations/popular", PopularRecommendationsView.as_view(), name="popular-recommendations"),
     path("surfaces/<slug:key>/recommendations", SurfaceRecommendationsView.as_view(), name="surface-recommendations"),
     path("experiments/", include("experiments.api.urls")),
     path("", include("campaigns.api.urls")),

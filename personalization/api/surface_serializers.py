@@ -53,3 +53,13 @@ class SurfaceAnswerSerializer(serializers.Serializer):
     experiment = serializers.CharField(allow_blank=True)
     variant = serializers.CharField(allow_blank=True)
     items = ServedItemSerializer(many=True)
+
+
+class PopularQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    kind = serializers.ChoiceField(choices=["product", "content", "feature"], default="product")
+
+
+class PopularAnswerSerializer(serializers.Serializer):
+    personalized = serializers.BooleanField(help_text="Always false: the same list for everyone.")
+    items = ServedItemSerializer(many=True)

@@ -11,12 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalization.api.surface_serializers import (
+    PopularAnswerSerializer,
+    PopularQuerySerializer,
     SurfaceAnswerSerializer,
     SurfaceQuerySerializer,
     SurfaceRequestSerializer,
 )
 from personalization.api.throttling import PrincipalRateThrottle
-from personalization.surface_serving import ServeRequest, UnknownSurface, serve
+from personalization.surface_serving import ServeRequest, UnknownSurface, popular_answer, serve
 from personalization.surfaces import CONTEXT_KEYS
 from profiles import services as profiles
 
@@ -80,3 +82,22 @@ class SurfaceRecommendationsView(APIView):
         body = SurfaceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return _serve(key, body.validated_data)
+
+
+class PopularRecommendationsView(APIView):
+    """The shop's popular items, the same for everyone: no profile, no model, one cache read at most."""
+
+    accepts_ingest_key = True
+    throttle_classes = [ServingRateThrottle]
+
+    @extend_schema(
+        tags=["surfaces"],
+        parameters=[PopularQuerySerializer],
+        responses=PopularAnswerSerializer,
+        summary="Popular items, not personalized",
+    )
+    def get(self, request: Request) -> Response:
+        query = PopularQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        items = popular_answer(query.validated_data["limit"], query.validated_data["kind"])
+        return Response({"personalized": False, "items": [asdict(i) for i in items]})

@@ -87,3 +87,72 @@ def test_campaigns_calling_recommend_with_a_surface_get_its_answer(db, make_item
     answer = recommend(person.pk, surface="email-product-block", limit=2)
     assert [i.item_id for i in answer.items] == ["hat", "shirt"] and answer.surface == "email-product-block"
     assert Impression.objects.filter(recommendation_id=answer.recommendation_id).exists()
+
+
+def test_attributing_a_day_twice_counts_its_exposures_once(db, make_item, settings):
+    settings.SURFACE_IMPRESSIONS_INLINE = True
+    make_item("shirt")
+    surface = create_surface("homepage", "Homepage", {"curated_items": ["shirt"]})
+    person = Person.objects.create()
+    now = timezone.now().replace(hour=12)
+    Impression.objects.create(
+        recommendation_id="r1", surface=surface, person_id=person.pk, item_ids=["shirt"], served_at=now
+    )
+    Event.objects.create(
+        message_id="e1",
+        person=person,
+        kind="view",
+        item_id="shirt",
+        timestamp=now,
+        received_at=now,
+        properties={"recommendation_id": "r1"},
+    )
+
+    feedback.compute_daily_stats(now.date())
+    feedback.compute_daily_stats(now.date())  # a retry, or a manual re-run of the day
+
+    exposure = SurfaceItemExposure.objects.get(surface=surface, item_id="shirt")
+    assert (exposure.impressions, exposure.clicks) == (1, 1)
+    stats = SurfaceDailyStats.objects.get(surface=surface, day=now.date())
+    assert (stats.impressions, stats.clicks) == (1, 1)
+
+
+def test_another_day_adds_to_the_exposure_counts(db, make_item, settings):
+    make_item("shirt")
+    surface = create_surface("homepage", "Homepage", {"curated_items": ["shirt"]})
+    now = timezone.now().replace(hour=12)
+    for n, day in enumerate((now - timedelta(days=1), now)):
+        Impression.objects.create(recommendation_id=f"r{n}", surface=surface, item_ids=["shirt"], served_at=day)
+        feedback.compute_daily_stats(day.date())
+    assert SurfaceItemExposure.objects.get(surface=surface, item_id="shirt").impressions == 2
+
+
+def test_attribution_is_scheduled_every_night(db):
+    from django_celery_beat.models import PeriodicTask
+
+    job = PeriodicTask.objects.get(task="personalization.tasks.attribute_surface_feedback")
+    assert job.enabled and job.crontab is not None and job.crontab.hour == "2"
+
+
+def test_the_popular_list_is_the_same_for_everyone_and_only_servable_items(db, make_item, ingest_client):
+    from django.core.cache import cache
+
+    from personalization.baseline import POPULAR_CACHE_KEY
+    from personalization.surface_serving import forget_popular_answers
+
+    make_item("shirt")
+    make_item("hat", stock=0)
+    make_item("scarf")
+    cache.set(POPULAR_CACHE_KEY, [("hat", 9.0), ("shirt", 4.0), ("scarf", 2.0)], 60)
+    forget_popular_answers()
+
+    response = ingest_client.get("/api/v1/recommendations/popular?limit=5")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["personalized"] is False
+    assert [i["item_id"] for i in body["items"]] == ["shirt", "scarf"]  # the hat is out of stock
+    assert [i["score"] for i in body["items"]] == [pytest.approx(4 / 9, abs=1e-4), pytest.approx(2 / 9, abs=1e-4)]
+    assert ingest_client.get("/api/v1/recommendations/popular?limit=0").status_code == 400
+    forget_popular_answers()
+    cache.delete(POPULAR_CACHE_KEY)
