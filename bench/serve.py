@@ -1,0 +1,612 @@
+"""Serving latency through the whole stack: gunicorn, PostgreSQL and Redis, on a generated shop.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \
+        .venv/bin/python bench/serve.py
+
+For each catalogue size it creates (and afterwards drops) its own database, ``pe_bench_serve``,
+migrates it and loads a generated shop with ``COPY``: items with categories, brands, prices,
+margins, stock and publication dates; people with a country; views, carts and purchases of people
+who each follow one or two themes (an item's theme fixes its category and brand), so the model has
+something to learn. The engine is fitted on that log, registered and activated as
+``manage.py train_engine`` would, and a ``homepage`` surface is created (default weights plus some
+margin and popularity, at most 30 % of the answer from one category, 10 % exploration).
+
+gunicorn then serves the app with the production settings (``DEBUG=False``), and a load generator
+in this process asks, over keep-alive connections on loopback:
+
+* ``GET /api/v1/surfaces/homepage/recommendations?person=<random user>`` — top 20 of 500
+  candidates ranked by LightGBM and re-ranked with the surface's weights, quotas and exploration;
+* ``GET /api/v1/recommendations/popular`` — the cached popular list, through the same
+  authentication, rate limit and serializer: the baseline. The ratio is the cost of personalization.
+
+Latency is measured open-loop: request *i* is due at ``t0 + i / rate`` whatever happened before,
+and its latency runs from that due time to the end of the response, so a stall in the server shows
+up in every request that waited behind it instead of slowing the sender down. The first run offers
+100 requests/s to each endpoint; then the offered rate climbs until p99 passes 50 ms or the server
+no longer keeps up, and the highest rate with p99 under 50 ms is the sustained throughput.
+
+Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
+``--rates`` (the climb), ``--workers``, ``--worker-class`` and ``--threads`` for gunicorn,
+``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
+people), ``--keep`` to keep the database of the last catalogue. The last line printed is one JSON
+object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "pe_bench_serve"
+DAY = 86_400.0
+KINDS = ("view", "add_to_cart", "purchase")
+KIND_SHARE = (0.80, 0.12, 0.08)
+COUNTRIES = ("DE", "FR", "GB", "US", "ES", "IT", "NL", "PL")
+SURFACE_CONFIG = {
+    "size": 20,
+    "weights": {"relevance": 1.0, "margin": 0.2, "popularity": 0.1},
+    "max_share_per_category": 0.3,
+    "exploration_share": 0.1,
+}
+PERSONALIZED = "/api/v1/surfaces/homepage/recommendations?person={person}"
+BASELINE = "/api/v1/recommendations/popular?limit=20"
+P99_LIMIT_MS = 50.0
+
+
+# --- the shop ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Shop:
+    n_items: int
+    n_people: int
+    item_theme: np.ndarray
+    theme_category: np.ndarray
+    theme_brand: np.ndarray
+    price: np.ndarray
+    margin: np.ndarray
+    stock: np.ndarray
+    published: np.ndarray  # epoch seconds
+    person_country: np.ndarray
+    event_person: np.ndarray  # 0-based person index, sorted by time
+    event_item: np.ndarray
+    event_kind: np.ndarray
+    event_time: np.ndarray
+
+
+def generate(n_items: int, n_people: int, events_per_person: float, now: float, seed: int = 7) -> Shop:
+    """A shop with a planted structure: people follow themes, and popular items sell more."""
+    rng = np.random.default_rng(seed)
+    themes = max(10, n_items // 100)
+    item_theme = rng.integers(0, themes, n_items)
+    order = np.argsort(item_theme, kind="stable")
+    theme_start = np.searchsorted(item_theme[order], np.arange(themes))
+    theme_size = np.bincount(item_theme, minlength=themes)
+    theme_category = rng.integers(0, 200, themes)
+    theme_brand = rng.integers(0, 1000, themes)
+    price = np.round(np.exp(rng.normal(3.3, 0.8, n_items)), 2).clip(1, 5000)
+    margin = np.round(price * rng.uniform(0.05, 0.45, n_items), 2)
+    stock = rng.integers(0, 200, n_items)
+    stock[rng.random(n_items) < 0.05] = 0
+    published = now - rng.uniform(0, 720 * DAY, n_items)
+
+    per_person = np.maximum(1, rng.poisson(events_per_person, n_people))
+    person = np.repeat(np.arange(n_people), per_person)
+    n_events = person.shape[0]
+    liked = rng.integers(0, themes, (n_people, 2))
+    second = rng.random(n_events) < 0.3
+    theme = np.where(second, liked[person, 1], liked[person, 0])
+    size = np.maximum(theme_size[theme], 1)
+    rank = np.minimum(rng.zipf(1.4, n_events) - 1, size - 1)
+    item = order[np.minimum(theme_start[theme] + rank, n_items - 1)]
+    # A tenth of all events fall on items outside the person's themes: noise the model must ignore.
+    noise = rng.random(n_events) < 0.1
+    item[noise] = rng.integers(0, n_items, int(noise.sum()))
+    kind = rng.choice(len(KINDS), n_events, p=KIND_SHARE).astype(np.int16)
+    when = now - rng.uniform(0.01, 120, n_events) ** 1.0 * DAY
+    by_time = np.argsort(when, kind="stable")
+    return Shop(
+        n_items=n_items,
+        n_people=n_people,
+        item_theme=item_theme,
+        theme_category=theme_category,
+        theme_brand=theme_brand,
+        price=price,
+        margin=margin,
+        stock=stock,
+        published=published,
+        person_country=rng.integers(0, len(COUNTRIES), n_people),
+        event_person=person[by_time],
+        event_item=item[by_time].astype(np.int32),
+        event_kind=kind[by_time],
+        event_time=when[by_time],
+    )
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _copy(cursor: object, table_columns: str, lines: list[str]) -> None:
+    data = "".join(lines)
+    with cursor.copy(f"COPY {table_columns} FROM STDIN") as copy:  # type: ignore[attr-defined]
+        for start in range(0, len(data), 8 << 20):
+            copy.write(data[start : start + (8 << 20)])
+
+
+def load(shop: Shop, db_url: str, now: float) -> None:
+    """COPY the shop into the catalogue and profiles tables; person ``k`` gets id ``k + 1``."""
+    import psycopg
+
+    stamp = _stamp(now)
+    with psycopg.connect(db_url) as conn, conn.cursor() as cursor:
+        items = [
+            f"i{i}\tproduct\tItem {i} of theme {t}\t\tDept {c // 20} > Category {c}\tBrand {b}\t{p:.2f}\t{m:.2f}\t{s}\t"
+            f"{_stamp(pub)}\tt\t{{}}\t{stamp}\t{stamp}\n"
+            for i, t, c, b, p, m, s, pub in zip(
+                range(shop.n_items),
+                shop.item_theme.tolist(),
+                shop.theme_category[shop.item_theme].tolist(),
+                shop.theme_brand[shop.item_theme].tolist(),
+                shop.price.tolist(),
+                shop.margin.tolist(),
+                shop.stock.tolist(),
+                shop.published.tolist(),
+                strict=True,
+            )
+        ]
+        _copy(
+            cursor,
+            "catalog_item (external_id, kind, title, description, category, brand, price, margin, stock,"
+            " published_at, active, attributes, created_at, updated_at)",
+            items,
+        )
+        del items
+        people = [
+            f'{k + 1}\t{{"country": "{COUNTRIES[c]}"}}\t{stamp}\t{stamp}\n'
+            for k, c in enumerate(shop.person_country.tolist())
+        ]
+        _copy(cursor, "profiles_person (id, traits, created_at, updated_at)", people)
+        cursor.execute("SELECT setval(pg_get_serial_sequence('profiles_person', 'id'), %s)", (shop.n_people,))
+        identities = [f"{k + 1}\tuser_id\tu{k}\t{stamp}\n" for k in range(shop.n_people)]
+        _copy(cursor, "profiles_identity (person_id, kind, value, created_at)", identities)
+        events = [
+            f"bench-{n}\t0\t{p + 1}\t{KINDS[k]}\t{KINDS[k]}\ti{i}\t1\t\\N\t\t{{}}\t{{}}\t{_stamp(t)}\t{stamp}\n"
+            for n, (p, i, k, t) in enumerate(
+                zip(
+                    shop.event_person.tolist(),
+                    shop.event_item.tolist(),
+                    shop.event_kind.tolist(),
+                    shop.event_time.tolist(),
+                    strict=True,
+                )
+            )
+        ]
+        _copy(
+            cursor,
+            "profiles_event (message_id, position, person_id, kind, name, item_id, quantity, price, order_id,"
+            " properties, context, timestamp, received_at)",
+            events,
+        )
+        conn.commit()
+        conn.execute("ANALYZE")
+
+
+def dataset_of(shop: Shop) -> object:
+    """The same shop as the engine's dataset (what ``export_interchange`` + ``load_interchange`` give)."""
+    from personalization.engine.dataset import Catalogue, Dataset, EventLog, event_weight
+
+    n = shop.event_person.shape[0]
+    weights = np.asarray([event_weight(k) for k in KINDS], dtype=np.float32)
+    texts = [
+        f"Item {i} of theme {t} Dept {c // 20} > Category {c} Brand {b}"
+        for i, t, c, b in zip(
+            range(shop.n_items),
+            shop.item_theme.tolist(),
+            shop.theme_category[shop.item_theme].tolist(),
+            shop.theme_brand[shop.item_theme].tolist(),
+            strict=True,
+        )
+    ]
+    return Dataset(
+        user_ids=[str(k + 1) for k in range(shop.n_people)],
+        catalogue=Catalogue(
+            item_ids=[f"i{i}" for i in range(shop.n_items)], texts=texts, price=shop.price.astype(np.float32)
+        ),
+        events=EventLog(
+            user=shop.event_person.astype(np.int32),
+            item=shop.event_item,
+            time=shop.event_time,
+            weight=weights[shop.event_kind],
+            quantity=np.ones(n, dtype=np.float32),
+            session=shop.event_person.astype(np.int64) * 1000 + (shop.event_time // DAY).astype(np.int64) % 1000,
+            event_type=shop.event_kind,
+        ),
+        event_types=list(KINDS),
+        has_timestamps=True,
+        segment_names=list(COUNTRIES),
+        user_segment=shop.person_country.astype(np.int32),
+    )
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Inside the benchmark's environment: migrate, load, train, activate, create the surface, print a key."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+    django.setup()
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from personalization import registry
+    from personalization.baseline import POPULAR_CACHE_KEY
+    from personalization.engine.config import EngineConfig
+    from personalization.engine.engine import Engine
+    from personalization.models import ApiKey, KeyScope, ModelVersion, VersionStatus
+    from personalization.surfaces import create_surface
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    now = time.time()
+    shop = generate(args.items, args.people, args.events, now)
+    n_events = shop.event_person.shape[0]
+    print(f"  generated {args.items:,} items, {args.people:,} people, {n_events:,} events", flush=True)
+    load(shop, os.environ["DATABASE_URL"], now)
+    loaded = time.perf_counter()
+    print(f"  loaded with COPY in {loaded - started:.0f} s", flush=True)
+
+    dataset = dataset_of(shop)
+    engine = Engine.fit(dataset, EngineConfig(training_windows=1, horizon_days=20.0), as_of=now)  # type: ignore[arg-type]
+    version = ModelVersion.objects.create(status=VersionStatus.READY, requested_by="bench")
+    folder = Path(settings.MODEL_STORAGE_DIR) / f"v{version.pk}"
+    engine.save(folder)
+    fitted = time.perf_counter()
+    ModelVersion.objects.filter(pk=version.pk).update(
+        artifact_dir=folder.name,
+        training={"events": int(shop.event_person.shape[0]), "seconds": round(fitted - loaded, 1)},
+    )
+    version.refresh_from_db()
+    cache.delete(POPULAR_CACHE_KEY)
+    registry.forget_loaded_engine()
+    registry.activate(version, by="bench")
+    print(
+        f"  engine fitted in {fitted - loaded:.0f} s (retrieval {engine.sources.retrieval.kind},"
+        f" EASE {'on' if engine.sources.ease is not None else 'off'})",
+        flush=True,
+    )
+    create_surface("homepage", "Homepage", SURFACE_CONFIG, by="bench")
+    print("KEY", ApiKey.issue("bench", KeyScope.INGEST)[1], flush=True)
+
+
+# --- the load generator ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    offered: float
+    seconds: float
+    latencies_ms: np.ndarray
+    errors: int
+    achieved: float
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
+
+
+def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float, connections: int, label: str) -> Run:
+    """Request ``i`` is due at ``t0 + i / rate``; its latency counts from then, not from when it went out."""
+    total = int(rate * seconds)
+    latencies = np.full(total, np.nan)
+    status_errors = [0]
+    lock = threading.Lock()
+    next_index = [0]
+    headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
+    t0 = time.perf_counter() + 0.2
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= total:
+                conn.close()
+                return
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                conn.request("GET", paths[i % len(paths)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+                if response.getheader("Connection", "").lower() == "close":
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                ok = False
+            latencies[i] = (time.perf_counter() - due) * 1000
+            if not ok:
+                with lock:
+                    status_errors[0] += 1
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t0
+    done = latencies[np.isfinite(latencies)]
+    return Run(label, rate, seconds, done, status_errors[0], done.size / elapsed)
+
+
+def warm(port: int, key: str, paths: list[str], count: int) -> None:
+    """Load the engine and build the catalogue arrays in every worker before measuring."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def client(share: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        for path in share:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
+            if response.getheader("Connection", "").lower() == "close":
+                conn.close()
+
+    threads = [threading.Thread(target=client, args=(paths[k::4],)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+# --- orchestration --------------------------------------------------------------------------------
+
+
+def admin_connect(url: str) -> object:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def recreate_database(base_url: str) -> str:
+    with admin_connect(base_url) as conn:  # type: ignore[attr-defined]
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    return urlparse(base_url)._replace(path=f"/{BENCH_DB}").geturl()
+
+
+def drop_database(base_url: str) -> None:
+    with admin_connect(base_url) as conn:  # type: ignore[attr-defined]
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+def wait_for(port: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/schema/")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("gunicorn did not come up")
+
+
+def row(run: Run, baseline: Run | None = None) -> str:
+    ratio = f"{run.pct(99) / baseline.pct(99):.2f}" if baseline is not None else "1.00"
+    return (
+        f"| {run.label} | {run.offered:.0f} | {run.achieved:.0f} | {run.pct(50):.1f} | {run.pct(95):.1f} |"
+        f" {run.pct(99):.1f} | {run.latencies_ms.max():.1f} | {run.errors} | {ratio} |"
+    )
+
+
+HEADER = (
+    "| endpoint | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p99 vs baseline |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def climb(
+    port: int, key: str, paths: list[str], rates: list[float], seconds: float, connections: int, label: str
+) -> tuple[float, list[Run]]:
+    """The highest offered rate served in full with p99 under the limit."""
+    best, runs = 0.0, []
+    for rate in rates:
+        run = open_loop(port, key, paths, rate, seconds, connections, f"{label} (climb)")
+        runs.append(run)
+        print(row(run), flush=True)
+        kept_up = run.achieved >= 0.95 * rate and run.errors == 0
+        if run.pct(99) < P99_LIMIT_MS and kept_up:
+            best = rate
+        else:
+            break
+    return best, runs
+
+
+def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool) -> dict:
+    db_url = recreate_database(base_url)
+    storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DJANGO_SETTINGS_MODULE": "personalization.settings",
+        "DEBUG": "False",
+        "SECRET_KEY": "bench-only-secret",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "API_RATE_LIMIT": "10000000/min",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+        "MODEL_STORAGE_DIR": storage,
+        "PYTHONPATH": str(ROOT),
+    }
+    print(f"\n## {items:,} items, {people:,} people", flush=True)
+    prepared = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--prepare",
+            "--items",
+            str(items),
+            "--people",
+            str(people),
+            "--events",
+            str(args.events),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = prepared.stdout.splitlines()
+    for line in lines:
+        if not line.startswith("KEY "):
+            print(line, flush=True)
+    if prepared.returncode != 0:
+        sys.exit("Preparing the benchmark database failed.")
+    key = next(line.split(" ", 1)[1] for line in lines if line.startswith("KEY "))
+
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "personalization.wsgi",
+        "--bind",
+        f"127.0.0.1:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.worker_class,
+        "--timeout",
+        "600",
+        "--log-level",
+        "warning",
+    ]
+    if args.worker_class == "gthread":
+        command += ["--threads", str(args.threads)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    rng = np.random.default_rng(3)
+    personalized = [PERSONALIZED.format(person=f"u{k}") for k in rng.integers(0, people, 50_000).tolist()]
+    result: dict = {"items": items, "people": people}
+    try:
+        wait_for(args.port)
+        started = time.perf_counter()
+        warm(args.port, key, personalized[-400:] + [BASELINE] * 40, 0)
+        print(f"  warm-up (engine load, catalogue arrays in each worker) {time.perf_counter() - started:.0f} s")
+        print()
+        print(HEADER)
+        base = open_loop(args.port, key, [BASELINE], 100, args.seconds, args.connections, "baseline: cached popular")
+        print(row(base), flush=True)
+        pers = open_loop(args.port, key, personalized, 100, args.seconds, args.connections, "personalized top-20/500")
+        print(row(pers, base), flush=True)
+        result.update(
+            p50_ms=round(pers.pct(50), 2),
+            p95_ms=round(pers.pct(95), 2),
+            p99_ms=round(pers.pct(99), 2),
+            errors=pers.errors,
+            baseline_p50_ms=round(base.pct(50), 2),
+            baseline_p99_ms=round(base.pct(99), 2),
+        )
+        if climb_too:
+            rates = [float(r) for r in args.rates.split(",")]
+            best, _ = climb(args.port, key, personalized, rates, args.climb_seconds, args.connections, "personalized")
+            base_best, _ = climb(args.port, key, [BASELINE], rates, args.climb_seconds, args.connections, "baseline")
+            more = " (or more: the climb stopped at its top rate)" if base_best == rates[-1] else ""
+            print(
+                f"\nsustained with p99 < {P99_LIMIT_MS:.0f} ms: personalized {best:.0f} req/s,"
+                f" baseline {base_best:.0f} req/s{more}"
+            )
+            result.update(rps=best, baseline_rps=base_best)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if os.environ.get("REDIS_URL"):
+            import redis
+
+            redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
+        if not args.keep:
+            drop_database(base_url)
+        subprocess.run(["rm", "-rf", storage], check=False)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--events", type=float, default=15.0, help="Events per person (mean).")
+    parser.add_argument("--million-people", type=int, default=30_000)
+    parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--seconds", type=float, default=25.0, help="Length of each 100 req/s run.")
+    parser.add_argument("--climb-seconds", type=float, default=15.0, help="Length of each step of the climb.")
+    parser.add_argument("--rates", default="100,150,200,250,300,350,400,500,600")
+    parser.add_argument("--connections", type=int, default=32, help="Client connections (the generator's pool).")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
+    parser.add_argument("--threads", type=int, default=2, help="Threads per worker with gthread.")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.prepare:
+        prepare(args)
+        return
+
+    base_url = os.environ.get("DATABASE_URL")
+    if not base_url or not base_url.startswith("postgres"):
+        sys.exit("Set DATABASE_URL to a PostgreSQL server (any database; the bench makes its own).")
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("Set REDIS_URL: serving runs with Redis as cache and broker, as in production.")
+    print(
+        f"gunicorn {args.workers} x {args.worker_class}"
+        f"{f' ({args.threads} threads)' if args.worker_class == 'gthread' else ''}; {os.cpu_count()} cores;"
+        f" load average {os.getloadavg()[0]:.1f} at start"
+    )
+    main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=True)
+    million = None
+    if not args.skip_million:
+        million = bench_catalogue(args, base_url, 1_000_000, args.million_people, climb_too=False)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    summary = {
+        "p50_ms": main_result["p50_ms"],
+        "p95_ms": main_result["p95_ms"],
+        "p99_ms": main_result["p99_ms"],
+        "rps": main_result.get("rps"),
+        "baseline_p99_ms": main_result["baseline_p99_ms"],
+        "baseline_rps": main_result.get("baseline_rps"),
+        "items": main_result["items"],
+        "million_p50_ms": million["p50_ms"] if million else None,
+        "million_p99_ms": million["p99_ms"] if million else None,
+        "million_baseline_p99_ms": million["baseline_p99_ms"] if million else None,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
