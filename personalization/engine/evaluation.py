@@ -80,7 +80,7 @@ class EvaluationReport:
         return {"k": self.k, "rows": [r.as_row() for r in self.results]}
 
 
-def _relevant_sets(dataset: Dataset, people: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
+def _relevant_sets(people: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
     if people.shape[0] == 0:
         return {}
     pairs = np.unique(np.stack([people.astype(np.int64), items.astype(np.int64)], axis=1), axis=0)
@@ -113,7 +113,7 @@ def split_by_cutoff(dataset: Dataset, cutoff: float, until: float | None = None)
     keep = has_history[people] & (items >= 0)
     day = datetime.fromtimestamp(cutoff, tz=UTC).date().isoformat()
     return EvaluationSplit(
-        train=train, as_of=cutoff, test=_relevant_sets(dataset, people[keep], items[keep]), description=f"cutoff {day}"
+        train=train, as_of=cutoff, test=_relevant_sets(people[keep], items[keep]), description=f"cutoff {day}"
     )
 
 
@@ -136,7 +136,7 @@ def split_by_test_pairs(train_dataset: Dataset, pairs: list[tuple[str, str]]) ->
     return EvaluationSplit(
         train=train,
         as_of=as_of,
-        test=_relevant_sets(train_dataset, np.asarray(people, dtype=np.int64), np.asarray(items, dtype=np.int64)),
+        test=_relevant_sets(np.asarray(people, dtype=np.int64), np.asarray(items, dtype=np.int64)),
         description="given test file",
     )
 
@@ -152,7 +152,7 @@ def split_by_holdout(dataset: Dataset, share: float = 0.2) -> EvaluationSplit:
     return EvaluationSplit(
         train=train,
         as_of=window.as_of,
-        test=_relevant_sets(dataset, people[keep], items[keep]),
+        test=_relevant_sets(people[keep], items[keep]),
         description=f"last {share:.0%} of each person's events",
     )
 
