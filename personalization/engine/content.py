@@ -2,9 +2,10 @@
 
 This is what lets an item nobody has touched yet be recommended: its vector exists as soon as its
 text does. TF-IDF was chosen over all-MiniLM-L6-v2 sentence embeddings by measurement
-(``bench/evaluate_content.py``, figures in docs/evaluation.md): on product titles it predicts
-which items are bought together at least as well, costs no model download, fits in a second and
-keeps artifacts small.
+(``bench/evaluate_content.py``, figures in docs/evaluation.md): on Online Retail's product
+titles it ranked both the new-to-them items people went on to buy and never-sold new items
+clearly better, embeds the catalogue in a fraction of a second instead of minutes, needs no
+model download and keeps artifacts small.
 """
 
 from __future__ import annotations
