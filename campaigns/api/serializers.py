@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from campaigns.lifecycle import SETTINGS
 from campaigns.models import ApprovalPolicy, Campaign, Channel, Message
 
 RULE_HELP = (
@@ -37,42 +38,12 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
+        # The settings a marketer edits are the lifecycle's list, so the two cannot drift apart.
         fields = [
             "key",
-            "name",
-            "description",
-            "channel",
             "status",
             "owner",
-            "audience",
-            "subject",
-            "preheader",
-            "html",
-            "text",
-            "blocks",
-            "variants",
-            "variant_rules",
-            "experiment_key",
-            "content_surface",
-            "content_kind",
-            "content_limit",
-            "item_url",
-            "from_email",
-            "reply_to",
-            "send_at",
-            "send_until",
-            "window_start",
-            "window_end",
-            "window_weekdays",
-            "send_time_optimization",
-            "send_time_holdout_share",
-            "holdout_share",
-            "cap_per_day",
-            "cap_per_week",
-            "quiet_start",
-            "quiet_end",
-            "approval_policy",
-            "approval_rule",
+            *SETTINGS,
             "holdout_experiment",
             "send_time_experiment",
             "audience_size",
