@@ -550,9 +550,11 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
             import redis
 
             redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
-        if not args.keep:
+        if args.keep:
+            print(f"kept the database {BENCH_DB} and the model artifacts in {storage}")
+        else:
             drop_database(base_url)
-        subprocess.run(["rm", "-rf", storage], check=False)
+            subprocess.run(["rm", "-rf", storage], check=False)
     return result
 
 
@@ -561,11 +563,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--events", type=float, default=15.0, help="Events per person (mean).")
-    parser.add_argument("--million-people", type=int, default=30_000)
+    parser.add_argument("--million-people", type=int, default=20_000)
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--seconds", type=float, default=25.0, help="Length of each 100 req/s run.")
     parser.add_argument("--climb-seconds", type=float, default=15.0, help="Length of each step of the climb.")
-    parser.add_argument("--rates", default="100,150,200,250,300,350,400,500,600")
+    parser.add_argument("--rates", default="50,75,100,150,200,250,300,400")
     parser.add_argument("--connections", type=int, default=32, help="Client connections (the generator's pool).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))

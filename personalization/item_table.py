@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.utils import timezone
@@ -20,6 +20,10 @@ from django.utils import timezone
 from catalog.models import Item
 
 REFRESH_SECONDS = 5.0
+# A change saved this long before the refresh that should see it is still found: a transaction that
+# stamped ``updated_at`` and commits later than that would be missed. The watermark never passes
+# ``now - COMMIT_LAG``, so a row is read again at most a couple of times, never on every refresh.
+COMMIT_LAG = timedelta(seconds=10)
 _FIELDS = (
     "external_id",
     "kind",
@@ -48,7 +52,7 @@ class ItemTable:
     category: np.ndarray  # object
     brand: np.ndarray  # object
     title: list[str]
-    seen_until: datetime | None = None
+    seen_until: datetime | None = None  # the refresh reads rows changed after this
     checked_at: float = 0.0
 
     @classmethod
@@ -68,15 +72,18 @@ class ItemTable:
             brand=np.full(n, "", dtype=object),
             title=list(item_ids),
         )
-        table._apply(Item.objects.values_list(*_FIELDS).iterator(chunk_size=20_000))
+        started = timezone.now()
+        table._apply(Item.objects.values_list(*_FIELDS).iterator(chunk_size=20_000), started)
         table.checked_at = time.monotonic()
         return table
 
-    def _apply(self, rows: Iterable[tuple]) -> None:
+    def _apply(self, rows: Iterable[tuple], started: datetime) -> None:
+        """Apply ``rows`` read from the catalogue from ``started`` on, and move the watermark."""
         index = self.index
+        newest = self.seen_until
         for external_id, kind, title, category, brand, margin, stock, published_at, active, updated_at in rows:
-            if self.seen_until is None or updated_at > self.seen_until:
-                self.seen_until = updated_at
+            if newest is None or updated_at > newest:
+                newest = updated_at
             i = index.get(external_id)
             if i is None:
                 continue
@@ -90,6 +97,10 @@ class ItemTable:
             self.category[i] = category
             self.brand[i] = brand
             self.title[i] = title or external_id
+        # Not past ``started - COMMIT_LAG``: rows stamped before that may still be committing. Rows
+        # sharing one timestamp (a bulk import) are read once more at most, not on every refresh.
+        floor = started - COMMIT_LAG
+        self.seen_until = floor if newest is None or newest > floor else newest
 
     def refresh(self) -> None:
         """Apply the catalogue rows changed since the last look (stock, active, titles)."""
@@ -97,8 +108,9 @@ class ItemTable:
         if now - self.checked_at < REFRESH_SECONDS:
             return
         self.checked_at = now
-        since = self.seen_until or timezone.now()
-        self._apply(Item.objects.filter(updated_at__gte=since).values_list(*_FIELDS))
+        started = timezone.now()
+        since = self.seen_until or started - COMMIT_LAG
+        self._apply(Item.objects.filter(updated_at__gt=since).values_list(*_FIELDS), started)
 
 
 class _Tables:

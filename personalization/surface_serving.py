@@ -82,6 +82,7 @@ class ServeRequest:
     cart: list[str] = field(default_factory=list)
     session_items: list[tuple[str, str]] = field(default_factory=list)  # (event kind, item id), oldest first
     limit: int | None = None
+    traits: dict[str, Any] | None = None  # the person's traits when the caller has them (saves a query)
     log: bool = True
     rng: np.random.Generator | None = None
 
@@ -342,7 +343,9 @@ def forget_popular_answers() -> None:
 # --- personalized -------------------------------------------------------------------------------
 
 
-def _person_events(person_id: int) -> tuple[list[tuple[str, float, str, float]], str | None]:
+def _person_events(
+    person_id: int, traits: dict[str, Any] | None = None
+) -> tuple[list[tuple[str, float, str, float]], str | None]:
     rows = list(
         Event.objects.filter(person_id=person_id, kind__in=TRAINING_KINDS)
         .exclude(item_id="")
@@ -350,7 +353,8 @@ def _person_events(person_id: int) -> tuple[list[tuple[str, float, str, float]],
         .values_list("item_id", "timestamp", "kind", "quantity")[:HISTORY_LIMIT]
     )
     rows.reverse()
-    traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
+    if traits is None:
+        traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
     country = traits.get("country") if isinstance(traits, dict) else None
     return [(r[0], r[1].timestamp(), r[2], float(r[3] or 1)) for r in rows], country
 
@@ -362,7 +366,7 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
         return "popular", _curated(surface, plan, size)
 
     now = time.time()
-    events, country = _person_events(request.person_id) if request.person_id is not None else ([], None)
+    events, country = _person_events(request.person_id, request.traits) if request.person_id is not None else ([], None)
     # This session's inline context counts as events that happened just now.
     session = list(request.session_items)
     session += [("add_to_cart", item) for item in request.cart]

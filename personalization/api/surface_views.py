@@ -49,6 +49,7 @@ def _serve(key: str, data: dict[str, Any]) -> Response:
         cart=list(data.get("cart") or []),
         session_items=[(e["type"], e["item_id"]) for e in data.get("recent_events") or []],
         limit=data.get("limit"),
+        traits=person.traits if person and isinstance(person.traits, dict) else None,
     )
     try:
         answer = serve(request)

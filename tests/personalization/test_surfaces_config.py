@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -156,3 +157,31 @@ def test_the_popular_list_is_the_same_for_everyone_and_only_servable_items(db, m
     assert ingest_client.get("/api/v1/recommendations/popular?limit=0").status_code == 400
     forget_popular_answers()
     cache.delete(POPULAR_CACHE_KEY)
+
+
+def test_the_catalogue_refresh_reads_changed_rows_not_the_whole_catalogue_again(db, make_item, monkeypatch):
+    from catalog.models import Item
+    from personalization import item_table
+
+    for n in range(30):
+        make_item(f"sku-{n:02d}")
+    long_ago = timezone.now() - timedelta(hours=1)
+    Item.objects.update(updated_at=long_ago)  # a bulk import: every row has the same stamp
+    table = item_table.ItemTable.build([f"sku-{n:02d}" for n in range(30)])
+    monkeypatch.setattr(item_table, "REFRESH_SECONDS", 0.0)
+    applied: list[int] = []
+    apply = item_table.ItemTable._apply
+
+    def counting(self: item_table.ItemTable, rows: Any, started: Any) -> None:
+        rows = list(rows)
+        applied.append(len(rows))
+        apply(self, rows, started)
+
+    monkeypatch.setattr(item_table.ItemTable, "_apply", counting)
+
+    table.refresh()
+    Item.objects.filter(external_id="sku-07").update(stock=0, updated_at=timezone.now())
+    table.refresh()
+
+    assert applied[0] == 0  # nothing changed since the build: no row is read again
+    assert applied[1] == 1 and not table.in_stock[7] and table.in_stock[8]
