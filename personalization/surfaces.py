@@ -281,3 +281,56 @@ def version_config(surface_id: int, number: int) -> SurfaceConfig | None:
 def forget_live_surfaces() -> None:
     """Drop this process's copy (tests; after a change that must show at once)."""
     _live.forget()
+
+
+# --- what the marketer page shows ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurfaceSummary:
+    key: str
+    name: str
+    kind: str
+    version: int | None
+    changed_by: str
+    config: SurfaceConfig
+    impressions: int
+    click_through: float
+    conversion: float
+
+
+def summaries(days: int = 7) -> list[SurfaceSummary]:
+    """Every surface with its current configuration and its click-through and conversion over ``days``."""
+    from datetime import timedelta
+
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from personalization.models import SurfaceDailyStats
+
+    since = timezone.localdate() - timedelta(days=days)
+    totals: dict[int, dict[str, Any]] = {
+        row["surface_id"]: dict(row)
+        for row in SurfaceDailyStats.objects.filter(day__gte=since)
+        .values("surface_id")
+        .annotate(impressions=Sum("impressions"), clicks=Sum("clicks"), purchases=Sum("purchases"))
+    }
+    found = []
+    for surface in Surface.objects.select_related("current_version").order_by("key"):
+        version = surface.current_version
+        total: dict[str, Any] = totals.get(surface.pk, {})
+        shown = int(total.get("impressions") or 0)
+        found.append(
+            SurfaceSummary(
+                key=surface.key,
+                name=surface.name,
+                kind=surface.get_kind_display(),
+                version=version.number if version else None,
+                changed_by=version.created_by if version else "",
+                config=SurfaceConfig.from_dict(version.config) if version else SurfaceConfig(),
+                impressions=shown,
+                click_through=(total.get("clicks") or 0) / shown if shown else 0.0,
+                conversion=(total.get("purchases") or 0) / shown if shown else 0.0,
+            )
+        )
+    return found

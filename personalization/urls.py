@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
+from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
@@ -35,5 +36,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("experiments/", include("experiments.urls")),
+    path("surfaces/", surface_overview, name="surfaces"),
     path("", include("campaigns.urls")),
 ]

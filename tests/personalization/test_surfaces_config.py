@@ -185,3 +185,23 @@ def test_the_catalogue_refresh_reads_changed_rows_not_the_whole_catalogue_again(
 
     assert applied[0] == 0  # nothing changed since the build: no row is read again
     assert applied[1] == 1 and not table.in_stock[7] and table.in_stock[8]
+
+
+def test_the_surfaces_page_shows_versions_weights_results_and_a_preview(db, make_item, admin_client, client):
+    make_item("shirt", title="Linen shirt")
+    surface = create_surface("homepage", "Homepage", {"curated_items": ["shirt"]}, by="ana")
+    change_config(surface, {"curated_items": ["shirt"], "weights": {"relevance": 1, "margin": 0.5}}, by="ben")
+    SurfaceDailyStats.objects.create(surface=surface, day=timezone.localdate(), impressions=200, clicks=10, purchases=2)
+    person = Person.objects.create()
+    record_consent(person.pk, "personalization", False, source="tests")
+    from profiles.models import Identity
+
+    Identity.objects.create(person=person, kind="user_id", value="user-1")
+
+    page = admin_client.get("/surfaces/?surface=homepage&person=user-1").content.decode()
+
+    assert "Homepage" in page and "margin 0.5" in page and "ben" in page
+    assert "0.05" in page and "0.01" in page  # click-through and conversion of the week
+    assert "curated" in page and "Linen shirt" in page and "Our pick for you" in page
+    assert client.get("/surfaces/").status_code == 302  # staff only
+    assert not Impression.objects.exists()  # a preview is not an impression
