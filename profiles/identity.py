@@ -122,19 +122,6 @@ def resolve_people(messages: Sequence[list[IdentityKey]], reason: str = "identif
     return result
 
 
-def live_person_id(person_id: int) -> int:
-    """Follow merges to the person who holds the history now."""
-    seen = set()
-    current = person_id
-    while current not in seen:
-        seen.add(current)
-        nxt = Person.objects.filter(pk=current).values_list("merged_into_id", flat=True).first()
-        if nxt is None:
-            return current
-        current = nxt
-    return current
-
-
 @transaction.atomic
 def merge_people(source_id: int, target_id: int, reason: str = "") -> PersonMerge:
     """Fold source's identities, events, consent and traits into target, and record it."""

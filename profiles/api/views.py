@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -159,17 +160,13 @@ def _person_or_404(person_key: str) -> Person:
 def _consent_body(person_key: str, person: Person) -> dict[str, Any]:
     return {
         "person": person_key,
-        "consents": [vars_of(s) for s in services.consent_states(person.pk)],
+        "consents": [asdict(s) for s in services.consent_states(person.pk)],
         "history": list(
             ConsentChange.objects.filter(person=person).values(
                 "purpose", "granted", "source", "recorded_at", "recorded_by"
             )[:200]
         ),
     }
-
-
-def vars_of(state: services.ConsentState) -> dict[str, Any]:
-    return {"purpose": state.purpose, "granted": state.granted, "source": state.source, "updated_at": state.updated_at}
 
 
 class ConsentView(APIView):
