@@ -417,7 +417,7 @@ def wait_for(port: int, seconds: float = 120) -> None:
 
 
 def row(run: Run, baseline: Run | None = None) -> str:
-    ratio = f"{run.pct(99) / baseline.pct(99):.2f}" if baseline is not None else "1.00"
+    ratio = f"{run.pct(99) / baseline.pct(99):.2f}" if baseline is not None else "–"
     return (
         f"| {run.label} | {run.offered:.0f} | {run.achieved:.0f} | {run.pct(50):.1f} | {run.pct(95):.1f} |"
         f" {run.pct(99):.1f} | {run.latencies_ms.max():.1f} | {run.errors} | {ratio} |"
@@ -519,7 +519,7 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         print()
         print(HEADER)
         base = open_loop(args.port, key, [BASELINE], 100, args.seconds, args.connections, "baseline: cached popular")
-        print(row(base), flush=True)
+        print(row(base, base), flush=True)
         pers = open_loop(args.port, key, personalized, 100, args.seconds, args.connections, "personalized top-20/500")
         print(row(pers, base), flush=True)
         result.update(
