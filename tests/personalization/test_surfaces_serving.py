@@ -95,7 +95,7 @@ def test_raising_the_margin_weight_puts_high_margin_items_first(engine):
     by_margin = _ask(person_id=person_id, rng=np.random.default_rng(0), log=False)
 
     margins = dict(Item.objects.values_list("external_id", "margin"))
-    shown = [float(margins[i.item_id]) for i in by_margin.items]
+    shown = [float(margins[i.item_id] or 0) for i in by_margin.items]
     assert shown == sorted(shown, reverse=True)
     assert [i.item_id for i in by_margin.items] != [i.item_id for i in by_relevance.items]
     assert np.mean(shown) > np.mean([float(margins[i.item_id] or 0) for i in by_relevance.items])
@@ -198,6 +198,7 @@ def test_an_ingested_view_changes_the_next_answer(engine):
     own = set(Item.objects.filter(external_id__in=touched).values_list("category", flat=True))
     new = Item.objects.exclude(category__in=own).exclude(stock=0).exclude(category="Curated > Picks")
     viewed = new.filter(kind="product").order_by("external_id").first()
+    assert viewed is not None
     result = ingest_messages(
         [
             {
@@ -310,7 +311,7 @@ def test_a_surface_experiment_serves_each_variant_consistently_and_logs_exposure
             continue  # this person refused personalization: the curated default, whatever the variant
         elif answer.variant == "margin":
             assert answer.version == second
-            shown = [float(margins[i.item_id]) for i in answer.items]
+            shown = [float(margins[i.item_id] or 0) for i in answer.items]
             assert shown == sorted(shown, reverse=True)
         else:
             assert answer.version == first and answer.strategy == "personalized"
