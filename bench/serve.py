@@ -570,7 +570,7 @@ def main() -> None:
     parser.add_argument("--rates", default="50,75,100,150,200,250,300,400")
     parser.add_argument("--connections", type=int, default=32, help="Client connections (the generator's pool).")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=2, help="Threads per worker with gthread.")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
