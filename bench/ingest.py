@@ -28,45 +28,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch_database import drop_database, recreate_database, wait_for  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 BENCH_DB = "pe_bench_ingest"
-
-
-def admin_connect(url: str) -> psycopg.Connection:
-
-    return psycopg.connect(url, autocommit=True)
-
-
-def recreate_database(base_url: str, name: str) -> str:
-    with admin_connect(base_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlparse(base_url)._replace(path=f"/{name}").geturl()
-
-
-def drop_database(base_url: str, name: str) -> None:
-    with admin_connect(base_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_for(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/schema/")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("gunicorn did not come up")
 
 
 def send_batches(port: int, key: str, bodies: list[bytes], clients: int) -> tuple[float, int, int]:

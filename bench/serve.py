@@ -47,12 +47,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch_database import drop_database, recreate_database, wait_for  # noqa: E402
+
 BENCH_DB = "pe_bench_serve"
 DAY = 86_400.0
 KINDS = ("view", "add_to_cart", "purchase")
@@ -384,38 +386,6 @@ def warm(port: int, key: str, paths: list[str], count: int) -> None:
 # --- orchestration --------------------------------------------------------------------------------
 
 
-def admin_connect(url: str) -> object:
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True)
-
-
-def recreate_database(base_url: str) -> str:
-    with admin_connect(base_url) as conn:  # type: ignore[attr-defined]
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return urlparse(base_url)._replace(path=f"/{BENCH_DB}").geturl()
-
-
-def drop_database(base_url: str) -> None:
-    with admin_connect(base_url) as conn:  # type: ignore[attr-defined]
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def wait_for(port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/schema/")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("gunicorn did not come up")
-
-
 def row(run: Run, baseline: Run | None = None) -> str:
     ratio = f"{run.pct(99) / baseline.pct(99):.2f}" if baseline is not None else "–"
     return (
@@ -448,7 +418,7 @@ def climb(
 
 
 def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool) -> dict:
-    db_url = recreate_database(base_url)
+    db_url = recreate_database(base_url, BENCH_DB)
     storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
     env = {
         **os.environ,
@@ -553,7 +523,7 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         if args.keep:
             print(f"kept the database {BENCH_DB} and the model artifacts in {storage}")
         else:
-            drop_database(base_url)
+            drop_database(base_url, BENCH_DB)
             subprocess.run(["rm", "-rf", storage], check=False)
     return result
 
