@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # The working demo on the embedded default: SQLite, tasks in-process, email to files. No services.
 demo: install
 	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py migrate --verbosity 0
-	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py seed_demo --if-empty
+	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py seed_demo --if-empty --with-surfaces
 	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py train_engine --if-none-active
 	@echo ""
 	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"

@@ -107,3 +107,14 @@ def test_seed_demo_makes_a_store_that_recommends(client):
     # --if-empty leaves an existing store alone.
     call_command("seed_demo", if_empty=True, verbosity=0, stdout=StringIO())
     assert Person.objects.filter(merged_into=None).count() < 200
+
+
+@pytest.mark.django_db
+def test_seed_demo_can_create_the_demo_surfaces():
+    from personalization.models import Surface
+
+    call_command("seed_demo", people=10, days=20, with_surfaces=True, verbosity=0, stdout=StringIO())
+    surfaces = {s.key: s for s in Surface.objects.all()}
+    assert set(surfaces) == {"homepage", "email-products"}
+    config = surfaces["homepage"].current_version.config
+    assert len(config["curated_items"]) == 20 and config["max_share_per_category"] == 0.4

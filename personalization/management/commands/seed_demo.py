@@ -11,7 +11,8 @@ from catalog.api.serializers import ItemSerializer
 from catalog.models import Item
 from catalog.services import upsert_items
 from personalization.demo_store import build_store
-from personalization.models import ApiKey, KeyScope
+from personalization.models import ApiKey, KeyScope, SurfaceKind
+from personalization.surfaces import create_surface
 from profiles import services as profiles
 from profiles.profiling import refresh_profiles
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when the catalogue has items.")
         parser.add_argument("--login", default="demo", help="Demo staff login (password: the same word).")
+        parser.add_argument("--with-surfaces", action="store_true", help="Also create a homepage and an email surface.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["if_empty"] and Item.objects.exists():
@@ -43,6 +45,8 @@ class Command(BaseCommand):
             rows.append(serializer.validated_data)
         upsert_items(rows)
         self.stdout.write(f"Catalogue: {len(rows)} items.")
+        if options["with_surfaces"]:
+            self._surfaces(rows)
 
         person_ids: set[int] = set()
         accepted = 0
@@ -69,6 +73,34 @@ class Command(BaseCommand):
                 refresh_profiles(people[start : start + 200])
                 bar.update(len(people[start : start + 200]))
         self._ensure_login(options["login"])
+
+    def _surfaces(self, rows: list[dict[str, Any]]) -> None:
+        """A homepage grid and an email product block, so the surfaces page has something to show."""
+        in_stock = [r["external_id"] for r in rows if r.get("kind") == "product" and (r.get("stock") or 0) > 0]
+        curated = in_stock[:: max(len(in_stock) // 20, 1)][:20]
+        shared = {"curated_items": curated, "in_stock_only": True, "max_share_per_category": 0.4}
+        create_surface(
+            "homepage",
+            "Homepage grid",
+            {
+                **shared,
+                "weights": {"relevance": 1.0, "margin": 0.2, "popularity": 0.1},
+                "exploration_share": 0.1,
+                "min_share_outside_top_categories": 0.2,
+            },
+            kind=SurfaceKind.GRID,
+            by="demo",
+            note="Demo default",
+        )
+        create_surface(
+            "email-products",
+            "Email product block",
+            {**shared, "size": 4, "exclude_purchased": True, "weights": {"relevance": 1.0, "margin": 0.3}},
+            kind=SurfaceKind.EMAIL_BLOCK,
+            by="demo",
+            note="Demo default",
+        )
+        self.stdout.write("Surfaces: homepage, email-products.")
 
     def _ensure_login(self, login: str) -> None:
         User = get_user_model()
