@@ -116,5 +116,7 @@ def test_seed_demo_can_create_the_demo_surfaces():
     call_command("seed_demo", people=10, days=20, with_surfaces=True, verbosity=0, stdout=StringIO())
     surfaces = {s.key: s for s in Surface.objects.all()}
     assert set(surfaces) == {"homepage", "email-products"}
-    config = surfaces["homepage"].current_version.config
+    version = surfaces["homepage"].current_version
+    assert version is not None
+    config = version.config
     assert len(config["curated_items"]) == 20 and config["max_share_per_category"] == 0.4
