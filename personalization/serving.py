@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from catalog.services import servable_items
 from personalization import baseline, registry
@@ -21,21 +22,32 @@ from profiles.models import Event, Person
 HISTORY_LIMIT = 200
 
 
-def person_context(person_id: int) -> PersonContext:
+def person_events(
+    person_id: int, traits: dict[str, Any] | None = None
+) -> tuple[list[tuple[str, float, str, float]], str | None]:
+    """The person's last ``HISTORY_LIMIT`` item events, oldest first, as (item id, epoch seconds,
+    kind, quantity), and their segment (country) from ``traits`` or the database."""
     rows = list(
         Event.objects.filter(person_id=person_id, kind__in=TRAINING_KINDS)
         .exclude(item_id="")
         .order_by("-timestamp")
         .values_list("item_id", "timestamp", "kind", "quantity")[:HISTORY_LIMIT]
     )
-    rows.reverse()  # oldest first
-    traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
+    rows.reverse()
+    if traits is None:
+        traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
+    country = traits.get("country") if isinstance(traits, dict) else None
+    return [(r[0], r[1].timestamp(), r[2], float(r[3] or 1)) for r in rows], country
+
+
+def person_context(person_id: int) -> PersonContext:
+    events, country = person_events(person_id)
     return PersonContext(
-        item_ids=[r[0] for r in rows],
-        timestamps=[r[1].timestamp() for r in rows],
-        event_types=[r[2] for r in rows],
-        quantities=[float(r[3] or 1) for r in rows],
-        segment=traits.get("country") if isinstance(traits, dict) else None,
+        item_ids=[e[0] for e in events],
+        timestamps=[e[1] for e in events],
+        event_types=[e[2] for e in events],
+        quantities=[e[3] for e in events],
+        segment=country,
         now=time.time(),
     )
 

@@ -38,14 +38,12 @@ from personalization.engine.features import candidate_features
 from personalization.engine.history import PersonContext
 from personalization.item_table import ItemTable, item_table
 from personalization.reranking import CandidateSet, rerank
+from personalization.serving import person_events
 from personalization.surfaces import LiveSurface, SurfaceConfig, live_surface, version_config
-from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
-from profiles.models import Event, Person
 
 logger = logging.getLogger(__name__)
 
-HISTORY_LIMIT = 200
 N_CANDIDATES = 500
 SECONDS_PER_DAY = 86_400.0
 COUNTRY_NAMES = {
@@ -343,22 +341,6 @@ def forget_popular_answers() -> None:
 # --- personalized -------------------------------------------------------------------------------
 
 
-def _person_events(
-    person_id: int, traits: dict[str, Any] | None = None
-) -> tuple[list[tuple[str, float, str, float]], str | None]:
-    rows = list(
-        Event.objects.filter(person_id=person_id, kind__in=TRAINING_KINDS)
-        .exclude(item_id="")
-        .order_by("-timestamp")
-        .values_list("item_id", "timestamp", "kind", "quantity")[:HISTORY_LIMIT]
-    )
-    rows.reverse()
-    if traits is None:
-        traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
-    country = traits.get("country") if isinstance(traits, dict) else None
-    return [(r[0], r[1].timestamp(), r[2], float(r[3] or 1)) for r in rows], country
-
-
 def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size: int) -> tuple[str, list[ServedItem]]:
     engine = plan.engine
     if engine is None:
@@ -366,7 +348,7 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
         return "popular", _curated(surface, plan, size)
 
     now = time.time()
-    events, country = _person_events(request.person_id, request.traits) if request.person_id is not None else ([], None)
+    events, country = person_events(request.person_id, request.traits) if request.person_id is not None else ([], None)
     # This session's inline context counts as events that happened just now.
     session = list(request.session_items)
     session += [("add_to_cart", item) for item in request.cart]
