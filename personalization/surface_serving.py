@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from django.utils import timezone
 
-from catalog.services import servable_items
+from catalog.services import ItemFacts, servable_items
 from experiments import services as experiments
 from personalization import baseline, feedback, registry
 from personalization.engine.candidates import SOURCES
@@ -287,18 +287,37 @@ def _servable_list(
 ) -> list[ServedItem]:
     facts = servable_items(i for i, _, _ in wanted) if wanted else {}
     excluded_categories = set(config.exclude_categories)
-    items: list[ServedItem] = []
-    for item_id, source, reason in wanted:
-        fact = facts.get(item_id)
-        if fact is None or (surface.item_kinds and fact.kind not in surface.item_kinds):
-            continue
-        if fact.category in excluded_categories or item_id in config.exclude_items:
-            continue
-        score = round(first_score * (1.0 - len(items) / (2.0 * max(size, 1))), 4)
-        items.append(ServedItem(item_id, fact.title, score, source, reason))
-        if len(items) == size:
+    allowed = [
+        (item_id, source, reason, facts[item_id])
+        for item_id, source, reason in wanted
+        if item_id in facts
+        and (not surface.item_kinds or facts[item_id].kind in surface.item_kinds)
+        and facts[item_id].category not in excluded_categories
+        and item_id not in config.exclude_items
+    ]
+    # The surface's diversity caps hold here too: fill in order within them, and only when the
+    # list would otherwise be short, top it up past them (as the re-ranker's backfill does).
+    category_cap = max(1, int(config.max_share_per_category * size + 1e-9))
+    brand_cap = max(1, int(config.max_share_per_brand * size + 1e-9))
+    chosen: list[tuple[str, str, str, ItemFacts]] = []
+    per_category: Counter[str] = Counter()
+    per_brand: Counter[str] = Counter()
+    for entry in allowed:
+        fact = entry[3]
+        if len(chosen) == size:
             break
-    return items
+        if per_category[fact.category] >= category_cap or (fact.brand and per_brand[fact.brand] >= brand_cap):
+            continue
+        chosen.append(entry)
+        per_category[fact.category] += 1
+        per_brand[fact.brand] += 1
+    if len(chosen) < size:
+        taken = {entry[0] for entry in chosen}
+        chosen += [entry for entry in allowed if entry[0] not in taken][: size - len(chosen)]
+    return [
+        ServedItem(item_id, fact.title, round(first_score * (1.0 - n / (2.0 * max(size, 1))), 4), source, reason)
+        for n, (item_id, source, reason, fact) in enumerate(chosen)
+    ]
 
 
 # --- the shop's popular list ----------------------------------------------------------------------
