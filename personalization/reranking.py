@@ -33,7 +33,7 @@ This module is plain Python + numpy, free of Django, so serving and benchmarks c
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -420,9 +420,11 @@ class _Quota:
         return not (category in self.top_categories and self.in_top >= self.top_cap)
 
     def add(self, i: int) -> None:
-        category = self.categories[i]
+        self.place(self.categories[i], self.brands[i])
+
+    def place(self, category: Hashable, brand: Hashable) -> None:
+        """Count one item of the answer: a candidate, or one placed ahead of the candidates."""
         self.per_category[category] = self.per_category.get(category, 0) + 1
-        brand = self.brands[i]
         self.per_brand[brand] = self.per_brand.get(brand, 0) + 1
         if category in self.top_categories:
             self.in_top += 1
@@ -445,12 +447,15 @@ def rerank(
     top_categories: Collection[Hashable] = (),
     rng: np.random.Generator | None = None,
     size: int | None = None,
+    placed: Sequence[tuple[Hashable, Hashable]] = (),
 ) -> RerankResult:
     """Pick and order the items a surface shows.
 
     ``top_categories`` are the person's favourite categories (for the "outside top categories" share);
     ``rng`` drives exploration and makes the answer reproducible when seeded; ``size`` overrides
-    ``config.size``.
+    ``config.size``. ``placed`` holds the (category, brand) of items the answer shows ahead of this
+    list (a cold-start rule's picks): they count against the caps, which then apply to the whole
+    answer of ``len(placed) + size`` items, and this list fills the remaining ``size`` slots.
     """
     wanted = config.size if size is None else size
     rows = np.flatnonzero(eligible_mask(candidates, config.filters))
@@ -476,16 +481,22 @@ def rerank(
             draws = rng.beta(clicks + 1.0, candidates.impressions[explorable] - clicks + 1.0)
             by_draw = explorable[np.argsort(-draws, kind="stable")].tolist()
 
+    whole = k + len(placed)  # the caps are shares of the whole answer
     quota = _Quota(
-        category_cap=config.diversity.category_cap(k),
-        brand_cap=config.diversity.brand_cap(k),
-        top_cap=k - config.diversity.outside_top_minimum(k),
+        category_cap=config.diversity.category_cap(whole),
+        brand_cap=config.diversity.brand_cap(whole),
+        top_cap=whole - config.diversity.outside_top_minimum(whole),
         top_categories=frozenset(top_categories),
         categories=candidates.category.tolist(),
         brands=candidates.brand.tolist(),
     )
+    for category, brand in placed:
+        quota.place(category, brand)
     # Without binding caps every candidate fits; skip the bookkeeping.
-    constrained = min(quota.category_cap, quota.brand_cap, quota.top_cap if quota.top_categories else k) < k
+    constrained = (
+        bool(placed)
+        or min(quota.category_cap, quota.brand_cap, quota.top_cap if quota.top_categories else whole) < whole
+    )
 
     # Greedy fill. Counts only grow, so a candidate that does not fit now never fits later and each
     # pointer moves forward only: the loop visits each candidate at most once per order.
@@ -520,11 +531,11 @@ def rerank(
     backfilled = False
     relaxed: tuple[str, ...] = ()
     if len(chosen) < k:
-        chosen = _repair(chosen, by_score, k, quota)
+        chosen = _repair(chosen, by_score, k, quota, placed)
         exploring &= set(chosen)
         if len(chosen) < k:
             backfilled = True
-            quota = _recount(quota, chosen)
+            quota = _recount(quota, chosen, placed)
             in_list = set(chosen)
             for i in by_score:
                 if len(chosen) == k:
@@ -545,7 +556,7 @@ def rerank(
     return RerankResult(items=items, backfilled=backfilled, relaxed=relaxed, eligible=int(rows.size))
 
 
-def _recount(quota: _Quota, chosen: list[int]) -> _Quota:
+def _recount(quota: _Quota, chosen: list[int], placed: Sequence[tuple[Hashable, Hashable]]) -> _Quota:
     fresh = _Quota(
         category_cap=quota.category_cap,
         brand_cap=quota.brand_cap,
@@ -554,12 +565,16 @@ def _recount(quota: _Quota, chosen: list[int]) -> _Quota:
         categories=quota.categories,
         brands=quota.brands,
     )
+    for category, brand in placed:
+        fresh.place(category, brand)
     for i in chosen:
         fresh.add(i)
     return fresh
 
 
-def _repair(chosen: list[int], by_score: list[int], k: int, quota: _Quota) -> list[int]:
+def _repair(
+    chosen: list[int], by_score: list[int], k: int, quota: _Quota, placed: Sequence[tuple[Hashable, Hashable]]
+) -> list[int]:
     """Grow a within-quota selection towards ``k`` items by augmenting paths.
 
     A list within the quota is a flow of one unit per item on the network
@@ -567,11 +582,15 @@ def _repair(chosen: list[int], by_score: list[int], k: int, quota: _Quota) -> li
     -> (item, capacity 1) -> brand -> [brand cap] -> sink. The greedy selection is a valid flow; each
     augmenting path adds one item, possibly swapping others, so the flow reaches ``k`` exactly when
     some list of ``k`` items meets every cap. Candidates are offered in score order, which keeps the
-    swaps close to the greedy answer.
+    swaps close to the greedy answer. Items ``placed`` ahead of the list use up their share of each
+    capacity before the search starts.
     """
+    ahead_category: Counter[Hashable] = Counter(category for category, _ in placed)
+    ahead_brand: Counter[Hashable] = Counter(brand for _, brand in placed)
+    ahead_top = sum(n for category, n in ahead_category.items() if category in quota.top_categories)
     network = _FlowNetwork()
     source, group, sink = network.node(), network.node(), network.node()
-    network.edge(source, group, quota.top_cap)
+    network.edge(source, group, max(0, quota.top_cap - ahead_top))
     category_node: dict[Any, int] = {}
     brand_node: dict[Any, int] = {}
     item_edge: dict[int, int] = {}
@@ -580,10 +599,10 @@ def _repair(chosen: list[int], by_score: list[int], k: int, quota: _Quota) -> li
         if category not in category_node:
             category_node[category] = network.node()
             parent = group if category in quota.top_categories else source
-            network.edge(parent, category_node[category], quota.category_cap)
+            network.edge(parent, category_node[category], max(0, quota.category_cap - ahead_category[category]))
         if brand not in brand_node:
             brand_node[brand] = network.node()
-            network.edge(brand_node[brand], sink, quota.brand_cap)
+            network.edge(brand_node[brand], sink, max(0, quota.brand_cap - ahead_brand[brand]))
         item_edge[i] = network.edge(category_node[category], brand_node[brand], 1)
 
     for i in chosen:

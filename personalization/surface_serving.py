@@ -257,15 +257,18 @@ def _log(answer: ServedAnswer, surface: LiveSurface, plan: _Plan, person_id: int
 
 
 def _curated(surface: LiveSurface, plan: _Plan, size: int) -> list[ServedItem]:
-    """The marketer's picks, then the best sellers, so the answer is as full as any other."""
+    """The marketer's picks, then the best sellers, so the answer is as full as any other.
+
+    Both go through one pass of the surface's filters and diversity caps: a pick that would break a
+    cap gives its slot to the next best seller that keeps it.
+    """
     picks = [i for i in plan.config.curated_items if i not in plan.config.exclude_items][: size * 2]
-    items = _servable_list(surface, plan.config, [(i, "curated", "Our pick for you") for i in picks], size)
-    if len(items) < size:
-        items += _popular(surface, plan, size - len(items), exclude={i.item_id for i in items})
-    return items
+    wanted = [(i, "curated", "Our pick for you") for i in picks]
+    wanted += _popular_wanted(plan, exclude=set(picks))[: size * 4]
+    return _servable_list(surface, plan.config, wanted, size)
 
 
-def _popular(surface: LiveSurface, plan: _Plan, size: int, exclude: set[str]) -> list[ServedItem]:
+def _popular_wanted(plan: _Plan, exclude: set[str]) -> list[tuple[str, str, str]]:
     try:
         ranked = baseline._popular()
     except Exception as exc:  # the cache is down: straight from the database
@@ -274,8 +277,7 @@ def _popular(surface: LiveSurface, plan: _Plan, size: int, exclude: set[str]) ->
             plan.degraded.append("cache unavailable")
         since = timezone.now() - baseline.POPULAR_WINDOW
         ranked = [(str(i), float(s)) for i, s in profiles.popular_items(since, limit=500)]
-    wanted = [(i, "popular", "Popular right now") for i, _ in ranked if i not in exclude]
-    return _servable_list(surface, plan.config, wanted[: size * 4], size, first_score=0.5)
+    return [(i, "popular", "Popular right now") for i, _ in ranked if i not in exclude]
 
 
 def _servable_list(
@@ -283,8 +285,17 @@ def _servable_list(
     config: SurfaceConfig,
     wanted: list[tuple[str, str, str]],
     size: int,
-    first_score: float = 1.0,
 ) -> list[ServedItem]:
+    return [item for item, _ in _servable_entries(surface, config, wanted, size)]
+
+
+def _servable_entries(
+    surface: LiveSurface,
+    config: SurfaceConfig,
+    wanted: list[tuple[str, str, str]],
+    size: int,
+) -> list[tuple[ServedItem, ItemFacts]]:
+    """The first ``size`` of ``wanted`` (item id, source, reason) that may be shown, with their facts."""
     facts = servable_items(i for i, _, _ in wanted) if wanted else {}
     excluded_categories = set(config.exclude_categories)
     allowed = [
@@ -315,7 +326,10 @@ def _servable_list(
         taken = {entry[0] for entry in chosen}
         chosen += [entry for entry in allowed if entry[0] not in taken][: size - len(chosen)]
     return [
-        ServedItem(item_id, fact.title, round(first_score * (1.0 - n / (2.0 * max(size, 1))), 4), source, reason)
+        (
+            ServedItem(item_id, fact.title, round(1.0 - n / (2.0 * max(size, 1)), 4), source, reason),
+            fact,
+        )
         for n, (item_id, source, reason, fact) in enumerate(chosen)
     ]
 
@@ -379,13 +393,15 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
     config = plan.config
     cold = not any(item in engine.item_index for item, *_ in events)
     lead: list[ServedItem] = []
+    lead_facts: list[ItemFacts] = []
     segment = country
     if cold:
         rule = next((r for r in config.cold_start if r.matches(request.context)), None)
         if rule is not None:
             segment = rule.segment or segment
             reason = rule.reason or "Picked for visitors like you"
-            lead = _servable_list(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
+            entries = _servable_entries(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
+            lead, lead_facts = [e[0] for e in entries], [e[1] for e in entries]
 
     person = PersonContext(
         item_ids=[e[0] for e in events],
@@ -438,7 +454,15 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
         source=np.asarray([SOURCES[s] for s in candidates.source.tolist()], dtype=object),
     )
     top_categories = _top_categories(table, history.items)
-    result = rerank(candidate_set, config.rerank_config(), top_categories=top_categories, rng=request.rng, size=size)
+    # A cold-start rule's picks come first and count against the diversity caps of the whole answer.
+    result = rerank(
+        candidate_set,
+        config.rerank_config(),
+        top_categories=top_categories,
+        rng=request.rng,
+        size=size - len(lead),
+        placed=[(f.category, f.brand) for f in lead_facts],
+    )
 
     recent_title = _recent_title(table, engine, events)
     items = list(lead)

@@ -235,6 +235,40 @@ def test_cold_start_rules_follow_the_context(engine):
     assert other.strategy == "personalized" and other.items[0].item_id not in picks
 
 
+def test_cold_start_picks_count_against_the_diversity_quota(engine):
+    # The category the re-ranker fills to its cap for a newcomer; a rule then leads with three more
+    # of it, and the re-ranked rest may not add to them.
+    surface = _surface(size=10, max_share_per_category=0.3)
+    categories = dict(Item.objects.values_list("external_id", "category"))
+    plain = _ask(context={"country": "DE"}, rng=np.random.default_rng(0), log=False)
+    busiest = Counter(categories[i.item_id] for i in plain.items).most_common(1)[0][0]
+    shown = {i.item_id for i in plain.items}
+    picks = list(
+        Item.objects.filter(kind="product", stock__gt=0, category=busiest)
+        .exclude(external_id__in=shown)
+        .values_list("external_id", flat=True)[:3]
+    )
+    rule = {"when": {"country": "DE"}, "items": picks, "reason": "Loved in Germany"}
+    change_config(surface, {"size": 10, "max_share_per_category": 0.3, "cold_start": [rule]}, by="tests")
+    forget_live_surfaces()
+    answer = _ask(context={"country": "DE"}, rng=np.random.default_rng(0), log=False)
+    assert answer.strategy == "cold_start" and [i.item_id for i in answer.items[:3]] == picks
+    counts = Counter(categories[i.item_id] for i in answer.items)
+    assert len(answer.items) == 10 and counts[busiest] == 3 and max(counts.values()) <= 3
+
+
+def test_the_curated_default_keeps_the_diversity_quota(engine):
+    # All three curated picks share one category; at most a fifth of six slots may.
+    _surface(size=6, max_share_per_category=0.2)
+    person_id = _person()
+    record_consent(person_id, "personalization", False, source="tests")
+    answer = _ask(person_id=person_id, log=False)
+    categories = dict(Item.objects.values_list("external_id", "category"))
+    counts = Counter(categories[i.item_id] for i in answer.items)
+    assert answer.strategy == "curated" and answer.items[0].item_id == CURATED[0]
+    assert len(answer.items) == 6 and max(counts.values()) == 1
+
+
 def test_without_a_trained_model_the_answer_is_degraded_not_an_error(engine, client, secret_client):
     _surface()
     ModelVersion.objects.update(status=VersionStatus.RETIRED)
