@@ -32,7 +32,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         from django.utils import timezone
 
+        from personalization.api.authentication import forget_keys
+
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        forget_keys()
 
 
 @admin.register(ModelVersion)

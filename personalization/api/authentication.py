@@ -1,10 +1,17 @@
 """API keys for machines: ``Authorization: Bearer <key>``, or HTTP Basic with the key as the user
-name (what Segment's libraries send with a write key)."""
+name (what Segment's libraries send with a write key).
+
+A key found in the database is remembered in process memory for ``KEY_MEMORY_SECONDS``, so a busy
+client costs no query per request; a revoked key therefore stops working everywhere within that
+time (at once in the process that revoked it). Unknown keys are never remembered.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import time
 from datetime import timedelta
 
 from django.utils import timezone
@@ -15,6 +22,33 @@ from rest_framework.request import Request
 from personalization.models import ApiKey, hash_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+KEY_MEMORY_SECONDS = 10.0
+KEY_MEMORY_SIZE = 10_000
+
+_remembered: dict[str, tuple[float, ApiKey]] = {}
+_lock = threading.Lock()
+
+
+def _find_key(digest: str) -> ApiKey | None:
+    now = time.monotonic()
+    found = _remembered.get(digest)
+    if found is not None and now - found[0] < KEY_MEMORY_SECONDS:
+        return found[1]
+    key = ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
+    with _lock:
+        if key is None:
+            _remembered.pop(digest, None)
+        else:
+            if len(_remembered) >= KEY_MEMORY_SIZE:
+                _remembered.clear()
+            _remembered[digest] = (now, key)
+    return key
+
+
+def forget_keys() -> None:
+    """Drop remembered keys (after a revocation, so this process refuses the key at once)."""
+    with _lock:
+        _remembered.clear()
 
 
 class ApiKeyPrincipal:
@@ -39,11 +73,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = self._raw_key(request)
         if raw is None:
             return None
-        key = ApiKey.objects.filter(key_hash=hash_key(raw), revoked_at__isnull=True).first()
+        key = _find_key(hash_key(raw))
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            key.last_used_at = now
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return ApiKeyPrincipal(key), key
 
