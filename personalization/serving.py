@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 from catalog.services import servable_items
 from personalization import baseline, registry
@@ -17,27 +16,15 @@ from personalization.baseline import Recommendations, RecommendedItem
 from personalization.engine.history import PersonContext
 from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
-from profiles.models import Event, Person
 
 HISTORY_LIMIT = 200
 
 
-def person_events(
-    person_id: int, traits: dict[str, Any] | None = None
-) -> tuple[list[tuple[str, float, str, float]], str | None]:
+def person_events(person_id: int) -> tuple[list[tuple[str, float, str, float]], str | None]:
     """The person's last ``HISTORY_LIMIT`` item events, oldest first, as (item id, epoch seconds,
-    kind, quantity), and their segment (country) from ``traits`` or the database."""
-    rows = list(
-        Event.objects.filter(person_id=person_id, kind__in=TRAINING_KINDS)
-        .exclude(item_id="")
-        .order_by("-timestamp")
-        .values_list("item_id", "timestamp", "kind", "quantity")[:HISTORY_LIMIT]
-    )
-    rows.reverse()
-    if traits is None:
-        traits = Person.objects.filter(pk=person_id).values_list("traits", flat=True).first() or {}
-    country = traits.get("country") if isinstance(traits, dict) else None
-    return [(r[0], r[1].timestamp(), r[2], float(r[3] or 1)) for r in rows], country
+    kind, quantity), and their segment (country)."""
+    found = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+    return (found.events, found.country) if found is not None else ([], None)
 
 
 def person_context(person_id: int) -> PersonContext:

@@ -13,8 +13,8 @@ Controls that decide *what kind* of answer a person gets, in order:
 4. a person the engine knows nothing about: the surface's cold-start rules (context: country, device,
    referrer, interest, role), then what the engine proposes for a newcomer.
 
-The hot path makes a handful of indexed queries (consent, recent events, traits); surface
-configuration, the engine and the catalogue arrays are in process memory.
+The hot path makes one query (the person's consent, country and recent events, ``profiles.recent``);
+surface configuration, the engine and the catalogue arrays are in process memory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -38,8 +38,9 @@ from personalization.engine.features import candidate_features
 from personalization.engine.history import PersonContext
 from personalization.item_table import ItemTable, item_table
 from personalization.reranking import CandidateSet, rerank
-from personalization.serving import person_events
+from personalization.serving import HISTORY_LIMIT
 from personalization.surfaces import LiveSurface, SurfaceConfig, live_surface, version_config
+from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ class ServeRequest:
     cart: list[str] = field(default_factory=list)
     session_items: list[tuple[str, str]] = field(default_factory=list)  # (event kind, item id), oldest first
     limit: int | None = None
-    traits: dict[str, Any] | None = None  # the person's traits when the caller has them (saves a query)
+    # The person's consent, country and recent events when the caller has read them already
+    # (the API reads them with the identity lookup, in one query); otherwise serve reads them.
+    activity: profiles.RecentActivity | None = None
     log: bool = True
     rng: np.random.Generator | None = None
 
@@ -94,9 +97,14 @@ class ServedItem:
     reason: str
     exploring: bool = False
 
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _ITEM_FIELDS}
+
 
 @dataclass
 class ServedAnswer:
+    """What a surface answers; ``as_dict`` is the API's JSON body."""
+
     recommendation_id: str
     surface: str
     version: int | None
@@ -108,6 +116,16 @@ class ServedAnswer:
     model_version: int | None = None
     experiment: str = ""
     variant: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        # What dataclasses.asdict gives, without its recursive deep copies.
+        body = {name: getattr(self, name) for name in _ANSWER_FIELDS}
+        body["items"] = [item.as_dict() for item in self.items]
+        return body
+
+
+_ITEM_FIELDS = tuple(f.name for f in fields(ServedItem))
+_ANSWER_FIELDS = tuple(f.name for f in fields(ServedAnswer) if f.name != "items")
 
 
 @dataclass
@@ -148,7 +166,9 @@ def _pinned_engine(version_id: int) -> Engine | None:
         version = ModelVersion.objects.filter(pk=version_id).first()
         if version is None or not (registry.artifact_path(version) / "engine.json").exists():
             return None
-        _pinned[version_id] = Engine.load(registry.artifact_path(version))
+        engine = Engine.load(registry.artifact_path(version))
+        engine.ranker.compile()
+        _pinned[version_id] = engine
     return _pinned[version_id]
 
 
@@ -167,7 +187,9 @@ def serve(request: ServeRequest) -> ServedAnswer:
     size = request.limit or plan.config.size
 
     try:
-        consent = person_id is None or profiles.has_consent(person_id, "personalization")
+        if person_id is not None and request.activity is None:
+            request.activity = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+        consent = request.activity is None or request.activity.consent
     except Exception as exc:
         logger.warning("Consent lookup failed: %s", exc)
         consent, plan.degraded = False, [*plan.degraded, "consent unavailable"]
@@ -381,7 +403,8 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
         return "popular", _curated(surface, plan, size)
 
     now = time.time()
-    events, country = person_events(request.person_id, request.traits) if request.person_id is not None else ([], None)
+    activity = request.activity
+    events, country = (list(activity.events), activity.country) if activity is not None else ([], None)
     # This session's inline context counts as events that happened just now.
     session = list(request.session_items)
     session += [("add_to_cart", item) for item in request.cart]

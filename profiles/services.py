@@ -8,12 +8,14 @@ from profiles.consent import ConsentState, consent_states, has_consent, record_c
 from profiles.identity import find_person, merge_people
 from profiles.ingestion import IngestResult, MessageRejection, ingest_messages
 from profiles.profiling import get_profile, refresh_profile
+from profiles.recent import RecentActivity, recent_activity, recent_activity_by_key
 
 __all__ = [
     "ConsentState",
     "IngestResult",
     "MessageRejection",
     "ProfileSnapshot",
+    "RecentActivity",
     "co_visited_items",
     "consent_states",
     "find_person",
@@ -23,6 +25,8 @@ __all__ = [
     "merge_people",
     "popular_items",
     "purchased_items",
+    "recent_activity",
+    "recent_activity_by_key",
     "recent_items",
     "record_consent",
     "refresh_profile",

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -18,8 +17,10 @@ from personalization.api.surface_serializers import (
     SurfaceRequestSerializer,
 )
 from personalization.api.throttling import PrincipalRateThrottle
+from personalization.serving import HISTORY_LIMIT
 from personalization.surface_serving import ServeRequest, UnknownSurface, popular_answer, serve
 from personalization.surfaces import CONTEXT_KEYS
+from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
 
 logger = logging.getLogger(__name__)
@@ -38,24 +39,26 @@ class ServingRateThrottle(PrincipalRateThrottle):
 
 def _serve(key: str, data: dict[str, Any]) -> Response:
     person_key = data.get("person") or data.get("anonymous_id")
-    person = profiles.find_person(person_key) if person_key else None
+    activity = (
+        profiles.recent_activity_by_key(person_key, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT) if person_key else None
+    )
     context = {k: v for k, v in (data.get("context") or {}).items() if k in CONTEXT_KEYS}
     context.update({k: data[k] for k in CONTEXT_KEYS if data.get(k)})
     request = ServeRequest(
         surface=key,
-        person_id=person.pk if person else None,
+        person_id=activity.person_id if activity else None,
         context=context,
         current_item=data.get("item"),
         cart=list(data.get("cart") or []),
         session_items=[(e["type"], e["item_id"]) for e in data.get("recent_events") or []],
         limit=data.get("limit"),
-        traits=person.traits if person and isinstance(person.traits, dict) else None,
+        activity=activity,
     )
     try:
         answer = serve(request)
     except UnknownSurface:
         raise NotFound(f"No surface {key!r}.") from None
-    return Response(asdict(answer))
+    return Response(answer.as_dict())
 
 
 class SurfaceRecommendationsView(APIView):
@@ -101,4 +104,4 @@ class PopularRecommendationsView(APIView):
         query = PopularQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         items = popular_answer(query.validated_data["limit"], query.validated_data["kind"])
-        return Response({"personalized": False, "items": [asdict(i) for i in items]})
+        return Response({"personalized": False, "items": [i.as_dict() for i in items]})
