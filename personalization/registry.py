@@ -84,6 +84,7 @@ class _Loaded:
         if version is None:
             return
         engine = Engine.load(artifact_path(version))
+        engine.ranker.compile()
         # Swap both at once: a request sees the old pair or the new pair, never a mix.
         self.version_id, self.engine = version_id, engine
 
