@@ -31,7 +31,7 @@ from personalization.engine.dataset import EventLog
 from personalization.engine.history import History
 from personalization.engine.popularity import Popularity
 from personalization.engine.retrieval import VectorIndex
-from personalization.engine.similarity import cosine_item_similarity, score_from_neighbours
+from personalization.engine.similarity import SparseScores, cosine_item_similarity, score_from_neighbours
 from personalization.engine.threads import blas_threads
 
 SOURCES = (
@@ -51,13 +51,14 @@ SOURCES = (
 
 @dataclass
 class Signals:
-    """One person's scores from each source, over the whole catalogue where that is cheap."""
+    """One person's scores from each source: dense over the catalogue where that is cheap (content,
+    EASE), sparse over the neighbours of their items for the neighbourhood sources."""
 
     als_vector: np.ndarray
     ease: np.ndarray | None
-    item_knn: np.ndarray
-    covisitation_recent: np.ndarray
-    covisitation_all: np.ndarray
+    item_knn: SparseScores
+    covisitation_recent: SparseScores
+    covisitation_all: SparseScores
     content: np.ndarray | None
 
 
@@ -336,8 +337,10 @@ POPULARITY_ARRAYS = (
 )
 
 
-def _best(scores: np.ndarray, n: int) -> np.ndarray:
+def _best(scores: np.ndarray | SparseScores, n: int) -> np.ndarray:
     """Indices of the ``n`` highest positive scores, best first."""
+    if isinstance(scores, SparseScores):
+        return scores.best(n)
     n = min(n, scores.shape[0])
     if n <= 0:
         return np.zeros(0, dtype=np.int32)

@@ -46,7 +46,7 @@ class EngineConfig:
     # Retrieval: exact inner-product search up to this many items, HNSW above.
     exact_search_max_items: int = 50_000
     hnsw_neighbours: int = 32
-    hnsw_ef_search: int = 800
+    hnsw_ef_search: int = 256
     # Candidates: how many each source may propose before the union is cut to n_candidates.
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     n_candidates: int = 500

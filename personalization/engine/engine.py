@@ -287,9 +287,12 @@ class Engine:
             raise ValueError(f"{folder} holds artifact format {meta.get('format')}, this code reads {ARTIFACT_FORMAT}")
         if list(meta["features"]) != list(FEATURE_NAMES):
             raise ValueError(f"{folder} was trained on other features than this code computes; retrain it")
+        config = EngineConfig.from_dict(meta["config"])
+        sources = CandidateSources.load(folder)
+        sources.retrieval.set_ef_search(config.hnsw_ef_search)
         return cls(
-            config=EngineConfig.from_dict(meta["config"]),
-            sources=CandidateSources.load(folder),
+            config=config,
+            sources=sources,
             ranker=Ranker.load(folder / "ranker.txt"),
             item_ids=load_json(folder, "items"),
             item_price=load_array(folder, "item_price"),

@@ -59,6 +59,12 @@ class VectorIndex:
         found = items[0] >= 0
         return items[0][found], scores[0][found]
 
+    def set_ef_search(self, ef_search: int) -> None:
+        """How wide the HNSW graph walk is (no effect on exact search)."""
+        if self.kind == "hnsw":
+            graph: Any = faiss.downcast_index(self.index)
+            graph.hnsw.efSearch = ef_search
+
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
 

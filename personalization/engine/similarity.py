@@ -6,6 +6,8 @@ size (a 100,000-item catalogue with 200 neighbours each is 20M entries, not 10^1
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -39,9 +41,69 @@ def cosine_item_similarity(interactions: sp.csr_matrix, neighbours: int) -> sp.c
     return keep_strongest(co_counts.tocsr(), neighbours)
 
 
-def score_from_neighbours(similarity: sp.csr_matrix, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Dense catalogue-length scores: the weighted sum of the given items' neighbour rows."""
+@dataclass(frozen=True)
+class SparseScores:
+    """Catalogue-length scores that are zero but for a few items: what one person's neighbours give.
+
+    ``items`` holds those items' indices in ascending order, ``values`` their scores. Indexing with an
+    array of item indices gives their scores (zero for the rest), as a dense array would; ``best``
+    gives the top of the list without touching the rest of the catalogue, so a request costs the
+    same for 10,000 items as for 1,000,000.
+    """
+
+    size: int
+    items: np.ndarray  # int64, ascending, unique
+    values: np.ndarray  # float32
+
+    def __getitem__(self, wanted: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(wanted)
+        if self.items.shape[0] == 0:
+            return np.zeros(wanted.shape, dtype=np.float32)
+        at = np.minimum(np.searchsorted(self.items, wanted), self.items.shape[0] - 1)
+        return np.where(self.items[at] == wanted, self.values[at], np.float32(0.0)).astype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.size,)
+
+    def dense(self) -> np.ndarray:
+        scores = np.zeros(self.size, dtype=np.float32)
+        scores[self.items] = self.values
+        return scores
+
+    def best(self, n: int) -> np.ndarray:
+        """Indices of the ``n`` highest positive scores, best first (ties: lower index first)."""
+        positive = self.values > 0
+        items, values = self.items[positive], self.values[positive]
+        if n <= 0 or items.shape[0] == 0:
+            return np.zeros(0, dtype=np.int32)
+        if items.shape[0] > n:
+            keep = np.argpartition(-values, n - 1)[:n]
+            # Everything tied with the n-th score stays in, so ties are broken by index below.
+            keep = np.flatnonzero(values >= values[keep].min())
+            items, values = items[keep], values[keep]
+        return items[np.lexsort((items, -values))][:n].astype(np.int32)
+
+
+def score_from_neighbours(similarity: sp.csr_matrix, items: np.ndarray, weights: np.ndarray) -> SparseScores:
+    """The weighted sum of the given items' neighbour rows, over the neighbours only."""
+    n = similarity.shape[1]
+    items = np.asarray(items, dtype=np.int64)
     if items.shape[0] == 0:
-        return np.zeros(similarity.shape[1], dtype=np.float32)
-    rows = similarity[items]
-    return np.asarray(rows.T @ weights.astype(np.float32), dtype=np.float32).ravel()
+        return SparseScores(n, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    indptr = similarity.indptr
+    starts = indptr[items].astype(np.int64)
+    lengths = indptr[items + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return SparseScores(n, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    # Positions of every neighbour entry of every item, row after row.
+    row_offset = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    positions = row_offset + np.arange(total, dtype=np.int64)
+    neighbours = similarity.indices[positions]
+    contributions = similarity.data[positions].astype(np.float64) * np.repeat(
+        np.asarray(weights, dtype=np.float64), lengths
+    )
+    found, inverse = np.unique(neighbours, return_inverse=True)
+    sums = np.bincount(inverse.ravel(), weights=contributions, minlength=found.shape[0])
+    return SparseScores(n, found.astype(np.int64), sums.astype(np.float32))

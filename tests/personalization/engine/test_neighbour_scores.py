@@ -1,0 +1,38 @@
+"""A person's neighbourhood scores, kept sparse, equal the dense sum over the catalogue."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from personalization.engine.similarity import score_from_neighbours
+
+
+def test_sparse_neighbour_scores_equal_the_dense_product_and_rank_the_same() -> None:
+    rng = np.random.default_rng(0)
+    similarity = sp.random(800, 800, density=0.03, format="csr", random_state=1, dtype=np.float32)
+    for _ in range(40):
+        items = rng.choice(800, int(rng.integers(0, 25)), replace=False)
+        weights = np.asarray(rng.random(items.shape[0]), dtype=np.float32)
+        dense = np.zeros(800)
+        if items.shape[0]:
+            dense = np.asarray(similarity[items].T @ weights).ravel()
+        scores = score_from_neighbours(similarity, items, weights)
+
+        np.testing.assert_allclose(scores.dense(), dense, atol=1e-5)
+        asked = rng.integers(0, 800, 300)
+        np.testing.assert_allclose(scores[asked], dense[asked], atol=1e-5)
+        best = scores.best(15)
+        expected = np.sort(dense[dense > 0])[::-1][:15]
+        np.testing.assert_allclose(dense[best], expected, atol=1e-5)
+        assert len(set(best.tolist())) == best.shape[0]
+
+
+def test_ties_are_broken_by_item_index_and_zeros_are_never_proposed() -> None:
+    similarity = sp.csr_matrix(
+        np.array([[0, 0.5, 0.5, 0, 0.5], [0, 0, 0, 0, 0], [0.1, 0, 0, 0, 0]], dtype=np.float32)[:, :5]
+    )
+    scores = score_from_neighbours(similarity, np.array([0, 1]), np.array([1.0, 1.0], dtype=np.float32))
+    assert scores.best(2).tolist() == [1, 2]
+    assert scores.best(10).tolist() == [1, 2, 4]
+    assert score_from_neighbours(similarity, np.array([1]), np.ones(1, np.float32)).best(5).tolist() == []
