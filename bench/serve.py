@@ -28,7 +28,8 @@ no longer keeps up, and the highest rate with p99 under 50 ms is the sustained t
 Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
 ``--rates`` (the climb), ``--workers``, ``--worker-class`` and ``--threads`` for gunicorn,
 ``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
-people), ``--keep`` to keep the database of the last catalogue. The last line printed is one JSON
+people), ``--keep`` to keep the database of the last catalogue, ``--reuse MODELS_DIR`` to serve a kept one
+again without rebuilding it (with ``--skip-million``). The last line printed is one JSON
 object with the headline figures.
 """
 
@@ -417,9 +418,26 @@ def climb(
     return best, runs
 
 
+def issue_key() -> None:
+    """Inside the benchmark's environment, on a kept database: print a fresh API key."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+    django.setup()
+    from personalization.models import ApiKey, KeyScope
+
+    print("KEY", ApiKey.issue("bench", KeyScope.INGEST)[1], flush=True)
+
+
 def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool) -> dict:
-    db_url = recreate_database(base_url, BENCH_DB)
-    storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
+    reuse = bool(args.reuse)
+    if reuse:
+        # A shop kept by an earlier --keep run: same database, same model artifacts.
+        db_url = base_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        storage = args.reuse
+    else:
+        db_url = recreate_database(base_url, BENCH_DB)
+        storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -433,19 +451,10 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         "MODEL_STORAGE_DIR": storage,
         "PYTHONPATH": str(ROOT),
     }
-    print(f"\n## {items:,} items, {people:,} people", flush=True)
+    print(f"\n## {items:,} items, {people:,} people{' (kept shop)' if reuse else ''}", flush=True)
+    step = ["--issue-key"] if reuse else ["--prepare", "--items", str(items), "--people", str(people)]
     prepared = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--prepare",
-            "--items",
-            str(items),
-            "--people",
-            str(people),
-            "--events",
-            str(args.events),
-        ],
+        [sys.executable, str(Path(__file__).resolve()), *step, "--events", str(args.events)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -520,8 +529,8 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
             import redis
 
             redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
-        if args.keep:
-            print(f"kept the database {BENCH_DB} and the model artifacts in {storage}")
+        if args.keep or reuse:
+            print(f"kept the database {BENCH_DB} and the model artifacts in {storage} (--reuse {storage})")
         else:
             drop_database(base_url, BENCH_DB)
             subprocess.run(["rm", "-rf", storage], check=False)
@@ -544,10 +553,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="Threads per worker with gthread.")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
+    parser.add_argument(
+        "--reuse", metavar="MODELS_DIR", help="Serve the shop a --keep run left (its database and model folder)."
+    )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--issue-key", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
         prepare(args)
+        return
+    if args.issue_key:
+        issue_key()
         return
 
     base_url = os.environ.get("DATABASE_URL")
