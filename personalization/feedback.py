@@ -16,6 +16,7 @@ events in the log, so the next training sees them too.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -108,9 +109,52 @@ def _inline() -> bool:
     return bool(getattr(settings, "SURFACE_IMPRESSIONS_INLINE", settings.CELERY_TASK_ALWAYS_EAGER))
 
 
+IMPRESSION_COLUMNS = (
+    "recommendation_id",
+    "surface_id",
+    "version_number",
+    "model_version",
+    "person_id",
+    "item_ids",
+    "strategy",
+    "experiment",
+    "variant",
+    "served_at",
+)
+# One statement with one array per column: the flusher shares the web process's interpreter, and
+# building a model instance per row held it for ~10 ms a second at 100 answers a second.
+_UNNEST_INSERT = (
+    f"INSERT INTO {Impression._meta.db_table} ({', '.join(IMPRESSION_COLUMNS)}) "
+    "SELECT r, s, v, m, p, i::jsonb, st, e, va, t FROM unnest("
+    "%b::varchar[], %b::bigint[], %b::integer[], %b::bigint[], %b::bigint[], %b::text[], %b::varchar[],"
+    " %b::varchar[], %b::varchar[], %b::timestamptz[]"
+    ") AS x(r, s, v, m, p, i, st, e, va, t) ON CONFLICT (recommendation_id) DO NOTHING"
+)
+
+
 def write(rows: list[ImpressionRow]) -> int:
     if not rows:
         return 0
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        dumps = json.JSONEncoder(separators=(",", ":")).encode
+        columns = (
+            [r.recommendation_id for r in rows],
+            [r.surface_id for r in rows],
+            [r.version_number for r in rows],
+            [r.model_version for r in rows],
+            [r.person_id for r in rows],
+            [dumps(r.item_ids) for r in rows],
+            [r.strategy for r in rows],
+            [r.experiment for r in rows],
+            [r.variant for r in rows],
+            [r.served_at for r in rows],
+        )
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_UNNEST_INSERT, columns, binary=True)
+        return len(rows)
     Impression.objects.bulk_create([_as_model(r) for r in rows], ignore_conflicts=True)
     return len(rows)
 

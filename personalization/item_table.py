@@ -18,6 +18,7 @@ import numpy as np
 from django.utils import timezone
 
 from catalog.models import Item
+from personalization.registry import settle_heap
 
 REFRESH_SECONDS = 5.0
 # A change saved this long before the refresh that should see it is still found: a transaction that
@@ -125,6 +126,7 @@ class _Tables:
             with self.lock:
                 if self.table is None or self.key != key:
                     self.table, self.key = ItemTable.build(item_ids), key
+                    settle_heap()
                 table = self.table
         table.refresh()
         return table

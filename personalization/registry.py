@@ -6,6 +6,7 @@ at most every ``CHECK_SECONDS``; a new activation is picked up by every process 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -87,10 +88,19 @@ class _Loaded:
         engine.ranker.compile()
         # Swap both at once: a request sees the old pair or the new pair, never a mix.
         self.version_id, self.engine = version_id, engine
+        settle_heap()
 
     def forget(self) -> None:
         with self.lock:
             self.version_id, self.engine, self.checked_at = None, None, 0.0
+
+
+def settle_heap() -> None:
+    """Move what is loaded now (the engine's item index, the catalogue arrays) out of the garbage
+    collector's sight: its full passes otherwise walk every one of those objects again, a pause
+    in whichever request happens to trigger it."""
+    gc.collect()
+    gc.freeze()
 
 
 _loaded = _Loaded()

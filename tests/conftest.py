@@ -16,7 +16,14 @@ _ids = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
+    # The shared cache, and what each process keeps of the database for a few seconds: a test must
+    # not see the surfaces or keys of one whose rows were rolled back.
+    from personalization.api.authentication import forget_keys
+    from personalization.surfaces import forget_live_surfaces
+
     cache.clear()
+    forget_live_surfaces()
+    forget_keys()
 
 
 @pytest.fixture
