@@ -483,6 +483,9 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         "600",
         "--log-level",
         "warning",
+        # The workers' heartbeat files: on a disk-backed /tmp a slow write stalls a worker mid-run.
+        "--worker-tmp-dir",
+        "/dev/shm",
     ]
     if args.worker_class == "gthread":
         command += ["--threads", str(args.threads)]

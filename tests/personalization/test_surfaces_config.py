@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -144,7 +145,7 @@ def test_the_popular_list_is_the_same_for_everyone_and_only_servable_items(db, m
     make_item("shirt")
     make_item("hat", stock=0)
     make_item("scarf")
-    cache.set(POPULAR_CACHE_KEY, [("hat", 9.0), ("shirt", 4.0), ("scarf", 2.0)], 60)
+    cache.set(POPULAR_CACHE_KEY, (time.time(), [("hat", 9.0), ("shirt", 4.0), ("scarf", 2.0)]), 60)
     forget_popular_answers()
 
     response = ingest_client.get("/api/v1/recommendations/popular?limit=5")
@@ -157,6 +158,38 @@ def test_the_popular_list_is_the_same_for_everyone_and_only_servable_items(db, m
     assert ingest_client.get("/api/v1/recommendations/popular?limit=0").status_code == 400
     forget_popular_answers()
     cache.delete(POPULAR_CACHE_KEY)
+
+
+def test_a_stale_popular_list_is_served_while_one_background_refresh_replaces_it(
+    transactional_db, make_item, ingest_client
+):
+    import threading
+
+    from django.core.cache import cache
+
+    from personalization import baseline
+    from tests.conftest import track
+
+    for sku in ("shirt", "hat"):
+        make_item(sku)
+    for user in ("u1", "u2"):
+        ingest_client.post("/api/v1/track", track("Product Viewed", user=user, properties={"product_id": "shirt"}))
+    assert [i for i, _ in baseline._popular()] == ["shirt"]
+
+    # Ten minutes later the hat sells; the list in the cache is now past its refresh age.
+    for user in ("u3", "u4", "u5"):
+        ingest_client.post("/api/v1/track", track("Order Completed", user=user, properties={"product_id": "hat"}))
+    computed_at, ranked = cache.get(baseline.POPULAR_CACHE_KEY)
+    cache.set(baseline.POPULAR_CACHE_KEY, (computed_at - 600, ranked), 60)
+
+    assert [i for i, _ in baseline._popular()] == ["shirt"]  # answered at once with what was there
+    assert [i for i, _ in baseline._popular()] == ["shirt"]
+    refreshers = [t for t in threading.enumerate() if t.name == "popular-refresh"]
+    assert len(refreshers) <= 1  # the lock lets one process, one thread, refresh
+    for thread in refreshers:
+        thread.join(timeout=30)
+    assert cache.get(baseline.POPULAR_CACHE_KEY)[1][0][0] == "hat"
+    assert cache.get(baseline.POPULAR_REFRESH_LOCK) is None
 
 
 def test_the_catalogue_refresh_reads_changed_rows_not_the_whole_catalogue_again(db, make_item, monkeypatch):
