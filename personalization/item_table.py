@@ -56,6 +56,19 @@ class ItemTable:
     seen_until: datetime | None = None  # the refresh reads rows changed after this
     checked_at: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.id_array = np.asarray(self.item_ids, dtype=object)
+        self._kind_masks: dict[frozenset[str], np.ndarray] = {}
+
+    def of_kinds(self, kinds: Iterable[str]) -> np.ndarray:
+        """True for items of one of ``kinds`` (kept per set of kinds until the next change)."""
+        wanted = frozenset(kinds)
+        mask = self._kind_masks.get(wanted)
+        if mask is None:
+            mask = np.isin(self.kind, list(wanted))
+            self._kind_masks[wanted] = mask
+        return mask
+
     @classmethod
     def build(cls, item_ids: Sequence[str]) -> ItemTable:
         n = len(item_ids)
@@ -98,6 +111,7 @@ class ItemTable:
             self.category[i] = category
             self.brand[i] = brand
             self.title[i] = title or external_id
+        self._kind_masks = {}
         # Not past ``started - COMMIT_LAG``: rows stamped before that may still be committing. Rows
         # sharing one timestamp (a bulk import) are read once more at most, not on every refresh.
         floor = started - COMMIT_LAG

@@ -33,6 +33,7 @@ This module is plain Python + numpy, free of Django, so serving and benchmarks c
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, deque
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -463,7 +464,7 @@ def rerank(
     if k <= 0:
         return RerankResult(items=(), eligible=int(rows.size))
     if rng is None:
-        rng = np.random.default_rng()
+        rng = _thread_rng()
 
     scores = np.zeros(len(candidates))
     scores[rows] = weighted_scores(candidates, config.weights, rows)
@@ -554,6 +555,18 @@ def rerank(
         for n, i in enumerate(chosen)
     )
     return RerankResult(items=items, backfilled=backfilled, relaxed=relaxed, eligible=int(rows.size))
+
+
+_local = threading.local()
+
+
+def _thread_rng() -> np.random.Generator:
+    """One generator per thread, seeded once from the OS: seeding a new one per answer cost more
+    than the draws it made."""
+    rng = getattr(_local, "rng", None)
+    if rng is None:
+        rng = _local.rng = np.random.default_rng()
+    return rng
 
 
 def _recount(quota: _Quota, chosen: list[int], placed: Sequence[tuple[Hashable, Hashable]]) -> _Quota:

@@ -63,6 +63,7 @@ COUNTRY_NAMES = {
     "JP": "Japan",
     "BR": "Brazil",
 }
+SOURCE_NAMES = np.asarray(SOURCES, dtype=object)
 VIEWED_SOURCES = {"als", "ease", "item_knn", "covisitation", "content"}
 
 
@@ -452,16 +453,19 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
     index = candidates.items.astype(np.int64)
     allowed = table.known[index] & table.active[index]
     if surface.item_kinds:
-        allowed &= np.isin(table.kind[index], list(surface.item_kinds))
+        allowed &= table.of_kinds(surface.item_kinds)[index]
     relevance[~allowed] = np.nan  # the re-ranker never serves a candidate without a finite relevance
     age_days = (now - table.published[index]) / SECONDS_PER_DAY
     purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
     exposures = feedback.item_exposures(surface.id)
-    ids = [table.item_ids[i] for i in index.tolist()]
-    shown_clicked = [exposures.get(i, (0, 0)) for i in ids]
+    ids = table.id_array[index]
+    impressions = clicks = None
+    if exposures:
+        shown_clicked = [exposures.get(i, (0, 0)) for i in ids.tolist()]
+        impressions, clicks = [s for s, _ in shown_clicked], [c for _, c in shown_clicked]
     category = table.category[index]
     candidate_set = CandidateSet.from_arrays(
-        np.asarray(ids, dtype=object),
+        ids,
         relevance,
         margin=table.margin[index],
         age_days=age_days,
@@ -472,9 +476,9 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
         in_stock=table.in_stock[index],
         purchased_by_person=np.isin(index, list(purchased)) if purchased else None,
         is_new=np.nan_to_num(age_days, nan=np.inf) < config.new_item_days,
-        impressions=[s for s, _ in shown_clicked],
-        clicks=[c for _, c in shown_clicked],
-        source=np.asarray([SOURCES[s] for s in candidates.source.tolist()], dtype=object),
+        impressions=impressions,
+        clicks=clicks,
+        source=SOURCE_NAMES[candidates.source],
     )
     top_categories = _top_categories(table, history.items)
     # A cold-start rule's picks come first and count against the diversity caps of the whole answer.

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from personalization.engine.similarity import weighted_row_sum
+
 TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -77,11 +79,25 @@ class ContentIndex:
         """A person's taste in terms: the weighted mean of their items' vectors, dense and unit length."""
         if items.shape[0] == 0 or not self.has_text:
             return np.zeros(self.vectors.shape[1], dtype=np.float32)
-        summed = np.asarray(self.vectors[items].T @ weights.astype(np.float32)).ravel()
+        summed = weighted_row_sum(self.vectors, items, weights)
         norm = float(np.linalg.norm(summed))
-        return (summed / norm).astype(np.float32) if norm > 0 else summed.astype(np.float32)
+        return (summed / norm).astype(np.float32) if norm > 0 else summed
 
     def scores(self, profile: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Cosine of ``profile`` with every item's vector (or with ``items`` only)."""
-        vectors = self.vectors if items is None else self.vectors[items]
-        return np.asarray(vectors @ profile, dtype=np.float32).ravel()
+        """Cosine of ``profile`` with every item's vector (or with ``items`` only).
+
+        Over the whole catalogue it walks the posting lists of the profile's terms only (an inverted
+        index, built on first use), not every item's vector: a tenth of the work on a catalogue whose
+        items share few terms with any one person."""
+        if items is not None:
+            return np.asarray(self.vectors[items] @ profile, dtype=np.float32).ravel()
+        terms = np.flatnonzero(profile)
+        return weighted_row_sum(self.postings, terms, profile[terms])
+
+    @property
+    def postings(self) -> sp.csr_matrix:
+        """Terms × items: each term's items and weights."""
+        found = self.__dict__.get("_postings")
+        if found is None:
+            found = self.__dict__["_postings"] = self.vectors.T.tocsr()
+        return found

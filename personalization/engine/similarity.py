@@ -85,25 +85,31 @@ class SparseScores:
         return items[np.lexsort((items, -values))][:n].astype(np.int32)
 
 
-def score_from_neighbours(similarity: sp.csr_matrix, items: np.ndarray, weights: np.ndarray) -> SparseScores:
-    """The weighted sum of the given items' neighbour rows, over the neighbours only."""
-    n = similarity.shape[1]
-    items = np.asarray(items, dtype=np.int64)
-    if items.shape[0] == 0:
-        return SparseScores(n, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    indptr = similarity.indptr
-    starts = indptr[items].astype(np.int64)
-    lengths = indptr[items + 1].astype(np.int64) - starts
+def _gathered(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The column and weighted value of every entry of the given rows, row after row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    indptr = matrix.indptr
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
     total = int(lengths.sum())
     if total == 0:
-        return SparseScores(n, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    # Positions of every neighbour entry of every item, row after row.
-    row_offset = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    positions = row_offset + np.arange(total, dtype=np.int64)
-    neighbours = similarity.indices[positions]
-    contributions = similarity.data[positions].astype(np.float64) * np.repeat(
-        np.asarray(weights, dtype=np.float64), lengths
-    )
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total, dtype=np.int64)
+    values = matrix.data[positions].astype(np.float64) * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+    return matrix.indices[positions], values
+
+
+def weighted_row_sum(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ matrix[rows]`` as a dense float32 vector, touching only those rows' entries."""
+    columns, values = _gathered(matrix, rows, weights)
+    return np.bincount(columns, weights=values, minlength=matrix.shape[1]).astype(np.float32)
+
+
+def score_from_neighbours(similarity: sp.csr_matrix, items: np.ndarray, weights: np.ndarray) -> SparseScores:
+    """The weighted sum of the given items' neighbour rows, over the neighbours only."""
+    neighbours, contributions = _gathered(similarity, items, weights)
+    if neighbours.shape[0] == 0:
+        return SparseScores(similarity.shape[1], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     found, inverse = np.unique(neighbours, return_inverse=True)
     sums = np.bincount(inverse.ravel(), weights=contributions, minlength=found.shape[0])
-    return SparseScores(n, found.astype(np.int64), sums.astype(np.float32))
+    return SparseScores(similarity.shape[1], found.astype(np.int64), sums.astype(np.float32))
