@@ -17,6 +17,7 @@ def test_throttled_requests_get_the_error_shape(ingest_client):
         response = ingest_client.post("/api/v1/track", track("Signed Up", user="u1"))
     assert codes == [200, 200, 429]
     assert response.json()["type"] == "throttled_error"
+    assert 1 <= int(response["Retry-After"]) <= 60
     assert Event.objects.count() == 2
 
 
