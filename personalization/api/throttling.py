@@ -12,6 +12,7 @@ cache API.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -56,12 +57,14 @@ class PrincipalRateThrottle(BaseThrottle):
         window = int(now // duration)
         key = f"throttle:{scope}:{self.ident(request)}"
         current, previous = _count(key, window, duration)
-        overlap = 1.0 - (now - window * duration) / duration
-        if current + previous * overlap <= limit:
+        elapsed = now - window * duration
+        if current + previous * (1.0 - elapsed / duration) <= limit:
             return True
-        # Over the limit: it clears when enough of the previous window has slid out, or at the
-        # next window at the latest.
-        self.retry_after = max(1.0, (window + 1) * duration - now)
+        # A refused request does not count, so a client retrying too early does not push its own
+        # wait further out.
+        current -= 1
+        _uncount(key, window)
+        self.retry_after = max(1.0, _seconds_until_allowed(limit, duration, elapsed, current, previous))
         return False
 
     def wait(self) -> float | None:
@@ -73,6 +76,25 @@ class PrincipalRateThrottle(BaseThrottle):
         if request.user and request.user.is_authenticated:
             return f"user-{request.user.pk}"
         return f"ip-{self.get_ident(request)}"
+
+
+def _seconds_until_allowed(limit: int, duration: int, elapsed: float, current: int, previous: int) -> float:
+    """When the next request fits the estimate, if none comes before: later in this window as the
+    previous window slides out, or else into the next one, where this window becomes the previous."""
+    if current + 1 <= limit and previous > 0:
+        clears_at = (1.0 - (limit - current - 1) / previous) * duration
+        return clears_at - elapsed
+    clears_at = max(0.0, 1.0 - (limit - 1) / current) * duration if current > 0 else 0.0
+    return duration - elapsed + clears_at
+
+
+def _uncount(key: str, window: int) -> None:
+    client = redis_client()
+    if client is not None:
+        client.decr(cache.make_key(f"{key}:{window}"))
+    else:
+        with contextlib.suppress(ValueError):  # the window's counter expired meanwhile
+            cache.decr(f"{key}:{window}")
 
 
 def _count(key: str, window: int, duration: int) -> tuple[int, int]:
