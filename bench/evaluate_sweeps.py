@@ -30,9 +30,9 @@ from personalization.engine.content import ContentIndex
 from personalization.engine.dataset import load_interchange
 from personalization.engine.evaluation import EvaluationSplit, split_by_cutoff
 from personalization.engine.examples import TrainingExamples, build_examples, people_histories, temporal_windows
-from personalization.engine.features import CATEGORICAL_FEATURES, FEATURE_NAMES, candidate_features
+from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.metrics import ndcg_at_k, recall_at_k
-from personalization.engine.ranker import ranker_parameters
+from personalization.engine.ranker import ranker_parameters, training_data
 from personalization.engine.threads import blas_threads
 
 VALIDATION_CUTOFF = datetime(2011, 10, 9, tzinfo=UTC).timestamp()
@@ -109,14 +109,7 @@ def ranker(split: EvaluationSplit) -> None:
         params.update({k: v for k, v in overrides.items() if not hasattr(config, k)})
         examples = _cut(TrainingExamples.concatenate(parts[:windows_used], len(FEATURE_NAMES)), per_list)
         started = time.perf_counter()
-        data = lgb.Dataset(
-            examples.features,
-            label=examples.labels,
-            group=examples.group_sizes,
-            feature_name=list(FEATURE_NAMES),
-            categorical_feature=list(CATEGORICAL_FEATURES),
-        )
-        booster = lgb.train(params, data, num_boost_round=chosen.ranker_trees)
+        booster = lgb.train(params, training_data(examples), num_boost_round=chosen.ranker_trees)
         seconds = time.perf_counter() - started
         ndcg, recall = [], []
         for person, (items, features) in zip(people.tolist(), lists, strict=True):

@@ -95,12 +95,14 @@ class ItemTable:
         """Apply ``rows`` read from the catalogue from ``started`` on, and move the watermark."""
         index = self.index
         newest = self.seen_until
+        applied = False
         for external_id, kind, title, category, brand, margin, stock, published_at, active, updated_at in rows:
             if newest is None or updated_at > newest:
                 newest = updated_at
             i = index.get(external_id)
             if i is None:
                 continue
+            applied = True
             self.known[i] = True
             self.active[i] = active
             self.in_stock[i] = stock is None or stock > 0
@@ -111,7 +113,8 @@ class ItemTable:
             self.category[i] = category
             self.brand[i] = brand
             self.title[i] = title or external_id
-        self._kind_masks = {}
+        if applied:  # a kind may have changed: masks are rebuilt on next use
+            self._kind_masks = {}
         # Not past ``started - COMMIT_LAG``: rows stamped before that may still be committing. Rows
         # sharing one timestamp (a bulk import) are read once more at most, not on every refresh.
         floor = started - COMMIT_LAG

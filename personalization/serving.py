@@ -16,36 +16,37 @@ from personalization.baseline import Recommendations, RecommendedItem
 from personalization.engine.history import PersonContext
 from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
+from profiles.recent import RecentEvent
 
 HISTORY_LIMIT = 200
 
 
-def person_events(person_id: int) -> tuple[list[tuple[str, float, str, float]], str | None]:
-    """The person's last ``HISTORY_LIMIT`` item events, oldest first, as (item id, epoch seconds,
-    kind, quantity), and their segment (country)."""
-    found = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
-    return (found.events, found.country) if found is not None else ([], None)
-
-
-def person_context(person_id: int) -> PersonContext:
-    events, country = person_events(person_id)
+def events_context(events: list[RecentEvent], segment: str | None, now: float) -> PersonContext:
+    """The engine's view of a person: their (item id, epoch seconds, kind, quantity) events, oldest first."""
     return PersonContext(
         item_ids=[e[0] for e in events],
         timestamps=[e[1] for e in events],
         event_types=[e[2] for e in events],
         quantities=[e[3] for e in events],
-        segment=country,
-        now=time.time(),
+        segment=segment,
+        now=now,
     )
 
 
 def recommend(person_id: int | None, limit: int = 20, kind: str | None = "product") -> Recommendations:
-    if person_id is None or not profiles.has_consent(person_id, "personalization"):
+    if person_id is None:
+        return baseline.recommend(None, limit, kind)
+    activity = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+    if activity is None:  # no such person: the purpose's default, and nothing to go on
+        consent, person = profiles.has_consent(person_id, "personalization"), events_context([], None, time.time())
+    else:
+        consent, person = activity.consent, events_context(activity.events, activity.country, time.time())
+    if not consent:
         return baseline.recommend(None, limit, kind)
     _, engine = registry.serving_engine()
     if engine is None:
         return baseline.recommend(person_id, limit, kind)
-    ranked = engine.recommend(person_context(person_id), k=max(limit * 3, 60), n_candidates=500)
+    ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
     items = [
         RecommendedItem(r.item_id, facts[r.item_id].title, round(r.score, 4), r.source, r.reason)

@@ -35,10 +35,9 @@ from personalization import baseline, feedback, registry
 from personalization.engine.candidates import SOURCES
 from personalization.engine.engine import Engine
 from personalization.engine.features import candidate_features
-from personalization.engine.history import PersonContext
 from personalization.item_table import ItemTable, item_table
 from personalization.reranking import CandidateSet, rerank
-from personalization.serving import HISTORY_LIMIT
+from personalization.serving import HISTORY_LIMIT, events_context
 from personalization.surfaces import LiveSurface, SurfaceConfig, live_surface, version_config
 from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
@@ -427,14 +426,7 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
             entries = _servable_entries(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
             lead, lead_facts = [e[0] for e in entries], [e[1] for e in entries]
 
-    person = PersonContext(
-        item_ids=[e[0] for e in events],
-        timestamps=[e[1] for e in events],
-        event_types=[e[2] for e in events],
-        quantities=[e[3] for e in events],
-        segment=segment,
-        now=now,
-    )
+    person = events_context(events, segment, now)
     history = engine.history_for(person)
     # What is in the cart or on screen now is not proposed again; viewed items may be.
     not_again = {item for kind, item in session if kind != "view"} | {i.item_id for i in lead}

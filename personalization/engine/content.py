@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,10 +95,7 @@ class ContentIndex:
         terms = np.flatnonzero(profile)
         return weighted_row_sum(self.postings, terms, profile[terms])
 
-    @property
+    @cached_property
     def postings(self) -> sp.csr_matrix:
         """Terms × items: each term's items and weights."""
-        found = self.__dict__.get("_postings")
-        if found is None:
-            found = self.__dict__["_postings"] = self.vectors.T.tocsr()
-        return found
+        return self.vectors.T.tocsr()

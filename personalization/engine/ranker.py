@@ -55,6 +55,18 @@ def ranker_parameters(config: EngineConfig) -> dict[str, object]:
     }
 
 
+def training_data(examples: TrainingExamples) -> lgb.Dataset:
+    """The examples as LightGBM's ranking dataset: one group per person and window."""
+    return lgb.Dataset(
+        examples.features,
+        label=examples.labels,
+        group=examples.group_sizes,
+        feature_name=list(FEATURE_NAMES),
+        categorical_feature=list(CATEGORICAL_FEATURES),
+        free_raw_data=True,
+    )
+
+
 @dataclass
 class Ranker:
     booster: lgb.Booster | None
@@ -65,15 +77,7 @@ class Ranker:
     def fit(cls, examples: TrainingExamples, config: EngineConfig) -> Ranker:
         if examples.n_groups < MIN_TRAINING_GROUPS:
             return cls(booster=None)
-        data = lgb.Dataset(
-            examples.features,
-            label=examples.labels,
-            group=examples.group_sizes,
-            feature_name=list(FEATURE_NAMES),
-            categorical_feature=list(CATEGORICAL_FEATURES),
-            free_raw_data=True,
-        )
-        booster = lgb.train(ranker_parameters(config), data, num_boost_round=config.ranker_trees)
+        booster = lgb.train(ranker_parameters(config), training_data(examples), num_boost_round=config.ranker_trees)
         return cls(booster=booster)
 
     def score(self, features: np.ndarray) -> np.ndarray:

@@ -62,10 +62,6 @@ class SparseScores:
         at = np.minimum(np.searchsorted(self.items, wanted), self.items.shape[0] - 1)
         return np.where(self.items[at] == wanted, self.values[at], np.float32(0.0)).astype(np.float32)
 
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.size,)
-
     def dense(self) -> np.ndarray:
         scores = np.zeros(self.size, dtype=np.float32)
         scores[self.items] = self.values
