@@ -28,7 +28,7 @@ no longer keeps up, and the highest rate with p99 under 50 ms is the sustained t
 Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
 ``--rates`` (the climb), ``--workers``, ``--worker-class`` and ``--threads`` for gunicorn,
 ``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
-people), ``--keep`` to keep the database of the last catalogue, ``--reuse MODELS_DIR`` to serve a kept one
+people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last catalogue, ``--reuse MODELS_DIR`` to serve a kept one
 again without rebuilding it (with ``--skip-million``). The last line printed is one JSON
 object with the headline figures.
 """
@@ -437,10 +437,10 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
     reuse = bool(args.reuse)
     if reuse:
         # A shop kept by an earlier --keep run: same database, same model artifacts.
-        db_url = base_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        db_url = base_url.rsplit("/", 1)[0] + f"/{args.database}"
         storage = args.reuse
     else:
-        db_url = recreate_database(base_url, BENCH_DB)
+        db_url = recreate_database(base_url, args.database)
         storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
     env = {
         **os.environ,
@@ -537,9 +537,9 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
 
             redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
         if args.keep or reuse:
-            print(f"kept the database {BENCH_DB} and the model artifacts in {storage} (--reuse {storage})")
+            print(f"kept the database {args.database} and the model artifacts in {storage} (--reuse {storage})")
         else:
-            drop_database(base_url, BENCH_DB)
+            drop_database(base_url, args.database)
             subprocess.run(["rm", "-rf", storage], check=False)
     return result
 
@@ -560,6 +560,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="Threads per worker with gthread.")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
+    parser.add_argument("--database", default=BENCH_DB, help="The benchmark's own database (created, then dropped).")
     parser.add_argument(
         "--reuse", metavar="MODELS_DIR", help="Serve the shop a --keep run left (its database and model folder)."
     )

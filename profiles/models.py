@@ -81,7 +81,8 @@ class Event(models.Model):
 
     message_id = models.CharField(max_length=200)
     position = models.PositiveSmallIntegerField(default=0)
-    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: (person, timestamp) below serves lookups by person.
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     name = models.CharField(max_length=200, blank=True, help_text="The event name as sent.")
     item_id = models.CharField(max_length=200, blank=True, help_text="External id of the item involved, if any.")
@@ -96,7 +97,10 @@ class Event(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message_id", "position"], name="event_unique_message")]
         indexes = [
-            models.Index(fields=["person", "timestamp"]),
+            # Covering: serving reads a person's latest events from the index alone (profiles.recent).
+            models.Index(
+                fields=["person", "timestamp"], include=["item_id", "kind", "quantity"], name="event_person_recent"
+            ),
             models.Index(fields=["item_id", "timestamp"]),
             models.Index(fields=["kind", "timestamp"]),
         ]
