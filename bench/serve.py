@@ -28,9 +28,9 @@ no longer keeps up, and the highest rate with p99 under 50 ms is the sustained t
 Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
 ``--rates`` (the climb), ``--workers``, ``--worker-class`` and ``--threads`` for gunicorn,
 ``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
-people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last catalogue, ``--reuse MODELS_DIR`` to serve a kept one
-again without rebuilding it (with ``--skip-million``). The last line printed is one JSON
-object with the headline figures.
+people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
+catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
+``--skip-million``). The last line printed is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
