@@ -405,12 +405,27 @@ HEADER = (
 )
 
 
+class Visitors:
+    """Request paths handed out in order, each run going on where the last stopped: a person asked
+    about in one run is not asked about again in the next, so no run replays warm caches (the hot
+    profile) of an earlier one. People were drawn at random with replacement; some come back."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths, self.at = paths, 0
+
+    def next(self, count: int) -> list[str]:
+        taken = [self.paths[(self.at + k) % len(self.paths)] for k in range(count)]
+        self.at += count
+        return taken
+
+
 def climb(
-    port: int, key: str, paths: list[str], rates: list[float], seconds: float, connections: int, label: str
+    port: int, key: str, visitors: Visitors, rates: list[float], seconds: float, connections: int, label: str
 ) -> tuple[float, list[Run]]:
     """The highest offered rate served in full with p99 under the limit."""
     best, runs = 0.0, []
     for rate in rates:
+        paths = visitors.next(int(rate * seconds))
         run = open_loop(port, key, paths, rate, seconds, connections, f"{label} (climb)")
         runs.append(run)
         print(row(run), flush=True)
@@ -506,7 +521,16 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         print(HEADER)
         base = open_loop(args.port, key, [BASELINE], 100, args.seconds, args.connections, "baseline: cached popular")
         print(row(base, base), flush=True)
-        pers = open_loop(args.port, key, personalized, 100, args.seconds, args.connections, "personalized top-20/500")
+        visitors = Visitors(personalized)
+        pers = open_loop(
+            args.port,
+            key,
+            visitors.next(int(100 * args.seconds)),
+            100,
+            args.seconds,
+            args.connections,
+            "personalized top-20/500",
+        )
         print(row(pers, base), flush=True)
         result.update(
             p50_ms=round(pers.pct(50), 2),
@@ -518,8 +542,10 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         )
         if climb_too:
             rates = [float(r) for r in args.rates.split(",")]
-            best, _ = climb(args.port, key, personalized, rates, args.climb_seconds, args.connections, "personalized")
-            base_best, _ = climb(args.port, key, [BASELINE], rates, args.climb_seconds, args.connections, "baseline")
+            best, _ = climb(args.port, key, visitors, rates, args.climb_seconds, args.connections, "personalized")
+            base_best, _ = climb(
+                args.port, key, Visitors([BASELINE]), rates, args.climb_seconds, args.connections, "baseline"
+            )
             more = " (or more: the climb stopped at its top rate)" if base_best == rates[-1] else ""
             print(
                 f"\nsustained with p99 < {P99_LIMIT_MS:.0f} ms: personalized {best:.0f} req/s,"

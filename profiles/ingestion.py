@@ -17,6 +17,7 @@ import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
+from profiles import hot_profile
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
 from profiles.segment import EventRow, MessageError, ParsedMessage, parse_message
@@ -96,9 +97,21 @@ def ingest_messages(
         result.accepted = len(fresh)
         result.events_stored = len(rows)
         result.person_ids = set(person_ids)
+        recent = _recent_by_person(rows)
+        transaction.on_commit(lambda: hot_profile.append(recent))
         if refresh:
             transaction.on_commit(lambda: _after_commit(result.person_ids))
     return result
+
+
+def _recent_by_person(rows: list[tuple[EventRow, int]]) -> dict[int, list[hot_profile.Event]]:
+    """Stored events as the hot profile keeps them (as ``profiles.recent`` reads them back)."""
+    by_person: dict[int, list[hot_profile.Event]] = {}
+    for r, person_id in rows:
+        events = by_person.setdefault(person_id, [])
+        if r.item_id and r.kind in hot_profile.KINDS:
+            events.append((r.item_id, r.timestamp.timestamp(), r.kind, float(r.quantity or 1)))
+    return by_person
 
 
 EVENT_COLUMNS = (

@@ -15,6 +15,13 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
+def _no_hot_profile(settings: Any) -> None:
+    # The hot profile follows changes once their transaction commits, and a test's transaction never
+    # does: tests of it turn it on and run the commit callbacks (tests/profiles/test_hot_profile.py).
+    settings.HOT_PROFILE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     # The shared cache, and what each process keeps of the database for a few seconds: a test must
     # not see the surfaces or keys of one whose rows were rolled back.

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.management import call_command
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -24,6 +25,7 @@ from personalization.models import Impression, ModelVersion, VersionStatus
 from personalization.surface_serving import ServeRequest, serve
 from personalization.surfaces import change_config, create_surface, forget_live_surfaces
 from personalization.tasks import train_engine
+from profiles import hot_profile
 from profiles.models import Event
 from profiles.services import find_person, ingest_messages, record_consent
 
@@ -189,28 +191,39 @@ def test_the_exploration_share_stays_within_its_bounds_over_1000_requests(engine
     assert low <= exploring <= high, (exploring, low, high)
 
 
-def test_an_ingested_view_changes_the_next_answer(engine):
+@pytest.mark.parametrize("hot", [False, True], ids=["database", "hot profile"])
+def test_an_ingested_view_changes_the_next_answer(engine, settings, django_capture_on_commit_callbacks, hot):
+    if hot:
+        if not isinstance(caches["default"], RedisCache):
+            pytest.skip("the hot profile lives in Redis: set CACHE_URL or REDIS_URL")
+        settings.HOT_PROFILE_SECONDS = 600
     _surface()
     person_id = _person("user-00007")
     before = _ask(person_id=person_id, log=False)
+    if hot:  # the first answer left the person's profile in Redis
+        assert hot_profile.lookup(person_id=person_id).complete
     # A view of an item from a category the person never touched.
     touched = set(Event.objects.filter(person_id=person_id).values_list("item_id", flat=True))
     own = set(Item.objects.filter(external_id__in=touched).values_list("category", flat=True))
     new = Item.objects.exclude(category__in=own).exclude(stock=0).exclude(category="Curated > Picks")
     viewed = new.filter(kind="product").order_by("external_id").first()
     assert viewed is not None
-    result = ingest_messages(
-        [
-            {
-                "type": "track",
-                "event": "Product Viewed",
-                "userId": "user-00007",
-                "messageId": "view-now",
-                "properties": {"product_id": viewed.external_id},
-            }
-        ]
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = ingest_messages(
+            [
+                {
+                    "type": "track",
+                    "event": "Product Viewed",
+                    "userId": "user-00007",
+                    "messageId": "view-now",
+                    "properties": {"product_id": viewed.external_id},
+                }
+            ]
+        )
     assert not result.rejected
+    if hot:  # appended to the copy in Redis, which the next answer reads
+        found = hot_profile.lookup(person_id=person_id)
+        assert found.complete and found.events[-1][0] == viewed.external_id
     after = _ask(person_id=person_id, log=False)
     assert [i.item_id for i in after.items] != [i.item_id for i in before.items]
     assert any(i.reason == f"Because you viewed {viewed.title}" for i in after.items)
