@@ -201,7 +201,8 @@ def test_an_ingested_view_changes_the_next_answer(engine, settings, django_captu
     person_id = _person("user-00007")
     before = _ask(person_id=person_id, log=False)
     if hot:  # the first answer left the person's profile in Redis
-        assert hot_profile.lookup(person_id=person_id).complete
+        found = hot_profile.lookup(person_id=person_id)
+        assert found is not None and found.complete
     # A view of an item from a category the person never touched.
     touched = set(Event.objects.filter(person_id=person_id).values_list("item_id", flat=True))
     own = set(Item.objects.filter(external_id__in=touched).values_list("category", flat=True))
@@ -223,7 +224,7 @@ def test_an_ingested_view_changes_the_next_answer(engine, settings, django_captu
     assert not result.rejected
     if hot:  # appended to the copy in Redis, which the next answer reads
         found = hot_profile.lookup(person_id=person_id)
-        assert found.complete and found.events[-1][0] == viewed.external_id
+        assert found is not None and found.complete and found.events[-1][0] == viewed.external_id
     after = _ask(person_id=person_id, log=False)
     assert [i.item_id for i in after.items] != [i.item_id for i in before.items]
     assert any(i.reason == f"Because you viewed {viewed.title}" for i in after.items)

@@ -52,6 +52,12 @@ def _read(key: str) -> Any:
     return recent_activity_by_key(key, kinds=KINDS, limit=200)
 
 
+def _found(**who: Any) -> hot_profile.Found:
+    found = hot_profile.lookup(**who)
+    assert found is not None, "Redis answered"
+    return found
+
+
 def _warm(key: str) -> Any:
     _read(key)  # learns whose key it is
     return _read(key)  # keeps the profile
@@ -73,7 +79,7 @@ def test_a_profile_read_twice_is_then_served_from_redis_alone(django_assert_num_
     # Fewer kinds or fewer events than kept are cut from it.
     with django_assert_num_queries(0):
         views = recent_activity_by_key("u-1", kinds=("view",), limit=200)
-    assert [e[0] for e in views.events] == ["a"]
+    assert views is not None and [e[0] for e in views.events] == ["a"]
 
 
 def test_ingested_events_are_appended_to_the_copy(django_assert_num_queries, django_capture_on_commit_callbacks):
@@ -100,9 +106,10 @@ def test_ingested_events_are_appended_to_the_copy(django_assert_num_queries, dja
 def test_an_event_appended_while_a_fill_read_the_database_counts_once():
     person = _person("u-3")
     _read("u-3")
-    found = hot_profile.lookup(key="u-3")
+    found = _found(key="u-3")
     assert found.person_id == person.pk and not found.complete
     activity = recent_activity(person.pk, kinds=KINDS, limit=200)  # fills with the events a, b, c
+    assert activity is not None
     hot_profile.append({person.pk: [activity.events[-1]]})  # c again, as if ingested meanwhile
     assert [e[0] for e in _read("u-3").events] == ["a", "b", "c"]
 
@@ -119,10 +126,10 @@ def test_a_consent_change_reaches_the_next_read(django_capture_on_commit_callbac
 def test_a_fill_that_read_before_a_change_is_refused():
     person = _person("u-5")
     _read("u-5")
-    before = hot_profile.lookup(key="u-5")
+    before = _found(key="u-5")
     hot_profile.drop([person.pk])  # a change committed after that lookup
     assert not hot_profile.fill(person.pk, before.generation, True, "DE", [("stale", 1.0, "view", 1.0)])
-    assert not hot_profile.lookup(key="u-5").complete
+    assert not _found(key="u-5").complete
 
 
 def test_a_merged_person_is_found_under_the_survivor(django_capture_on_commit_callbacks):
