@@ -95,12 +95,15 @@ def _from_hot_or_database(
         wanted = set(kinds)
         events = [e for e in found.events if e[2] in wanted][-limit:]
         return RecentActivity(found.person_id, found.country, _consent(found.granted, purpose), events)
-    activity, granted = _read("SELECT %s AS person_id", [found.person_id], hot_profile.KINDS, limit, purpose)
+    # The copy holds every kind and as many events as the hot profile keeps, whatever this caller asked.
+    activity, granted = _read(
+        "SELECT %s AS person_id", [found.person_id], hot_profile.KINDS, hot_profile.EVENTS_KEPT, purpose
+    )
     if activity is None:
         return None
     hot_profile.fill(found.person_id, found.generation, granted, activity.country, activity.events)
     wanted = set(kinds)
-    return replace(activity, events=[e for e in activity.events if e[2] in wanted])
+    return replace(activity, events=[e for e in activity.events if e[2] in wanted][-limit:])
 
 
 def _consent(granted: bool | None, purpose: str) -> bool:

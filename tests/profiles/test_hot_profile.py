@@ -82,6 +82,15 @@ def test_a_profile_read_twice_is_then_served_from_redis_alone(django_assert_num_
     assert views is not None and [e[0] for e in views.events] == ["a"]
 
 
+def test_a_short_read_still_fills_the_whole_copy(django_assert_num_queries):
+    _person("u-9")
+    _read("u-9")
+    first = recent_activity_by_key("u-9", kinds=("view", "purchase"), limit=1)  # fills the copy
+    assert first is not None and [e[0] for e in first.events] == ["c"]
+    with django_assert_num_queries(0):
+        assert [e[0] for e in _read("u-9").events] == ["a", "b", "c"]
+
+
 def test_ingested_events_are_appended_to_the_copy(django_assert_num_queries, django_capture_on_commit_callbacks):
     person = _person("u-2")
     _warm("u-2")
