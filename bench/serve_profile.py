@@ -76,7 +76,7 @@ def main() -> None:
 
     spent: dict[str, float] = defaultdict(float)
     stages = [
-        (profiles, "recent_activity_by_key", "person, consent, events (one query)"),
+        (profiles, "recent_activity_by_key", "person, consent, events (Redis, or one query on a miss)"),
         (throttling, "_count", "rate limit (Redis)"),
         (serving, "serve", "serve (all below)"),
         (serving.Engine, "history_for", "history"),
