@@ -138,7 +138,7 @@ CONSENT_DEFAULTS = {
 }
 PROFILE_CACHE_SECONDS = envint("PROFILE_CACHE_SECONDS", "3600")
 # Serving's copy of a person's consent, country and latest events in Redis (profiles.hot_profile):
-# how long it lives after its last write. 0 turns it off; without Redis there is none.
+# how long a copy lives after it was read from the database. 0 turns it off; without Redis there is none.
 HOT_PROFILE_SECONDS = envint("HOT_PROFILE_SECONDS", "600")
 PROFILE_HALF_LIFE_DAYS = envfloat("PROFILE_HALF_LIFE_DAYS", "90")
 

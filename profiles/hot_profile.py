@@ -15,7 +15,8 @@ The database stays the record; Redis holds a copy that is filled on a miss and k
 Ingested events are appended to a profile that is in Redis (and only then: a profile is either
 whole or absent). Consent, traits, identity changes, merges and erasure drop the copy after their
 transaction commits. A change made while Redis cannot be reached reaches serving when the copy
-expires, ``HOT_PROFILE_SECONDS`` after it was last written (default ten minutes).
+expires: ``HOT_PROFILE_SECONDS`` (default ten minutes) after it was copied from the database,
+however many events were appended since, so that bound holds for the most active person too.
 
 Each operation is one Lua script, one round trip. Without Redis (the embedded default) there is no
 hot profile and every read goes to the database.

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import caches
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from personalization.shared_cache import redis_client
 from profiles import hot_profile
 from profiles.identity import merge_people
 from profiles.models import Event, Identity, Person
@@ -168,3 +169,16 @@ def test_without_redis_every_read_goes_to_the_database(settings):
     }
     found = _warm("u-8")
     assert found is not None and found.person_id == person.pk and len(found.events) == 3
+
+
+def test_appends_do_not_keep_a_copy_alive_past_its_time():
+    # A change that could not be dropped (Redis unreachable at that moment) is seen once the copy
+    # expires, however active the person: appending events must not extend the copy's life.
+    person = _person("u-10")
+    _warm("u-10")
+    client = redis_client()
+    assert client is not None
+    header = cache.make_key("hot:") + f"pf:{person.pk}"
+    client.pexpire(header, 1_000)
+    hot_profile.append({person.pk: [("later", T0.timestamp() + 3600, "view", 1.0)]})
+    assert 0 < client.pttl(header) <= 1_000
