@@ -19,6 +19,10 @@ in this process asks, over keep-alive connections on loopback:
 * ``GET /api/v1/recommendations/popular`` — the cached popular list, through the same
   authentication, rate limit and serializer: the baseline. The ratio is the cost of personalization.
 
+Each run starts with no hot profile in Redis (the copies of people an earlier run asked about
+are deleted first), and the people asked about are drawn at random, with replacement, from all of
+them; a person asked about in one run is not asked about again in the next.
+
 Latency is measured open-loop: request *i* is due at ``t0 + i / rate`` whatever happened before,
 and its latency runs from that due time to the end of the response, so a stall in the server shows
 up in every request that waited behind it instead of slowing the sender down. The first run offers
@@ -313,6 +317,7 @@ class Run:
     latencies_ms: np.ndarray
     errors: int
     achieved: float
+    client_cpu_ms: float  # the load generator's own CPU per request (this process, all threads)
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
@@ -327,6 +332,7 @@ def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float
     next_index = [0]
     headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
     t0 = time.perf_counter() + 0.2
+    cpu0 = time.process_time()
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -362,8 +368,9 @@ def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - t0
+    client_cpu = (time.process_time() - cpu0) * 1000 / max(total, 1)
     done = latencies[np.isfinite(latencies)]
-    return Run(label, rate, seconds, done, status_errors[0], done.size / elapsed)
+    return Run(label, rate, seconds, done, status_errors[0], done.size / elapsed, client_cpu)
 
 
 def warm(port: int, key: str, paths: list[str], count: int) -> None:
@@ -395,13 +402,14 @@ def row(run: Run, baseline: Run | None = None) -> str:
     ratio = f"{run.pct(99) / baseline.pct(99):.2f}" if baseline is not None else "–"
     return (
         f"| {run.label} | {run.offered:.0f} | {run.achieved:.0f} | {run.pct(50):.1f} | {run.pct(95):.1f} |"
-        f" {run.pct(99):.1f} | {run.latencies_ms.max():.1f} | {run.errors} | {ratio} |"
+        f" {run.pct(99):.1f} | {run.latencies_ms.max():.1f} | {run.errors} | {ratio} | {run.client_cpu_ms:.2f} |"
     )
 
 
 HEADER = (
-    "| endpoint | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p99 vs baseline |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| endpoint | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p99 vs baseline"
+    " | load generator CPU ms/req |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -446,6 +454,22 @@ def issue_key() -> None:
     from personalization.models import ApiKey, KeyScope
 
     print("KEY", ApiKey.issue("bench", KeyScope.INGEST)[1], flush=True)
+
+
+def forget_hot_profiles() -> None:
+    """Every run starts with no hot profile in Redis: copies an earlier run left (the same people,
+    on a reused shop) would make this run's people returning visitors."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    batch: list[bytes] = []
+    for key in client.scan_iter(match="*:hot:*", count=10_000):
+        batch.append(key)
+        if len(batch) == 1_000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
 
 
 def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool) -> dict:
@@ -508,6 +532,7 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
     ]
     if args.worker_class == "gthread":
         command += ["--threads", str(args.threads)]
+    forget_hot_profiles()
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     rng = np.random.default_rng(3)
     personalized = [PERSONALIZED.format(person=f"u{k}") for k in rng.integers(0, people, 50_000).tolist()]
