@@ -43,7 +43,7 @@ def recommend(
         else:
             items = [RecommendedItem(i.item_id, i.title, i.score, i.source, i.reason) for i in served.items]
             return SurfaceAnswer(served.recommendation_id, surface, served.personalized, items)
-    answer = serving.recommend(person_id, limit, kind)
+    answer = serving.recommend(person_id, limit, kind, keep_profile=False)
     return SurfaceAnswer(answer.recommendation_id, surface, answer.personalized, answer.items)
 
 

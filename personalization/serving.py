@@ -33,10 +33,14 @@ def events_context(events: list[RecentEvent], segment: str | None, now: float) -
     )
 
 
-def recommend(person_id: int | None, limit: int = 20, kind: str | None = "product") -> Recommendations:
+def recommend(
+    person_id: int | None, limit: int = 20, kind: str | None = "product", *, keep_profile: bool = True
+) -> Recommendations:
+    """``keep_profile=False`` for callers that ask about each person once (campaigns): no hot
+    profile copy is made for them."""
     if person_id is None:
         return baseline.recommend(None, limit, kind)
-    activity = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+    activity = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT, keep=keep_profile)
     if activity is None:  # no such person: the purpose's default, and nothing to go on
         consent, person = profiles.has_consent(person_id, "personalization"), events_context([], None, time.time())
     else:

@@ -188,7 +188,11 @@ def serve(request: ServeRequest) -> ServedAnswer:
 
     try:
         if person_id is not None and request.activity is None:
-            request.activity = profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+            # Callers inside the app (campaign rendering, the preview page) ask about a person once:
+            # no hot profile copy is made for them. The API reads with the key and keeps one.
+            request.activity = profiles.recent_activity(
+                person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT, keep=False
+            )
         consent = request.activity is None or request.activity.consent
     except Exception as exc:
         logger.warning("Consent lookup failed: %s", exc)

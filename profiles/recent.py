@@ -73,11 +73,13 @@ def recent_activity_by_key(
 
 
 def recent_activity(
-    person_id: int, *, kinds: Sequence[str], limit: int, purpose: str = "personalization"
+    person_id: int, *, kinds: Sequence[str], limit: int, purpose: str = "personalization", keep: bool = True
 ) -> RecentActivity | None:
+    """The same by person id. ``keep=False`` reads a copy Redis holds but does not make one on a miss:
+    for work that reads each person once (rendering a campaign), which would only fill Redis."""
     if _hot(kinds, limit, purpose):
         found = hot_profile.lookup(person_id=person_id)
-        if found is not None and found.person_id is not None:
+        if found is not None and found.person_id is not None and (keep or found.complete):
             return _from_hot_or_database(found, kinds, limit, purpose)
     return _read("SELECT %s AS person_id", [person_id], kinds, limit, purpose)[0]
 

@@ -182,3 +182,15 @@ def test_appends_do_not_keep_a_copy_alive_past_its_time():
     client.pexpire(header, 1_000)
     hot_profile.append({person.pk: [("later", T0.timestamp() + 3600, "view", 1.0)]})
     assert 0 < client.pttl(header) <= 1_000
+
+
+def test_a_read_that_keeps_nothing_uses_a_copy_but_makes_none(django_assert_num_queries):
+    # Rendering a campaign reads each person once: it would only fill Redis.
+    person = _person("u-11")
+    _read("u-11")  # the key is known, the profile not yet copied
+    assert recent_activity(person.pk, kinds=KINDS, limit=200, keep=False) is not None
+    assert not _found(person_id=person.pk).complete
+    _read("u-11")  # the API's read makes the copy; a read that keeps nothing then uses it
+    with django_assert_num_queries(0):
+        found = recent_activity(person.pk, kinds=KINDS, limit=200, keep=False)
+    assert found is not None and len(found.events) == 3
