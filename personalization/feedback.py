@@ -32,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from personalization.models import Impression, SurfaceDailyStats, SurfaceItemExposure
+from personalization.shared_db import server_bound_cursor
 from profiles.models import Event
 
 logger = logging.getLogger(__name__)
@@ -136,8 +137,6 @@ def write(rows: list[ImpressionRow]) -> int:
     if not rows:
         return 0
     if connection.vendor == "postgresql":
-        import psycopg
-
         dumps = json.JSONEncoder(separators=(",", ":")).encode
         columns = (
             [r.recommendation_id for r in rows],
@@ -151,8 +150,7 @@ def write(rows: list[ImpressionRow]) -> int:
             [r.variant for r in rows],
             [r.served_at for r in rows],
         )
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
+        with server_bound_cursor() as cursor:
             cursor.execute(_UNNEST_INSERT, columns, binary=True)
         return len(rows)
     Impression.objects.bulk_create([_as_model(r) for r in rows], ignore_conflicts=True)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
+from personalization.shared_db import server_bound_cursor
 from profiles import hot_profile
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
@@ -165,9 +165,8 @@ def store_events(rows: list[tuple[EventRow, int]], received_at: datetime) -> Non
                 strict=True,
             ):
                 column.append(value)
-        connection.ensure_connection()
-        # A plain psycopg cursor binds the arrays on the server, in binary, without quoting each value.
-        with psycopg.Cursor(connection.connection) as cursor:
+        # Bound on the server, the arrays go in binary, without quoting each value.
+        with server_bound_cursor() as cursor:
             cursor.execute(_UNNEST_INSERT, columns, binary=True)
         return
     Event.objects.bulk_create(

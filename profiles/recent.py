@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from personalization.shared_db import server_bound_cursor
 from profiles import hot_profile
 from profiles.models import Consent, Event, Identity, IdentityKind, Person, Purpose
 
@@ -114,11 +115,7 @@ def _consent(granted: bool | None, purpose: str) -> bool:
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.ensure_connection()
-        # Django's cursors bind parameters on the client, which rules out prepared statements.
-        with psycopg.Cursor(connection.connection) as cursor:
+        with server_bound_cursor() as cursor:
             cursor.execute(sql, params, prepare=True)
             return cursor.fetchall()
     with connection.cursor() as cursor:
