@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,13 +35,14 @@ from django.db import transaction
 
 from personalization.shared_cache import redis_client
 
+if TYPE_CHECKING:
+    from profiles.recent import RecentEvent
+
 logger = logging.getLogger(__name__)
 
 KINDS = frozenset({"view", "add_to_cart", "purchase", "feature_activated"})  # the kinds serving reads
 EVENTS_KEPT = 200
 SEPARATOR = "\x1f"
-
-Event = tuple[str, float, str, float]  # (item id, epoch seconds, kind, quantity), as profiles.recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Found:
     complete: bool = False
     granted: bool | None = None
     country: str | None = None
-    events: tuple[Event, ...] = ()
+    events: tuple[RecentEvent, ...] = ()
 
 
 _LOOKUP = """
@@ -155,7 +156,7 @@ def encode_event(item_id: str, timestamp: float, kind: str, quantity: float) -> 
     return f"{timestamp!r}{SEPARATOR}{kind}{SEPARATOR}{quantity!r}{SEPARATOR}{item_id}"
 
 
-def _decode_event(raw: bytes) -> Event:
+def _decode_event(raw: bytes) -> RecentEvent:
     timestamp, kind, quantity, item_id = raw.decode().split(SEPARATOR, 3)
     return item_id, float(timestamp), kind, float(quantity)
 
@@ -181,8 +182,8 @@ def lookup(key: str | None = None, person_id: int | None = None) -> Found | None
     if len(reply) < 3:
         return Found(person_id=person_id, generation=generation)
     granted, _, country = reply[2].decode().partition(SEPARATOR)
-    seen: set[Event] = set()
-    events: list[Event] = []
+    seen: set[RecentEvent] = set()
+    events: list[RecentEvent] = []
     for raw in reply[3]:
         event = _decode_event(raw)
         if event not in seen:  # an event appended while a fill was reading the database comes twice
@@ -211,7 +212,9 @@ def remember_key(key: str, person_id: int) -> None:
         logger.warning("Hot profile key not kept: %s", exc)
 
 
-def fill(person_id: int, generation: str, granted: bool | None, country: str | None, events: Sequence[Event]) -> bool:
+def fill(
+    person_id: int, generation: str, granted: bool | None, country: str | None, events: Sequence[RecentEvent]
+) -> bool:
     """Keep a copy read from the database, unless the person changed since ``generation`` was read."""
     client = _client()
     if client is None:
@@ -229,7 +232,7 @@ def fill(person_id: int, generation: str, granted: bool | None, country: str | N
         return False
 
 
-def append(events_by_person: dict[int, list[Event]]) -> None:
+def append(events_by_person: dict[int, list[RecentEvent]]) -> None:
     """Newly stored events, added to the profiles Redis holds (a profile not there stays absent)."""
     client = _client()
     if client is None or not events_by_person:

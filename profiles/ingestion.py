@@ -20,6 +20,7 @@ from personalization.shared_db import server_bound_cursor
 from profiles import hot_profile
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
+from profiles.recent import RecentEvent, recent_event
 from profiles.segment import EventRow, MessageError, ParsedMessage, parse_message
 
 
@@ -104,13 +105,13 @@ def ingest_messages(
     return result
 
 
-def _recent_by_person(rows: list[tuple[EventRow, int]]) -> dict[int, list[hot_profile.Event]]:
+def _recent_by_person(rows: list[tuple[EventRow, int]]) -> dict[int, list[RecentEvent]]:
     """Stored events as the hot profile keeps them (as ``profiles.recent`` reads them back)."""
-    by_person: dict[int, list[hot_profile.Event]] = {}
+    by_person: dict[int, list[RecentEvent]] = {}
     for r, person_id in rows:
         events = by_person.setdefault(person_id, [])
         if r.item_id and r.kind in hot_profile.KINDS:
-            events.append((r.item_id, r.timestamp.timestamp(), r.kind, float(r.quantity or 1)))
+            events.append(recent_event(r.item_id, r.timestamp.timestamp(), r.kind, r.quantity))
     return by_person
 
 

@@ -31,6 +31,11 @@ from profiles.models import Consent, Event, Identity, IdentityKind, Person, Purp
 RecentEvent = tuple[str, float, str, float]  # (item id, epoch seconds, kind, quantity)
 
 
+def recent_event(item_id: str, epoch: float, kind: str, quantity: float | None) -> RecentEvent:
+    """One event as serving reads it, from the database or from ingestion: no quantity counts as 1."""
+    return str(item_id), float(epoch), str(kind), float(quantity or 1)
+
+
 @dataclass(frozen=True, slots=True)
 class RecentActivity:
     person_id: int
@@ -95,8 +100,7 @@ def _from_hot_or_database(
 ) -> RecentActivity | None:
     assert found.person_id is not None
     if found.complete:
-        wanted = set(kinds)
-        events = [e for e in found.events if e[2] in wanted][-limit:]
+        events = _latest(found.events, kinds, limit)
         return RecentActivity(found.person_id, found.country, _consent(found.granted, purpose), events)
     # The copy holds every kind and as many events as the hot profile keeps, whatever this caller asked.
     activity, granted = _read(
@@ -105,8 +109,13 @@ def _from_hot_or_database(
     if activity is None:
         return None
     hot_profile.fill(found.person_id, found.generation, granted, activity.country, activity.events)
+    return replace(activity, events=_latest(activity.events, kinds, limit))
+
+
+def _latest(events: Iterable[RecentEvent], kinds: Sequence[str], limit: int) -> list[RecentEvent]:
+    """The newest ``limit`` of the events of these kinds, from a copy that holds every kind."""
     wanted = set(kinds)
-    return replace(activity, events=[e for e in activity.events if e[2] in wanted][-limit:])
+    return [e for e in events if e[2] in wanted][-limit:]
 
 
 def _consent(granted: bool | None, purpose: str) -> bool:
@@ -146,7 +155,7 @@ def _read(
     if not rows:
         return None, None
     person_id, found_country, granted = rows[0][:3]
-    events = [(str(r[3]), float(r[4]), str(r[5]), float(r[6] or 1)) for r in rows if r[3] is not None]
+    events = [recent_event(*r[3:7]) for r in rows if r[3] is not None]
     events.reverse()  # the newest came first; ties keep that order reversed, as a plain ascending read
     events.sort(key=lambda e: e[1])
     activity = RecentActivity(
