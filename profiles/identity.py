@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.db.models import Q
 
-from profiles import hot_profile
 from profiles.models import Consent, ConsentChange, Event, Identity, IdentityKind, Person, PersonMerge, Profile
 
 IdentityKey = tuple[str, str]  # (kind, value)
@@ -150,10 +149,9 @@ def merge_people(source_id: int, target_id: int, reason: str = "") -> PersonMerg
     Person.objects.filter(merged_into_id=source_id).update(merged_into_id=target_id)
     source.merged_into_id = target_id
     source.traits = {}
+    # This save and the target's above also drop both hot profile copies (profiles.signals): the source's for
+    # good, as it is merged away, the target's to be read again with what it received.
     source.save(update_fields=["merged_into", "traits", "updated_at"])
-    # Identities, events and consent moved by bulk updates: the hot profile copies go explicitly.
-    hot_profile.drop_on_commit([source_id], what="gone")
-    hot_profile.drop_on_commit([target_id])
     return PersonMerge.objects.create(
         source_person_id=source_id,
         target_id=target_id,

@@ -1,5 +1,6 @@
 """Changes saved through the ORM one row at a time (the admin, consent records, traits) drop the
-hot profile copies they make stale. Bulk paths (ingestion, merges) call ``hot_profile`` themselves."""
+hot profile copies they make stale; a merge's bulk moves are covered by the saves of both people
+it ends with. Ingestion appends to copies itself (``profiles.ingestion``)."""
 
 from __future__ import annotations
 
