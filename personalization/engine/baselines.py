@@ -84,7 +84,9 @@ class EASEBaseline(Baseline):
     def _fit(self, train: Dataset, config: EngineConfig) -> None:
         self.binary = self.matrix.copy()
         self.binary.data[:] = 1.0
-        self.model = EASEModel.fit(self.binary, config.ease_lambda)
+        model = EASEModel.fit(self.binary, config.ease_lambda)
+        assert model is not None  # every item of the training catalogue has a buyer
+        self.model = model
 
     def scores(self, people: np.ndarray) -> np.ndarray:
         return np.asarray(self.binary[people] @ self.model.weights, dtype=np.float32)

@@ -31,8 +31,10 @@ from personalization.engine.dataset import EventLog
 from personalization.engine.history import History
 from personalization.engine.popularity import Popularity
 from personalization.engine.retrieval import VectorIndex
+from personalization.engine.sequence import fit_transitions
 from personalization.engine.similarity import SparseScores, cosine_item_similarity, score_from_neighbours
 from personalization.engine.threads import blas_threads
+from personalization.engine.timeline import ItemTimeline
 
 SOURCES = (
     "history",
@@ -46,7 +48,10 @@ SOURCES = (
     "trending",
     "new",
     "segment_trending",
+    "sequence",
 )
+# Sources that need a clock: without real timestamps they propose nothing.
+TIMED_SOURCES = frozenset({"covisitation", "trending", "new", "segment_trending", "sequence"})
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Signals:
     covisitation_recent: SparseScores
     covisitation_all: SparseScores
     content: np.ndarray | None
+    sequence: SparseScores
 
 
 @dataclass
@@ -81,6 +87,10 @@ class CandidateSources:
     covisitation: sp.csr_matrix
     content: ContentIndex
     popularity: Popularity
+    sequence: sp.csr_matrix
+    timeline: ItemTimeline
+    has_time: bool = True  # real timestamps: time features and timed sources are used
+    exclude_seen: bool = False  # re-consumption is rare: a person's own items are never candidates
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -96,11 +106,15 @@ class CandidateSources:
         as_of: float,
         config: EngineConfig,
         content: ContentIndex | None = None,
+        has_time: bool = True,
+        exclude_seen: bool = False,
+        ease: EASEModel | None = None,
     ) -> CandidateSources:
         """Fit every source on ``log`` (which must hold only events before ``as_of``).
 
         ``content`` may be passed in: item text does not change with the window, so training
-        windows share one index.
+        windows share one index; so may ``ease``, when the caller fitted it while choosing its
+        regularization.
         """
         if log.time.shape[0] and float(log.time.max()) >= as_of:
             raise ValueError("candidate sources must be fitted on events strictly before as_of")
@@ -129,10 +143,11 @@ class CandidateSources:
         started = time.perf_counter()
         binary = sp.csr_matrix(matrix, copy=True)
         binary.data[:] = 1.0
-        ease = None
-        if n_items <= config.ease_max_items:
+        if ease is None and config.quotas.get("ease", 0) > 0:
             with blas_threads(config.train_threads):
-                ease = EASEModel.fit(binary, config.ease_lambda)
+                ease = EASEModel.fit(
+                    binary, config.ease_lambda, min_support=config.ease_min_support, max_items=config.ease_max_items
+                )
         timings["ease"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -144,6 +159,12 @@ class CandidateSources:
             window_days=config.covisitation_window_days,
             neighbours=config.covisitation_neighbours,
         )
+        sequence = (
+            fit_transitions(log, n_items=n_items, window=config.sequence_window, neighbours=config.sequence_neighbours)
+            if has_time
+            else sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        )
+        timeline = ItemTimeline.fit(log if has_time else log.subset(np.zeros(len(log), dtype=bool)))
         timings["neighbours"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -161,6 +182,10 @@ class CandidateSources:
             covisitation=covisitation,
             content=content,
             popularity=popularity,
+            sequence=sequence,
+            timeline=timeline,
+            has_time=has_time,
+            exclude_seen=exclude_seen,
             timings=timings,
         )
 
@@ -171,6 +196,7 @@ class CandidateSources:
         seeds = history.recent_items[: config.covisitation_seed_items]
         # The most recent item weighs most; the tenth still counts a third as much.
         seed_weights = (1.0 / np.sqrt(1.0 + np.arange(seeds.shape[0]))).astype(np.float32)
+        latest = seeds[: config.sequence_seed_items] if self.has_time else seeds[:0]
         content_scores = None
         if self.content.has_text:
             content_scores = self.content.scores(self.content.profile(items, weights))
@@ -181,6 +207,7 @@ class CandidateSources:
             covisitation_recent=score_from_neighbours(self.covisitation, seeds, seed_weights),
             covisitation_all=score_from_neighbours(self.covisitation, items, weights),
             content=content_scores,
+            sequence=score_from_neighbours(self.sequence, latest, seed_weights[: latest.shape[0]]),
         )
 
     def generate(
@@ -196,6 +223,8 @@ class CandidateSources:
 
         def propose(source: str, items: np.ndarray) -> None:
             quota = quotas.get(source, 0)
+            if not self.has_time and source in TIMED_SOURCES:
+                return
             if quota > 0 and items.shape[0]:
                 proposals.append((SOURCES.index(source), items[:quota].astype(np.int32)))
 
@@ -218,6 +247,7 @@ class CandidateSources:
             propose("segment_trending", segment_trending_top[segment_trending_top >= 0])
         propose("trending", popularity.trending_top)
         propose("new", popularity.new_pool)
+        propose("sequence", _best(signals.sequence, quotas.get("sequence", 0)))
 
         items = np.concatenate([p[1] for p in proposals]) if proposals else np.zeros(0, dtype=np.int32)
         ranks = (
@@ -232,6 +262,8 @@ class CandidateSources:
             if proposals
             else (np.zeros(0, dtype=np.int8))
         )
+        if self.exclude_seen:
+            excluded = history.unique_items if excluded is None else np.concatenate([excluded, history.unique_items])
         if excluded is not None and excluded.shape[0]:
             keep = ~np.isin(items, excluded)
             items, ranks, sources = items[keep], ranks[keep], sources[keep]
@@ -251,6 +283,9 @@ class CandidateSources:
         self.retrieval.save(folder / "retrieval.faiss")
         if self.ease is not None:
             save_array(folder, "ease_weights", self.ease.weights)
+            save_array(folder, "ease_items", self.ease.items)
+        save_sparse(folder, "sequence", self.sequence)
+        save_array(folder, "timeline_keys", self.timeline.keys)
         save_sparse(folder, "item_knn", self.item_knn)
         save_sparse(folder, "covisitation", self.covisitation)
         save_sparse(folder, "content_vectors", self.content.vectors)
@@ -275,6 +310,9 @@ class CandidateSources:
                 "bm25_b": self.als.weighting.b,
                 "retrieval": self.retrieval.kind,
                 "ease": self.ease is not None,
+                "has_time": self.has_time,
+                "exclude_seen": self.exclude_seen,
+                "timeline_origin": self.timeline.origin,
             },
         )
 
@@ -302,7 +340,13 @@ class CandidateSources:
                 alpha=meta["als_alpha"],
             ),
             retrieval=VectorIndex.load(folder / "retrieval.faiss"),
-            ease=EASEModel(weights=load_array(folder, "ease_weights")) if meta["ease"] else None,
+            ease=EASEModel(
+                items=load_array(folder, "ease_items"),
+                weights=load_array(folder, "ease_weights"),
+                n_items=meta["n_items"],
+            )
+            if meta["ease"]
+            else None,
             item_knn=load_sparse(folder, "item_knn"),
             covisitation=load_sparse(folder, "covisitation"),
             content=ContentIndex(
@@ -311,6 +355,10 @@ class CandidateSources:
                 vectors=load_sparse(folder, "content_vectors"),
             ),
             popularity=popularity,
+            sequence=load_sparse(folder, "sequence"),
+            timeline=ItemTimeline(keys=load_array(folder, "timeline_keys"), origin=meta["timeline_origin"]),
+            has_time=meta["has_time"],
+            exclude_seen=meta["exclude_seen"],
         )
 
 

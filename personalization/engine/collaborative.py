@@ -110,20 +110,65 @@ class ALSModel:
 
 @dataclass
 class EASEModel:
-    weights: np.ndarray  # float32 (items, items), zero diagonal
+    """EASE over the items with enough support: ``items`` (sorted catalogue indices) and their
+    weights (``items`` × ``items``, zero diagonal). An item with fewer than ``min_support`` people
+    has a column the model cannot learn from, and leaving such items out keeps the cubic inverse
+    affordable: on Last.fm 2K, 3,300 items of 12,000 gave a better validation NDCG than all of them."""
+
+    items: np.ndarray  # int64, sorted
+    weights: np.ndarray  # float32 (len(items), len(items)), zero diagonal
+    n_items: int
+
+    def __post_init__(self) -> None:
+        self._position = np.full(self.n_items, -1, dtype=np.int64)
+        self._position[self.items] = np.arange(self.items.shape[0])
+
+    @staticmethod
+    def supported_items(matrix: sp.csr_matrix, min_support: int) -> np.ndarray:
+        binary = sp.csr_matrix(matrix, copy=True)
+        binary.data[:] = 1.0
+        support = np.asarray(binary.sum(axis=0)).ravel()
+        return np.flatnonzero(support >= min_support).astype(np.int64)
 
     @classmethod
-    def fit(cls, matrix: sp.csr_matrix, regularization: float) -> EASEModel:
-        gram = (matrix.T @ matrix).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += regularization
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        weights = precision / (-np.diag(precision))
-        weights[np.diag_indices_from(weights)] = 0.0
-        return cls(weights=weights.astype(np.float32))
+    def fit(
+        cls, matrix: sp.csr_matrix, regularization: float, *, min_support: int = 1, max_items: int | None = None
+    ) -> EASEModel | None:
+        """The model, or None when more than ``max_items`` items have the support."""
+        models = cls.fit_grid(matrix, [regularization], min_support=min_support, max_items=max_items)
+        return models[0] if models else None
+
+    @classmethod
+    def fit_grid(
+        cls, matrix: sp.csr_matrix, regularizations: list[float], *, min_support: int = 1, max_items: int | None = None
+    ) -> list[EASEModel]:
+        """One model per regularization, sharing one Gram matrix; none when more than ``max_items``
+        items have the support (the inverse is cubic in them: ALS serves such catalogues)."""
+        n_items = matrix.shape[1]
+        items = cls.supported_items(matrix, min_support)
+        if items.shape[0] > (max_items or n_items) or items.shape[0] == 0:
+            return []
+        binary = sp.csr_matrix(matrix[:, items], dtype=np.float32, copy=True)
+        binary.data[:] = 1.0
+        gram = (binary.T @ binary).toarray().astype(np.float64)
+        models = []
+        for regularization in regularizations:
+            system = gram.copy()
+            system[np.diag_indices_from(system)] += regularization
+            precision = scipy.linalg.inv(system, overwrite_a=True, check_finite=False)
+            weights = precision / (-np.diag(precision))
+            weights[np.diag_indices_from(weights)] = 0.0
+            models.append(cls(items=items, weights=weights.astype(np.float32), n_items=n_items))
+        return models
 
     def scores(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
-        n = self.weights.shape[0]
+        out = np.zeros(self.n_items, dtype=np.float32)
         if items.shape[0] == 0:
-            return np.zeros(n, dtype=np.float32)
+            return out
+        position = self._position[items]
+        known = position >= 0
+        if not known.any():
+            return out
         # Gather-then-gemv: scipy's sparse row × dense matrix product was 40x slower here.
-        return values.astype(np.float32) @ self.weights[items]
+        out[self.items] = values[known].astype(np.float32) @ self.weights[position[known]]
+        return out

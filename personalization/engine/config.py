@@ -21,6 +21,7 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "trending": 60,
     "segment_trending": 40,
     "new": 20,
+    "sequence": 150,
 }
 
 
@@ -35,9 +36,17 @@ class EngineConfig:
     als_iterations: int = 15
     bm25_k1: float = 100.0
     bm25_b: float = 0.8
-    # EASE, only while the item × item matrix is affordable (see docs/evaluation.md).
+    # EASE over the items with at least ``ease_min_support`` people, at most ``ease_max_items`` of
+    # them (the most supported); the regularization is chosen from ``ease_lambdas`` on the
+    # validation lists of each fit (``ease_lambda`` when there are none).
     ease_lambda: float = 200.0
+    ease_lambdas: tuple[float, ...] = (25.0, 75.0, 200.0, 500.0, 1500.0)
+    ease_min_support: int = 3
     ease_max_items: int = 10_000
+    # What people take next (real timestamps only): followers within this many positions.
+    sequence_window: int = 10
+    sequence_neighbours: int = 200
+    sequence_seed_items: int = 10
     # Neighbourhoods.
     knn_neighbours: int = 200
     covisitation_neighbours: int = 200
@@ -54,7 +63,11 @@ class EngineConfig:
     # Training examples: label windows of ``horizon_days`` ending at the fit time, going back.
     horizon_days: float = 30.0
     training_windows: int = 3
-    holdout_share: float = 0.2  # without timestamps: each person's last events become labels
+    # Where re-consumption is rare or there is no clock, training lists hold out a share of each
+    # person's history (their last events by time, or a random share without time).
+    holdout_share: float = 0.2
+    # Share of the training lists kept aside to check the ranker against the sources' own order.
+    ranker_validation_share: float = 0.33
     # LightGBM LambdaRank.
     ranker_trees: int = 300
     ranker_learning_rate: float = 0.05
@@ -76,4 +89,7 @@ class EngineConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EngineConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if isinstance(values.get("ease_lambdas"), list):
+            values["ease_lambdas"] = tuple(values["ease_lambdas"])
+        return cls(**values)

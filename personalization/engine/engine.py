@@ -1,9 +1,12 @@
 """The engine: fit candidate sources and the ranker, save and load them, recommend for one person.
 
-``Engine.fit`` builds point-in-time training examples from windows before ``as_of``, trains the
-LambdaRank ranker on them, then fits the serving candidate sources on everything before
-``as_of``. ``Engine.save`` writes a directory of plain artifacts (``.npy``, LightGBM model text, a
-FAISS index, JSON) that a model registry can version; ``Engine.load`` reads it back.
+``Engine.fit`` first reads what kind of data it has (``regime.read_regime``: real timestamps or
+not, how often people re-consume), builds point-in-time training lists from windows before
+``as_of`` (or from each person's held-out share where re-consumption is rare or there is no clock),
+chooses EASE's regularization and whether the LambdaRank ranker beats the sources' own order on
+lists kept aside, then fits the serving candidate sources on everything before ``as_of``.
+``Engine.save`` writes a directory of plain artifacts (``.npy``, LightGBM model text, a FAISS
+index, JSON) that a model registry can version; ``Engine.load`` reads it back.
 ``Engine.recommend`` is the single-person serving path.
 """
 
@@ -11,29 +14,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from personalization.engine.artifacts import load_array, load_json, save_array, save_json
-from personalization.engine.candidates import SOURCES, CandidateSources
+from personalization.engine.candidates import SOURCES, Candidates, CandidateSources
 from personalization.engine.config import EngineConfig
 from personalization.engine.content import ContentIndex
 from personalization.engine.dataset import DEFAULT_EVENT_WEIGHTS, UNKNOWN_EVENT_WEIGHT, Dataset, event_weight
 from personalization.engine.examples import (
+    ExampleWindow,
     TrainingExamples,
     build_examples,
+    fit_window_sources,
     holdout_window,
     temporal_windows,
 )
 from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.history import History, PersonContext
-from personalization.engine.ranker import Ranker
+from personalization.engine.ranker import DEFAULT_FALLBACK, Ranker, choose_ranker
+from personalization.engine.regime import read_regime
 from personalization.engine.threads import blas_threads, serve_on_one_thread
+from personalization.engine.tuning import choose_ease
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 
 # Why an item is on the list, in words a marketer can show; keyed by the source that ranked it best.
 REASONS = {
@@ -48,6 +55,7 @@ REASONS = {
     "trending": "Trending",
     "new": "New in the catalogue",
     "segment_trending": "Trending in your area",
+    "sequence": "Often chosen next after items you chose",
 }
 
 
@@ -105,26 +113,42 @@ class Engine:
             dataset = dataset.with_events(events.subset(events.time < as_of))
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        regime = read_regime(dataset)
+        exclude_seen = regime.rare_repeats
+        if progress:
+            progress(f"the data: {regime.describe()}")
 
         step = time.perf_counter()
         content = ContentIndex.fit(dataset.catalogue.texts)
         timings["content"] = time.perf_counter() - step
 
         step = time.perf_counter()
-        if dataset.has_timestamps:
-            windows = temporal_windows(dataset, as_of, config.horizon_days, config.training_windows)
-        else:
-            windows = []
-        parts = [build_examples(dataset, w, config, content=content, progress=progress) for w in windows]
-        if sum(p.n_groups for p in parts) == 0 and len(dataset.events):
-            # Too short a history for time windows (or no clock at all): hold out each person's last events.
-            parts = [build_examples(dataset, holdout_window(dataset, config.holdout_share), config, content=content)]
+        windows = _training_windows(dataset, as_of, config, regime.rare_repeats)
+        lists = "time windows" if windows and not windows[0].per_person_now else "held-out share of each person"
+        choices: dict[str, object] = {}
+        parts: list[TrainingExamples] = []
+        for n, window in enumerate(windows):
+            ease = None
+            if n == 0:  # the most recent window doubles as the validation split for EASE
+                ease, choices = choose_ease(dataset, window, config, exclude_seen=exclude_seen)
+                if "ease_lambda" in choices:
+                    config = replace(config, ease_lambda=float(choices["ease_lambda"]))  # type: ignore[arg-type]
+            sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen, ease=ease)
+            parts.append(build_examples(dataset, window, config, sources=sources, progress=progress))
+        if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and lists == "time windows":
+            # Too short a history for time windows: hold out each person's last events.
+            window = holdout_window(dataset, config.holdout_share)
+            lists = "held-out share of each person"
+            sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen)
+            parts = [build_examples(dataset, window, config, sources=sources)]
         examples = TrainingExamples.concatenate(parts, len(FEATURE_NAMES))
         timings["examples"] = time.perf_counter() - step
 
         step = time.perf_counter()
-        ranker = Ranker.fit(examples, config)
+        ranker, ranker_choice = choose_ranker(examples, config)
         timings["ranker"] = time.perf_counter() - step
+        if progress:
+            progress(f"ranker: {ranker_choice}")
 
         step = time.perf_counter()
         sources = CandidateSources.fit(
@@ -137,6 +161,8 @@ class Engine:
             as_of=as_of,
             config=config,
             content=content,
+            has_time=dataset.has_timestamps,
+            exclude_seen=exclude_seen,
         )
         timings["sources"] = time.perf_counter() - step
         timings["total"] = time.perf_counter() - started
@@ -153,11 +179,15 @@ class Engine:
             has_timestamps=dataset.has_timestamps,
             timings=timings,
             training_summary={
+                "regime": regime.as_dict(),
+                "lists": lists,
                 "windows": len(parts),
                 "groups": examples.n_groups,
                 "rows": int(examples.labels.shape[0]),
                 "positives": int(examples.labels.sum()),
-                "ranker": "lightgbm" if ranker.booster is not None else "best source rank",
+                "ranker": "lightgbm" if ranker.booster is not None else ranker.fallback,
+                "ranker_choice": ranker_choice,
+                **choices,
             },
         )
 
@@ -201,11 +231,14 @@ class Engine:
         """Top ``k`` (item indices, ranker scores, source indices) for an indexed history."""
         sources = self.sources
         signals = sources.signals(history, self.config)
-        candidates = sources.generate(
-            history, signals, self.config, n_candidates or self.config.n_candidates, excluded=excluded
-        )
+        candidates = sources.generate(history, signals, self.config, n_candidates or self.config.n_candidates)
         features = candidate_features(sources, history, signals, candidates, self.item_price)
         scores = self.ranker.score(features)
+        if excluded is not None and excluded.shape[0]:
+            # Excluded items are dropped after scoring: the others keep their scores and order.
+            keep = ~np.isin(candidates.items, excluded)
+            candidates = Candidates(candidates.items[keep], candidates.best_rank[keep], candidates.source[keep])
+            scores = scores[keep]
         k = min(k, scores.shape[0])
         if k == 0:
             return candidates.items[:0], scores[:0], candidates.source[:0]
@@ -274,6 +307,7 @@ class Engine:
                 "has_timestamps": self.has_timestamps,
                 "timings": self.timings,
                 "training": self.training_summary,
+                "ranker_fallback": self.ranker.fallback,
             },
         )
         return folder
@@ -293,7 +327,7 @@ class Engine:
         return cls(
             config=config,
             sources=sources,
-            ranker=Ranker.load(folder / "ranker.txt"),
+            ranker=Ranker.load(folder / "ranker.txt", fallback=meta.get("ranker_fallback", DEFAULT_FALLBACK)),
             item_ids=load_json(folder, "items"),
             item_price=load_array(folder, "item_price"),
             segment_names=meta["segments"],
@@ -302,3 +336,14 @@ class Engine:
             timings=meta.get("timings", {}),
             training_summary=meta.get("training", {}),
         )
+
+
+def _training_windows(dataset: Dataset, as_of: float, config: EngineConfig, rare_repeats: bool) -> list[ExampleWindow]:
+    """Time windows where people re-consume and the clock is real (what they do next month is the
+    question); otherwise a held-out share of each person (their last by time, or a random share
+    without a clock), which gives every person a list instead of the few active in a window."""
+    if dataset.has_timestamps and not rare_repeats:
+        return temporal_windows(dataset, as_of, config.horizon_days, config.training_windows)
+    if not len(dataset.events):
+        return []
+    return [holdout_window(dataset, config.holdout_share, seed=None if dataset.has_timestamps else config.seed)]

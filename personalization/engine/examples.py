@@ -5,8 +5,9 @@ every person's history is cut there too, and the labels are what the person did 
 that follows. Features are computed by ``features.candidate_features``, the serving code, on
 those past-only inputs, so an example at time t never sees an event at or after t.
 
-Without timestamps there is no shared clock; each person's last ``holdout_share`` of events (in
-file order) become that person's labels and the rest their history.
+Where re-consumption is rare, or without timestamps, lists come from each person instead: a share
+of their events (their last by time, or a random share when there is no clock) becomes their labels
+and the rest their history, and each person is served as of their own last event.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from personalization.engine.candidates import CandidateSources
+from personalization.engine.collaborative import EASEModel
 from personalization.engine.config import EngineConfig
 from personalization.engine.content import ContentIndex
 from personalization.engine.dataset import SECONDS_PER_DAY, Dataset, EventLog
@@ -32,6 +34,7 @@ class ExampleWindow:
     as_of: float
     past: np.ndarray  # bool mask over the event log: what sources and histories may see
     future: np.ndarray  # bool mask: the events that become labels
+    per_person_now: bool = False  # each person is served as of their own latest past event
 
 
 @dataclass
@@ -73,6 +76,19 @@ class TrainingExamples:
     def n_groups(self) -> int:
         return int(self.group_sizes.shape[0])
 
+    def take_groups(self, keep: np.ndarray) -> TrainingExamples:
+        """The examples of the groups where ``keep`` (one bool per group) is true."""
+        rows = np.repeat(keep, self.group_sizes)
+        return TrainingExamples(
+            features=self.features[rows],
+            labels=self.labels[rows],
+            group_sizes=self.group_sizes[keep],
+            group_people=self.group_people[keep],
+            group_as_of=self.group_as_of[keep],
+            group_latest_history=self.group_latest_history[keep],
+            sources_fitted_until=list(self.sources_fitted_until),
+        )
+
 
 def target_events(dataset: Dataset) -> np.ndarray:
     """The events worth predicting: those of the strongest event type present (purchases when
@@ -97,11 +113,15 @@ def temporal_windows(dataset: Dataset, as_of: float, horizon_days: float, count:
     return windows
 
 
-def holdout_window(dataset: Dataset, share: float) -> ExampleWindow:
-    """Each person's last ``share`` of events (at least one, if they have two or more) as labels."""
+def holdout_window(dataset: Dataset, share: float, *, seed: int | None = None) -> ExampleWindow:
+    """Each person's last ``share`` of events by time, ties by item (at least one, if they have two
+    or more) as labels; with ``seed``, a random share of each person's events instead."""
     events = dataset.events
     n = len(events)
-    order = np.lexsort((events.time, events.user))
+    if seed is None:
+        order = np.lexsort((events.item, events.time, events.user))
+    else:
+        order = np.lexsort((np.random.default_rng(seed).random(n), events.user))
     sorted_users = events.user[order]
     starts = np.searchsorted(sorted_users, sorted_users, side="left")
     ends = np.searchsorted(sorted_users, sorted_users, side="right")
@@ -112,13 +132,14 @@ def holdout_window(dataset: Dataset, share: float) -> ExampleWindow:
     future = np.zeros(n, dtype=bool)
     future[order] = future_sorted
     as_of = float(events.time.max()) + 1.0 if n else 0.0
-    return ExampleWindow(as_of=as_of, past=~future, future=future)
+    return ExampleWindow(as_of=as_of, past=~future, future=future, per_person_now=True)
 
 
 def people_histories(
-    log: EventLog, people: np.ndarray, user_segment: np.ndarray, now: float, half_life_days: float
+    log: EventLog, people: np.ndarray, user_segment: np.ndarray, now: float | None, half_life_days: float
 ) -> dict[int, History]:
-    """``History`` of each of ``people`` from ``log``, one sort for all of them."""
+    """``History`` of each of ``people`` from ``log``, one sort for all of them, as of ``now`` (or,
+    when it is None, just after each person's own latest event)."""
     order = np.argsort(log.user, kind="stable")  # stable: each person's events stay in time order
     sorted_users = log.user[order]
     starts = np.searchsorted(sorted_users, people, side="left")
@@ -132,10 +153,37 @@ def people_histories(
             weights=log.weight[rows],
             quantities=log.quantity[rows],
             segment=int(user_segment[person]),
-            now=now,
+            now=now if now is not None else (float(log.time[rows[-1]]) + 1.0 if end > start else 0.0),
             half_life_days=half_life_days,
         )
     return histories
+
+
+def fit_window_sources(
+    dataset: Dataset,
+    window: ExampleWindow,
+    config: EngineConfig,
+    *,
+    content: ContentIndex | None = None,
+    has_time: bool | None = None,
+    exclude_seen: bool = False,
+    ease: EASEModel | None = None,
+) -> CandidateSources:
+    """The candidate sources as they stood at the window's cut-off: fitted on its past only."""
+    return CandidateSources.fit(
+        dataset.events.subset(window.past),
+        n_users=dataset.n_users,
+        n_items=dataset.n_items,
+        texts=dataset.catalogue.texts,
+        user_segment=dataset.user_segment,
+        n_segments=len(dataset.segment_names),
+        as_of=window.as_of,
+        config=config,
+        content=content,
+        has_time=dataset.has_timestamps if has_time is None else has_time,
+        exclude_seen=exclude_seen,
+        ease=ease,
+    )
 
 
 def build_examples(
@@ -146,20 +194,11 @@ def build_examples(
     content: ContentIndex | None = None,
     n_candidates: int | None = None,
     progress: Callable[[str], None] | None = None,
+    sources: CandidateSources | None = None,
 ) -> TrainingExamples:
     n_features = len(FEATURE_NAMES)
     past = dataset.events.subset(window.past)
-    sources = CandidateSources.fit(
-        past,
-        n_users=dataset.n_users,
-        n_items=dataset.n_items,
-        texts=dataset.catalogue.texts,
-        user_segment=dataset.user_segment,
-        n_segments=len(dataset.segment_names),
-        as_of=window.as_of,
-        config=config,
-        content=content,
-    )
+    sources = sources or fit_window_sources(dataset, window, config, content=content)
     labelled = window.future & target_events(dataset)
     future_users = dataset.events.user[labelled]
     future_items = dataset.events.item[labelled]
@@ -168,7 +207,8 @@ def build_examples(
         return TrainingExamples.empty(n_features)
     label_order = np.lexsort((future_items, future_users))
     label_users, label_items = future_users[label_order], future_items[label_order]
-    histories = people_histories(past, people, dataset.user_segment, window.as_of, config.half_life_days)
+    now = None if window.per_person_now and sources.has_time else window.as_of
+    histories = people_histories(past, people, dataset.user_segment, now, config.half_life_days)
 
     feature_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []

@@ -63,18 +63,66 @@ FEATURE_NAMES = (
     "person_visit_rate",
     "person_events_per_visit",
     "person_repeat_share",
+    # what people take next, and what was popular just before this person's now
+    "sequence_score",
+    "sequence_share",
+    "sequence_rank",
+    "item_recent_7",
+    "item_recent_30",
+    "item_recent_90",
+    "item_before_now",
 )
 CATEGORICAL_FEATURES = ("candidate_source",)
+# Features that only mean something with real timestamps; without them they are missing (NaN),
+# so that the order of rows in a file never passes for time.
+TIME_FEATURES = frozenset(
+    {
+        "history_decayed",
+        "history_active_days",
+        "history_days_since_last",
+        "history_days_since_first",
+        "history_repeat_due",
+        "history_order_share",
+        "history_in_last_visit",
+        "history_gap_ratio",
+        "covisitation_recent",
+        "covisitation_rank",
+        "item_count_7",
+        "item_count_14",
+        "item_count_30",
+        "item_count_90",
+        "item_trend",
+        "item_trending",
+        "item_segment_trending",
+        "item_first_seen_days",
+        "item_last_seen_days",
+        "item_repeat_interval",
+        "person_active_days",
+        "person_span_days",
+        "person_days_since_last",
+        "person_visit_rate",
+        "person_events_per_visit",
+        "sequence_score",
+        "sequence_share",
+        "sequence_rank",
+        "item_recent_7",
+        "item_recent_30",
+        "item_recent_90",
+        "item_before_now",
+    }
+)
+_TIME_COLUMNS = np.asarray([name in TIME_FEATURES for name in FEATURE_NAMES])
 
 
 def _rank_share(scores: np.ndarray) -> np.ndarray:
-    """Rank within this person's candidates, 0 = best, 1 = worst: makes scores comparable across
-    people whose raw score scales differ."""
+    """Rank within this person's candidates, 0 = best: comparable across people whose raw score
+    scales differ, and the same for the best items whether 100 candidates are ranked (training
+    lists) or 500 (serving), since the shorter list is the head of the longer."""
     n = scores.shape[0]
     if n == 0:
         return scores.astype(np.float32)
     ranks = np.empty(n, dtype=np.float32)
-    ranks[np.argsort(-scores, kind="stable")] = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(n, dtype=np.float32)
     return ranks
 
 
@@ -163,4 +211,22 @@ def candidate_features(
         np.full(n, history.n_events / max(history.n_days, 1.0), dtype=np.float32),
         np.full(n, repeat_share, dtype=np.float32),
     ]
-    return np.column_stack(columns).astype(np.float32, copy=False)
+    if sources.has_time:
+        sequence = signals.sequence[items]
+        timeline, now = sources.timeline, history.now
+        before_now = timeline.counts_before(items, now, 1e5)
+        columns += [
+            sequence,
+            sequence / (popularity.people[items] + 1.0),
+            _rank_share(sequence),
+            timeline.counts_before(items, now, 7.0),
+            timeline.counts_before(items, now, 30.0),
+            timeline.counts_before(items, now, 90.0),
+            before_now,
+        ]
+    else:
+        columns += [nan] * 7
+    features = np.column_stack(columns).astype(np.float32, copy=False)
+    if not sources.has_time:
+        features[:, _TIME_COLUMNS] = np.nan
+    return features

@@ -1,0 +1,173 @@
+"""The engine reads its data before it fits: no clock means no time, rare re-consumption means a
+person's own items are never answers, and a ranker that validates worse than a source's own order
+is not shipped."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from personalization.engine.candidates import SOURCES, TIMED_SOURCES
+from personalization.engine.dataset import EventLog, load_interchange
+from personalization.engine.engine import Engine
+from personalization.engine.examples import people_histories
+from personalization.engine.features import FEATURE_NAMES, TIME_FEATURES, candidate_features
+from personalization.engine.regime import read_regime
+from personalization.engine.sequence import fit_transitions
+from personalization.engine.timeline import ItemTimeline
+
+from .conftest import small_config
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def write_tastes(folder: Path, *, timestamps: bool, people: int = 200, groups: int = 20, per_group: int = 20) -> Path:
+    """Ratings-like data: each person likes two of ``groups`` item groups and takes 12-20 distinct
+    items, mostly from them, never the same item twice. Each group's items are taken in a fixed
+    order (a "next" item exists), and the rows of late-comers and rarely taken items come last in
+    the file, which is what made row numbers pass for time and rare items look new."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p in range(people):
+        liked = rng.choice(groups, 2, replace=False)
+        start = float(rng.uniform(0, 200))
+        taken: list[str] = []
+        for n in range(int(rng.integers(12, 21))):
+            group = int(liked[n % 2]) if rng.random() < 0.9 else int(rng.integers(groups))
+            # popular items early in each group: a skewed pick, then the next not yet taken
+            k = min(int(rng.geometric(0.12)) - 1, per_group - 1)
+            while f"g{group}-{k}" in taken and k < per_group - 1:
+                k += 1
+            item = f"g{group}-{k}"
+            if item in taken:
+                continue
+            taken.append(item)
+            rows.append((f"p{p}", item, START + timedelta(days=start + n * 0.01)))
+    for k in range(5):  # rarely taken items, last in the file: "new" if row numbers were time
+        rows.append((f"p{k}", f"late-{k}", START + timedelta(days=400 + k)))
+    rows.sort(key=lambda r: (r[2], r[0]))
+    with open(folder / "events.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("user_id", "item_id", "event_type", "timestamp"))
+        for user, item, when in rows:
+            writer.writerow((user, item, "rating", when.isoformat() if timestamps else ""))
+    return folder
+
+
+def _fit(folder: Path, **overrides: object) -> tuple[Engine, object]:
+    dataset = load_interchange(folder)
+    config = small_config(**{"ranker_trees": 60, "ranker_min_child_samples": 10, **overrides})
+    return Engine.fit(dataset, config), dataset
+
+
+def test_the_regime_is_read_from_the_history(tmp_path: Path) -> None:
+    dataset = load_interchange(write_tastes(tmp_path / "t", timestamps=False))
+    regime = read_regime(dataset)
+    assert not regime.has_time
+    assert regime.repeat_share == 0.0 and regime.rare_repeats
+    assert regime.people == 200
+
+
+def test_without_timestamps_no_time_source_no_time_feature_and_no_new_item_flood(tmp_path: Path) -> None:
+    engine, dataset = _fit(write_tastes(tmp_path / "t", timestamps=False))
+    assert engine.training_summary["regime"]["has_time"] is False  # type: ignore[index]
+    assert engine.training_summary["lists"] == "held-out share of each person"
+    people = np.arange(dataset.n_users)
+    histories = people_histories(dataset.events, people, dataset.user_segment, engine.sources.as_of, 90.0)
+    shown: Counter[int] = Counter()
+    timed = {SOURCES.index(name) for name in TIMED_SOURCES}
+    time_columns = [FEATURE_NAMES.index(name) for name in TIME_FEATURES]
+    for person in people.tolist():
+        history = histories[person]
+        signals = engine.sources.signals(history, engine.config)
+        candidates = engine.sources.generate(history, signals, engine.config, 50)
+        assert not set(candidates.source.tolist()) & timed
+        features = candidate_features(engine.sources, history, signals, candidates, engine.item_price)
+        assert np.isnan(features[:, time_columns]).all()
+        items, _, _ = engine.rank(history, 20)
+        shown.update(items.tolist())
+    # no item is pushed to everybody: at most a fifth of the lists hold any one item
+    assert max(shown.values()) <= 0.2 * len(people)
+
+
+def test_where_re_consumption_is_rare_no_answer_is_an_item_the_person_has(tmp_path: Path) -> None:
+    engine, dataset = _fit(write_tastes(tmp_path / "t", timestamps=True))
+    assert engine.sources.exclude_seen
+    histories = people_histories(dataset.events, np.arange(30), dataset.user_segment, None, 90.0)
+    for history in histories.values():
+        items, _, _ = engine.rank(history, 20)
+        assert not set(items.tolist()) & set(history.unique_items.tolist())
+
+
+def test_excluding_items_only_filters_the_list(tmp_path: Path) -> None:
+    engine, dataset = _fit(write_tastes(tmp_path / "t", timestamps=True))
+    histories = people_histories(dataset.events, np.arange(20), dataset.user_segment, None, 90.0)
+    for history in histories.values():
+        full, full_scores, _ = engine.rank(history, 60)
+        excluded = full[1:12:2]  # every other item near the top
+        kept, kept_scores, _ = engine.rank(history, 20, excluded=excluded)
+        expected = [i for i in full.tolist() if i not in set(excluded.tolist())][:20]
+        assert kept.tolist() == expected
+        assert np.allclose(kept_scores, full_scores[np.isin(full, kept)][: kept.shape[0]])
+
+
+def test_a_ranker_that_validates_worse_than_a_source_order_is_not_shipped(tmp_path: Path) -> None:
+    # A ranker that cannot split (every leaf needs more rows than there are) scores all
+    # candidates alike: it can never beat the sources' own orders, so the fit falls back.
+    engine, _ = _fit(write_tastes(tmp_path / "t", timestamps=True), ranker_min_child_samples=10**7)
+    choice = engine.training_summary["ranker_choice"]
+    assert choice["chosen"] != "lightgbm", choice  # type: ignore[index]
+    assert engine.ranker.booster is None and engine.ranker.fallback == choice["chosen"]  # type: ignore[index]
+    figures = choice["validation_ndcg"]  # type: ignore[index]
+    assert figures[choice["chosen"]] >= figures["lightgbm"]  # type: ignore[index]
+    engine.save(tmp_path / "saved")
+    assert Engine.load(tmp_path / "saved").ranker.fallback == engine.ranker.fallback
+
+
+def test_a_trained_ranker_is_shipped_when_it_validates_better(tmp_path: Path) -> None:
+    engine, _ = _fit(write_tastes(tmp_path / "t", timestamps=True))
+    choice = engine.training_summary["ranker_choice"]
+    figures = choice["validation_ndcg"]  # type: ignore[index]
+    if choice["chosen"] == "lightgbm":  # type: ignore[index]
+        assert engine.ranker.booster is not None
+        assert figures["lightgbm"] > max(v for k, v in figures.items() if k != "lightgbm")
+    else:
+        assert engine.ranker.booster is None
+
+
+def test_transitions_point_from_an_item_to_what_follows_it() -> None:
+    # three people take 0 then 1 then 2; one takes 1 then 0
+    user = np.asarray([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3], np.int32)
+    item = np.asarray([0, 1, 2, 0, 1, 2, 0, 1, 2, 1, 0], np.int32)
+    matrix = fit_transitions(_log(user, item, np.arange(11.0)), n_items=3, window=2, neighbours=10)
+    assert matrix[0, 1] == 3.0 and matrix[1, 0] == 1.0
+    assert matrix[0, 2] == 1.5  # two steps away counts half
+    assert matrix[2, 0] == 0.0 and matrix[0, 0] == 0.0
+
+
+def _log(user: np.ndarray, item: np.ndarray, times: np.ndarray) -> EventLog:
+    n = user.shape[0]
+    return EventLog(
+        user=user,
+        item=item,
+        time=times,
+        weight=np.ones(n, np.float32),
+        quantity=np.ones(n, np.float32),
+        session=np.arange(n),
+        event_type=np.zeros(n, np.int16),
+    )
+
+
+def test_the_timeline_counts_events_before_a_moment() -> None:
+    times = np.asarray([0.0, 86_400.0, 2 * 86_400.0, 10 * 86_400.0])
+    log = _log(np.zeros(4, np.int32), np.asarray([1, 1, 2, 1], np.int32), times)
+    timeline = ItemTimeline.fit(log)
+    now = 3 * 86_400.0
+    assert timeline.counts_before(np.asarray([1, 2, 0]), now, 7.0).tolist() == [2.0, 1.0, 0.0]
+    assert timeline.counts_before(np.asarray([1]), now, 1.5).tolist() == [0.0]
+    assert timeline.counts_before(np.asarray([1]), 11 * 86_400.0, 30.0).tolist() == [3.0]
