@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from personalization.engine.candidates import SOURCES, TIMED_SOURCES
-from personalization.engine.dataset import EventLog, load_interchange
+from personalization.engine.dataset import Dataset, EventLog, load_interchange
 from personalization.engine.engine import Engine
 from personalization.engine.examples import people_histories
 from personalization.engine.features import FEATURE_NAMES, TIME_FEATURES, candidate_features
@@ -59,7 +59,7 @@ def write_tastes(folder: Path, *, timestamps: bool, people: int = 200, groups: i
     return folder
 
 
-def _fit(folder: Path, **overrides: object) -> tuple[Engine, object]:
+def _fit(folder: Path, **overrides: object) -> tuple[Engine, Dataset]:
     dataset = load_interchange(folder)
     config = small_config(**{"ranker_trees": 60, "ranker_min_child_samples": 10, **overrides})
     return Engine.fit(dataset, config), dataset
