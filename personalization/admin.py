@@ -43,8 +43,45 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["id", "status", "holdout_ndcg", "progress", "stage", "created_at", "activated_at", "activated_by"]
     list_filter = ["status"]
     search_fields = ["id", "stage", "activated_by"]
-    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    readonly_fields = ["data_read", "choices", *(f.name for f in ModelVersion._meta.fields)]
     actions = ["make_active", "train_new"]
+
+    @admin.display(description="the data, as the fit read it")
+    def data_read(self, version: ModelVersion) -> str:
+        engine = (version.training or {}).get("engine") or {}
+        regime = engine.get("regime")
+        if not regime:
+            return "–"
+        clock = "real timestamps" if regime["has_time"] else "no timestamps: no time source or feature"
+        repeats = (
+            "re-consumption rare: a person's own items are never recommended"
+            if regime["rare_repeats"]
+            else "people re-consume: their own items are candidates"
+        )
+        return (
+            f"{clock}; {repeats} ({regime['repeat_share']:.1%} of events repeat a pair); {regime['people']:,} people,"
+            f" {regime['items']:,} items, {regime['events']:,} events, median {regime['events_per_person']:g} a person"
+        )
+
+    @admin.display(description="what the fit chose, on its validation lists")
+    def choices(self, version: ModelVersion) -> str:
+        engine = (version.training or {}).get("engine") or {}
+        choice = engine.get("ranker_choice") or {}
+        if not choice:
+            return "–"
+        parts = [f"training lists: {engine.get('lists', '?')} ({engine.get('groups', 0):,} lists)"]
+        if "ease_lambda" in engine:
+            figures = ", ".join(f"λ={k}: {v:.4f}" for k, v in (engine.get("ease_validation_ndcg") or {}).items())
+            parts.append(f"EASE λ = {engine['ease_lambda']:g} over {engine.get('ease_items', 0):,} items ({figures})")
+        elif engine.get("ease"):
+            parts.append(f"EASE {engine['ease']}")
+        ndcg = ", ".join(f"{k} {v:.4f}" for k, v in (choice.get("validation_ndcg") or {}).items())
+        parts.append(
+            f"ranking: {choice.get('chosen')} on {choice.get('validation_lists', 0):,} lists kept aside"
+            + (f" (NDCG@20: {ndcg})" if ndcg else "")
+            + (f"; {choice['why']}" if choice.get("why") else "")
+        )
+        return " · ".join(parts)
 
     @admin.display(description="hold-out NDCG@20")
     def holdout_ndcg(self, version: ModelVersion) -> str:

@@ -126,6 +126,8 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
             "data_end": data_end,
             "seconds": round(time.perf_counter() - started, 1),
             "timings": {k: round(v, 2) for k, v in candidate.timings.items()},
+            # What the fit read of the data, what it chose on its validation lists, and the figures.
+            "engine": candidate.training_summary,
         }
         version.status = VersionStatus.READY if passed else VersionStatus.REJECTED
         version.trained_at, version.progress, version.stage = timezone.now(), 100, "done"

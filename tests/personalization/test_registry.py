@@ -90,3 +90,14 @@ def test_people_without_personalization_consent_are_left_out_of_training(store, 
     export_interchange(model_storage)
     rows = (model_storage / "events.csv").read_text().splitlines()[1:]
     assert rows and not any(row.split(",")[0] == str(person.pk) for row in rows)
+
+
+def test_the_version_records_and_the_version_page_shows_what_the_fit_read_and_chose(store, model_storage, admin_client):
+    version = _train()
+    engine = version.training["engine"]
+    assert engine["regime"]["has_time"] is True
+    assert engine["ranker_choice"]["chosen"] in {"lightgbm", *engine["ranker_choice"].get("validation_ndcg", {})}
+    page = admin_client.get(f"/admin/personalization/modelversion/{version.pk}/change/").content.decode()
+    assert "real timestamps" in page
+    assert "of events repeat a pair" in page
+    assert f"ranking: {engine['ranker_choice']['chosen']}" in page
