@@ -151,7 +151,7 @@ class ItemKNNBaseline(Baseline):
     ``neighbours`` most similar items."""
 
     name = "item-knn"
-    default_grid: ClassVar[list[Settings]] = [{"neighbours": n} for n in (10, 25, 50, 100, 200, 400)]
+    default_grid: ClassVar[list[Settings]] = [{"neighbours": n} for n in (10, 25, 50, 100, 200, 400, 800)]
 
     def __init__(self, grid: list[Settings] | None = None) -> None:
         super().__init__(grid)
