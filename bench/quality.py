@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -111,7 +112,7 @@ def summary(reports: dict[str, EvaluationReport]) -> dict[str, object]:
             "engine_ndcg": round(engine.ndcg, 4),
             "best_baseline": c.best_baseline if c else None,
             "best_ndcg": round(c.best_ndcg, 4) if c else None,
-            "ratio": round(c.ratio, 4) if c else None,
+            "ratio": round(c.ratio, 4) if c and math.isfinite(c.ratio) else None,
             "ci_low": round(c.ci_low, 4) if c else None,
             "ci_high": round(c.ci_high, 4) if c else None,
             "fit_seconds": round(engine.fit_seconds, 1),

@@ -100,7 +100,7 @@ class Comparison:
             "best_baseline": self.best_baseline,
             "engine_ndcg": round(self.engine_ndcg, 4),
             "best_ndcg": round(self.best_ndcg, 4),
-            "ratio": round(self.ratio, 4),
+            "ratio": round(self.ratio, 4) if np.isfinite(self.ratio) else None,  # None: the best scored 0
             "ci_low": round(self.ci_low, 4),
             "ci_high": round(self.ci_high, 4),
             "bootstrap_samples": self.samples,
