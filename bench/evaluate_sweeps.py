@@ -34,27 +34,27 @@ from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.metrics import ndcg_at_k, recall_at_k
 from personalization.engine.ranker import ranker_parameters, training_data
 from personalization.engine.threads import blas_threads
+from personalization.engine.tuning import interactions
 
 VALIDATION_CUTOFF = datetime(2011, 10, 9, tzinfo=UTC).timestamp()
 TEST_CUTOFF = datetime(2011, 11, 9, tzinfo=UTC).timestamp()
 K = 20
 
 
-def baseline_ndcg(split: EvaluationSplit, baseline: Baseline, config: EngineConfig) -> float:
+def baseline_ndcg(split: EvaluationSplit, baseline: Baseline, settings: dict[str, Any]) -> float:
     people = np.asarray(sorted(split.test))
-    baseline.fit(split.train, config)
+    baseline.fit(interactions(split), settings)
     lists = baseline.recommend(people, K)
     return float(np.mean([ndcg_at_k(top, split.test[int(p)], K) for top, p in zip(lists, people, strict=True)]))
 
 
 def collaborative(split: EvaluationSplit) -> None:
     for lam in (50.0, 100.0, 200.0, 400.0, 800.0):
-        ndcg = baseline_ndcg(split, EASEBaseline("ease"), EngineConfig(ease_lambda=lam))
+        ndcg = baseline_ndcg(split, EASEBaseline(), {"lambda": lam})
         print(f"EASE lambda={lam:g}: NDCG@20 {ndcg:.4f}")
     settings = ((64, 20.0), (128, 0.05), (128, 0.5), (128, 5.0), (128, 10.0), (128, 20.0), (128, 50.0), (256, 20.0))
     for factors, reg in settings:
-        config = EngineConfig(als_factors=factors, als_regularization=reg)
-        ndcg = baseline_ndcg(split, ALSBaseline("als"), config)
+        ndcg = baseline_ndcg(split, ALSBaseline(), {"factors": factors, "regularization": reg})
         print(f"ALS factors={factors} regularization={reg:g}: NDCG@20 {ndcg:.4f}")
 
 

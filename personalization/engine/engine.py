@@ -34,11 +34,11 @@ from personalization.engine.examples import (
     temporal_windows,
 )
 from personalization.engine.features import FEATURE_NAMES, candidate_features
+from personalization.engine.fit_choices import choose_ease
 from personalization.engine.history import History, PersonContext
 from personalization.engine.ranker import DEFAULT_FALLBACK, Ranker, choose_ranker
 from personalization.engine.regime import read_regime
 from personalization.engine.threads import blas_threads, serve_on_one_thread
-from personalization.engine.tuning import choose_ease
 
 ARTIFACT_FORMAT = 2
 

@@ -1,9 +1,11 @@
-"""Offline evaluation: the engine and the baselines side by side on one split, in one run.
+"""Offline evaluation: the engine and the tuned baselines side by side on one split, in one run.
 
-A split is a training dataset (catalogue = the items seen in its events, as the Online Retail
-protocol ranks "the whole catalogue seen in history"), the time the models are fitted as of, and
-for each test person with history the set of items they went on to buy. Three ways to get one:
-a time cut-off, a given test file, or (without timestamps) each person's last events held out.
+The split (``personalization.engine.splits``) gives the history, the test and when each person is
+served. Seen items are excluded from every model's lists when the split asks for it, or by
+default when repeat consumption is rare in the history. Baselines are tuned on a validation split
+carved out of the history (``personalization.engine.tuning``), then refitted on all of it. Test
+people without history get their own rows (the engine's cold-start path and popularity), and the
+engine is compared with the best baseline by a paired bootstrap interval of the NDCG difference.
 """
 
 from __future__ import annotations
@@ -11,35 +13,47 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import scipy.sparse as sp
 
-from personalization.engine.baselines import Baseline, all_baselines
+from personalization.engine.baselines import Baseline, PopularityBaseline, all_baselines
 from personalization.engine.config import EngineConfig
-from personalization.engine.dataset import SECONDS_PER_DAY, Dataset
 from personalization.engine.engine import Engine
-from personalization.engine.examples import holdout_window, people_histories, target_events
-from personalization.engine.metrics import (
-    average_precision_at_k,
-    catalogue_coverage,
-    intra_list_diversity,
-    ndcg_at_k,
-    recall_at_k,
-    unit_item_vectors,
+from personalization.engine.examples import people_histories
+from personalization.engine.history import History
+from personalization.engine.metrics import catalogue_coverage, ndcg_at_k, paired_bootstrap_interval, recall_at_k
+from personalization.engine.splits import (
+    EvaluationSplit,
+    default_split,
+    repeat_share,
+    scored_people,
+    split_by_cutoff,
+    split_by_holdout,
+    split_by_last_share,
+    split_by_random_share,
+    split_by_test_pairs,
 )
 from personalization.engine.threads import blas_threads
+from personalization.engine.tuning import interactions, tune_baselines
 
-DEFAULT_TEST_DAYS = 30.0
+__all__ = [
+    "EvaluationReport",
+    "EvaluationSplit",
+    "ModelResult",
+    "default_split",
+    "run_evaluation",
+    "split_by_cutoff",
+    "split_by_holdout",
+    "split_by_last_share",
+    "split_by_random_share",
+    "split_by_test_pairs",
+]
 
-
-@dataclass
-class EvaluationSplit:
-    train: Dataset
-    as_of: float
-    test: dict[int, np.ndarray]  # person index → relevant item indices (in the train catalogue)
-    description: str
+# Seen items are excluded by default when fewer than this share of the history's interactions are
+# with an item the person already had: below it, re-consumption is too rare to be worth list slots.
+REPEAT_SHARE_THRESHOLD = 0.05
+BOOTSTRAP_SAMPLES = 2000
 
 
 @dataclass
@@ -47,22 +61,49 @@ class ModelResult:
     model: str
     recall: float
     ndcg: float
-    map: float
     coverage: float
-    diversity: float
     fit_seconds: float
     recommend_seconds: float
+    people: int
+    settings: str = ""
+    per_person_ndcg: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    person_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    lists: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def as_row(self) -> dict[str, object]:
         return {
             "model": self.model,
+            "settings": self.settings,
             "recall": round(self.recall, 4),
             "ndcg": round(self.ndcg, 4),
-            "map": round(self.map, 4),
             "coverage": round(self.coverage, 4),
-            "diversity": round(self.diversity, 4),
             "fit_seconds": round(self.fit_seconds, 2),
             "recommend_seconds": round(self.recommend_seconds, 2),
+            "people": self.people,
+        }
+
+
+@dataclass
+class Comparison:
+    """The engine against the best baseline by NDCG on the same people."""
+
+    best_baseline: str
+    engine_ndcg: float
+    best_ndcg: float
+    ratio: float
+    ci_low: float  # paired bootstrap 95 % interval of the mean per-person NDCG difference
+    ci_high: float
+    samples: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "best_baseline": self.best_baseline,
+            "engine_ndcg": round(self.engine_ndcg, 4),
+            "best_ndcg": round(self.best_ndcg, 4),
+            "ratio": round(self.ratio, 4) if np.isfinite(self.ratio) else None,  # None: the best scored 0
+            "ci_low": round(self.ci_low, 4),
+            "ci_high": round(self.ci_high, 4),
+            "bootstrap_samples": self.samples,
         }
 
 
@@ -72,122 +113,99 @@ class EvaluationReport:
     split: str
     test_people: int
     catalogue_items: int
+    exclude_seen: bool
+    exclusion_reason: str
+    repeat_share: float
     results: list[ModelResult]
+    cold_start: list[ModelResult] = field(default_factory=list)
+    cold_people: int = 0
+    unseen_test_items: int = 0
+    people_without_new_items: int = 0
+    validation: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+    tuning: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    comparison: Comparison | None = None
     engine_timings: dict[str, float] = field(default_factory=dict)
     engine_training: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
-        return {"k": self.k, "rows": [r.as_row() for r in self.results]}
+        return {
+            "k": self.k,
+            "split": self.split,
+            "test_people": self.test_people,
+            "catalogue_items": self.catalogue_items,
+            "exclude_seen": self.exclude_seen,
+            "exclusion_reason": self.exclusion_reason,
+            "repeat_share": round(self.repeat_share, 4),
+            "unseen_test_items": self.unseen_test_items,
+            "people_without_new_items": self.people_without_new_items,
+            "rows": [r.as_row() for r in self.results],
+            "cold_start": {"people": self.cold_people, "rows": [r.as_row() for r in self.cold_start]},
+            "validation": self.validation,
+            "tuning": self.tuning,
+            "skipped": self.skipped,
+            "comparison": self.comparison.as_json() if self.comparison else None,
+            "engine_timings": {k: round(v, 2) for k, v in self.engine_timings.items()},
+            "engine_training": self.engine_training,
+        }
 
 
-def _relevant_sets(people: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
-    if people.shape[0] == 0:
-        return {}
-    pairs = np.unique(np.stack([people.astype(np.int64), items.astype(np.int64)], axis=1), axis=0)
-    boundaries = np.flatnonzero(np.diff(pairs[:, 0])) + 1
-    return {int(chunk[0, 0]): chunk[:, 1] for chunk in np.split(pairs, boundaries)}
-
-
-def _restrict(dataset: Dataset, past: np.ndarray) -> tuple[Dataset, np.ndarray]:
-    """The dataset with only ``past`` events and the catalogue they touch, plus the map from old
-    item indices to new ones (-1 for items not in the new catalogue)."""
-    train = dataset.with_events(dataset.events.subset(past)).restrict_catalogue_to_events()
-    remap = np.full(dataset.n_items, -1, dtype=np.int64)
-    kept = np.unique(dataset.events.item[past])
-    remap[kept] = np.arange(kept.shape[0])
-    return train, remap
-
-
-def split_by_cutoff(dataset: Dataset, cutoff: float, until: float | None = None) -> EvaluationSplit:
-    """History before ``cutoff``; test = items bought in [cutoff, until) that history knows, by people
-    with history."""
-    events = dataset.events
-    past = events.time < cutoff
-    future = (events.time >= cutoff) & target_events(dataset)
-    if until is not None:
-        future &= events.time < until
-    train, remap = _restrict(dataset, past)
-    has_history = np.zeros(dataset.n_users, dtype=bool)
-    has_history[events.user[past]] = True
-    people, items = events.user[future], remap[events.item[future]]
-    keep = has_history[people] & (items >= 0)
-    day = datetime.fromtimestamp(cutoff, tz=UTC).date().isoformat()
-    return EvaluationSplit(
-        train=train, as_of=cutoff, test=_relevant_sets(people[keep], items[keep]), description=f"cutoff {day}"
+def exclusion_decision(split: EvaluationSplit, exclude_seen: bool | None) -> tuple[bool, float, str]:
+    """Whether seen items are excluded, the history's repeat share and the reason, in words."""
+    share = repeat_share(split.train)
+    if exclude_seen is not None:
+        return exclude_seen, share, f"{'excluded' if exclude_seen else 'allowed'} as asked"
+    excluded = share < REPEAT_SHARE_THRESHOLD
+    relation = "below" if excluded else "at or above"
+    return (
+        excluded,
+        share,
+        f"{'excluded' if excluded else 'allowed'}: {share:.1%} of the history's interactions repeat an item the"
+        f" person already had, {relation} the {REPEAT_SHARE_THRESHOLD:.0%} threshold",
     )
 
 
-def split_by_test_pairs(train_dataset: Dataset, pairs: list[tuple[str, str]]) -> EvaluationSplit:
-    """A given train/test pair: ``train_dataset``'s events are history, ``pairs`` the test set."""
-    events = train_dataset.events
-    train, remap = _restrict(train_dataset, np.ones(len(events), dtype=bool))
-    has_history = np.zeros(train_dataset.n_users, dtype=bool)
-    has_history[events.user] = True
-    people: list[int] = []
-    items: list[int] = []
-    for user_id, item_id in pairs:
-        person = train_dataset.user_index.get(user_id)
-        item = train_dataset.catalogue.index.get(item_id)
-        if person is None or item is None or not has_history[person] or remap[item] < 0:
-            continue
-        people.append(person)
-        items.append(int(remap[item]))
-    as_of = float(events.time.max()) + 1.0 if len(events) else 0.0
-    return EvaluationSplit(
-        train=train,
-        as_of=as_of,
-        test=_relevant_sets(np.asarray(people, dtype=np.int64), np.asarray(items, dtype=np.int64)),
-        description="given test file",
-    )
-
-
-def split_by_holdout(dataset: Dataset, share: float = 0.2) -> EvaluationSplit:
-    """Each person's last ``share`` of events (file order) as the test set: for data without time."""
-    window = holdout_window(dataset, share)
-    train, remap = _restrict(dataset, window.past)
-    events = dataset.events
-    future = window.future & target_events(dataset)
-    people, items = events.user[future], remap[events.item[future]]
-    keep = items >= 0
-    return EvaluationSplit(
-        train=train,
-        as_of=window.as_of,
-        test=_relevant_sets(people[keep], items[keep]),
-        description=f"last {share:.0%} of each person's events",
-    )
-
-
-def default_split(dataset: Dataset) -> EvaluationSplit:
-    """The last 30 days as test when the data has time (a tenth of its span if that is shorter),
-    otherwise each person's last events."""
-    if dataset.has_timestamps and len(dataset.events):
-        start, end = float(dataset.events.time.min()), float(dataset.events.time.max())
-        test_seconds = min(DEFAULT_TEST_DAYS * SECONDS_PER_DAY, (end - start) / 10.0)
-        return split_by_cutoff(dataset, end - test_seconds)
-    return split_by_holdout(dataset)
-
-
-def _score_lists(
+def _score(
     name: str,
+    people: np.ndarray,
     lists: list[np.ndarray],
     relevant: list[np.ndarray],
     k: int,
     n_items: int,
-    item_vectors: sp.csr_matrix,
     fit_seconds: float,
     recommend_seconds: float,
+    settings: str = "",
 ) -> ModelResult:
-    n = max(len(lists), 1)
+    ndcg = np.asarray([ndcg_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)], dtype=np.float64)
+    recall = [recall_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)]
     return ModelResult(
         model=name,
-        recall=sum(recall_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)) / n,
-        ndcg=sum(ndcg_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)) / n,
-        map=sum(average_precision_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)) / n,
+        recall=float(np.mean(recall)) if recall else 0.0,
+        ndcg=float(ndcg.mean()) if ndcg.shape[0] else 0.0,
         coverage=catalogue_coverage(lists, n_items, k),
-        diversity=sum(intra_list_diversity(r[:k], item_vectors) for r in lists) / n,
         fit_seconds=fit_seconds,
         recommend_seconds=recommend_seconds,
+        people=len(lists),
+        settings=settings,
+        per_person_ndcg=ndcg,
+        person_ids=people,
+        lists=lists,
     )
+
+
+def _histories(split: EvaluationSplit, people: np.ndarray, half_life_days: float) -> dict[int, History]:
+    """Each test person's history as of their own ``now`` (people sharing a ``now`` in one call)."""
+    train = split.train
+    if split.now is None:
+        return people_histories(train.events, people, train.user_segment, split.as_of, half_life_days)
+    histories: dict[int, History] = {}
+    nows = split.now[people]
+    for now in np.unique(nows).tolist():
+        group = people[nows == now]
+        log = train.events.subset(np.isin(train.events.user, group)) if group.shape[0] < people.shape[0] else None
+        log = train.events if log is None else log
+        histories.update(people_histories(log, group, train.user_segment, float(now), half_life_days))
+    return histories
 
 
 def run_evaluation(
@@ -195,72 +213,161 @@ def run_evaluation(
     *,
     k: int = 20,
     config: EngineConfig | None = None,
+    exclude_seen: bool | None = None,
     baselines: list[Baseline] | None = None,
     progress: Callable[[str], None] | None = None,
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
 ) -> EvaluationReport:
     # Per-person work (fold-in solves, scoring) is many small BLAS calls: one thread is fastest.
     with blas_threads(1):
-        return _run_evaluation(split, k, config, baselines, progress)
+        return _run_evaluation(
+            split, k, config or EngineConfig(), exclude_seen, baselines, progress, bootstrap_samples, seed
+        )
 
 
 def _run_evaluation(
     split: EvaluationSplit,
     k: int,
-    config: EngineConfig | None,
+    config: EngineConfig,
+    exclude_seen: bool | None,
     baselines: list[Baseline] | None,
     progress: Callable[[str], None] | None,
+    bootstrap_samples: int,
+    seed: int,
 ) -> EvaluationReport:
-    config = config or EngineConfig()
+    say = progress or (lambda message: None)
     train = split.train
-    people = np.asarray(sorted(split.test), dtype=np.int64)
-    relevant = [split.test[int(p)] for p in people]
-    item_vectors = unit_item_vectors(train.events.matrix(train.n_users, train.n_items))
+    excluded, share, reason = exclusion_decision(split, exclude_seen)
+    people, relevant, emptied = scored_people(split, excluded)
     results: list[ModelResult] = []
 
     started = time.perf_counter()
     engine = Engine.fit(train, config, as_of=split.as_of, progress=progress)
-    fit_seconds = time.perf_counter() - started
-    if progress:
-        progress(f"engine fitted in {fit_seconds:.1f}s: {engine.training_summary}")
+    engine_fit = time.perf_counter() - started
+    say(f"engine fitted in {engine_fit:.1f}s: {engine.training_summary}")
     started = time.perf_counter()
-    histories = people_histories(train.events, people, train.user_segment, split.as_of, config.half_life_days)
-    lists = [engine.rank(histories[int(p)], k)[0] for p in people]
+    histories = _histories(split, people, config.half_life_days)
+    lists = []
+    for person in people.tolist():
+        history = histories[person]
+        seen = history.unique_items.astype(np.int32) if excluded else None
+        lists.append(engine.rank(history, k, excluded=seen)[0])
     results.append(
-        _score_lists(
-            "engine", lists, relevant, k, train.n_items, item_vectors, fit_seconds, time.perf_counter() - started
-        )
+        _score("engine", people, lists, relevant, k, train.n_items, engine_fit, time.perf_counter() - started)
     )
 
-    for baseline in baselines if baselines is not None else all_baselines():
-        if baseline.name == "ease" and train.n_items > config.ease_max_items:
-            if progress:
-                progress(f"ease skipped: {train.n_items} items is above ease_max_items={config.ease_max_items}")
+    wanted = baselines if baselines is not None else all_baselines()
+    tuned, validation = tune_baselines(train, split.protocol, wanted, exclude_seen=excluded, k=k, progress=progress)
+    data = interactions(split)
+    seen_matrix: sp.csr_matrix | None = data.binary if excluded else None
+    skipped: dict[str, str] = {}
+    tuning: dict[str, list[dict[str, object]]] = {}
+    popularity: Baseline | None = None
+    for entry in tuned:
+        if entry.skipped:
+            skipped[entry.name] = entry.skipped
+            say(f"{entry.name} skipped: {entry.skipped}")
             continue
+        tuning[entry.name] = [{"settings": s, "ndcg": round(v, 4)} for s, v in entry.validation]
         started = time.perf_counter()
-        baseline.fit(train, config)
-        fit_seconds = time.perf_counter() - started
+        entry.baseline.fit(data, entry.settings)
+        fit_seconds = entry.seconds + time.perf_counter() - started
         started = time.perf_counter()
-        top = baseline.recommend(people, k)
+        top = entry.baseline.recommend(people, k, seen_matrix)
+        described = ", ".join(f"{key}={value}" for key, value in entry.settings.items())
         results.append(
-            _score_lists(
-                baseline.name,
-                list(top),
+            _score(
+                entry.name,
+                people,
+                top,
                 relevant,
                 k,
                 train.n_items,
-                item_vectors,
                 fit_seconds,
+                time.perf_counter() - started,
+                described,
+            )
+        )
+        say(f"{entry.name} ({described or 'nothing to tune'}) done in {fit_seconds:.1f}s")
+        if isinstance(entry.baseline, PopularityBaseline) and type(entry.baseline) is PopularityBaseline:
+            popularity = entry.baseline
+
+    cold_rows: list[ModelResult] = []
+    if split.cold_test:
+        cold_people = np.asarray(sorted(split.cold_test), dtype=np.int64)
+        cold_relevant = [split.cold_test[p] for p in cold_people.tolist()]
+        empty = History(
+            items=np.zeros(0, dtype=np.int32),
+            times=np.zeros(0),
+            weights=np.zeros(0, dtype=np.float32),
+            quantities=np.zeros(0, dtype=np.float32),
+            segment=-1,
+            now=split.as_of,
+            half_life_days=config.half_life_days,
+        )
+        started = time.perf_counter()
+        cold_list = engine.rank(empty, k)[0]
+        cold_rows.append(
+            _score(
+                "engine, no history",
+                cold_people,
+                [cold_list] * len(cold_people),
+                cold_relevant,
+                k,
+                train.n_items,
+                engine_fit,
                 time.perf_counter() - started,
             )
         )
-        if progress:
-            progress(f"{baseline.name} done")
+        if popularity is not None:
+            popular = popularity.recommend(np.zeros(1, dtype=np.int64), k)[0]
+            cold_rows.append(
+                _score(
+                    "popularity, no history",
+                    cold_people,
+                    [popular] * len(cold_people),
+                    cold_relevant,
+                    k,
+                    train.n_items,
+                    0,
+                    0,
+                )
+            )
+
+    comparison = None
+    others = [r for r in results[1:] if r.people]
+    if others and results[0].people:
+        best = max(others, key=lambda r: r.ndcg)
+        low, high = paired_bootstrap_interval(
+            results[0].per_person_ndcg - best.per_person_ndcg, samples=bootstrap_samples, seed=seed
+        )
+        comparison = Comparison(
+            best_baseline=best.model,
+            engine_ndcg=results[0].ndcg,
+            best_ndcg=best.ndcg,
+            ratio=results[0].ndcg / best.ndcg if best.ndcg > 0 else float("inf"),
+            ci_low=low,
+            ci_high=high,
+            samples=bootstrap_samples,
+        )
     return EvaluationReport(
         k=k,
         split=split.description,
         test_people=int(people.shape[0]),
         catalogue_items=train.n_items,
+        exclude_seen=excluded,
+        exclusion_reason=reason,
+        repeat_share=share,
         results=results,
+        cold_start=cold_rows,
+        cold_people=len(split.cold_test),
+        unseen_test_items=split.unseen_test_items,
+        people_without_new_items=emptied,
+        validation=f"{validation.description}: {len(validation.test)} people, {validation.train.n_items} items",
+        skipped=skipped,
+        tuning=tuning,
+        comparison=comparison,
         engine_timings=engine.timings,
         engine_training=engine.training_summary,
     )

@@ -79,3 +79,22 @@ def unit_item_vectors(interactions: sp.csr_matrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(binary.sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return (sp.diags(1.0 / norms) @ binary).tocsr()
+
+
+def paired_bootstrap_interval(
+    differences: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the mean of per-person differences (model A − model B on the same
+    people), resampling people with replacement ``samples`` times with a seeded generator."""
+    n = differences.shape[0]
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples, dtype=np.float64)
+    chunk = max(1, 2_000_000 // n)  # bounded memory on large test sets
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        means[start : start + size] = differences[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)

@@ -1,105 +1,81 @@
-"""Settings a fit chooses for itself on its validation lists, never on anything held out later.
+"""Tuning the baselines on a validation split carved out of the history, never the test.
 
-The first training window of a fit (its most recent time window, or the share of each person's
-history it holds out) doubles as the validation split: the models are fitted on that window's past
-and scored on what the people did next, exactly as the ranker's training lists are built.
+``tune_baselines`` is given the history and the protocol that cut the test, nothing else: it
+applies the protocol inside the history (``Protocol.validation``), fits every setting of each
+baseline's grid on the validation history, keeps the one with the best NDCG@k on the validation
+test. The evaluation then refits each baseline with its chosen setting on the whole history.
+Plain numpy, free of Django.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import numpy as np
-import scipy.sparse as sp
 
-from personalization.engine.collaborative import EASEModel
-from personalization.engine.config import EngineConfig
+from personalization.engine.baselines import Baseline, Interactions, Settings
 from personalization.engine.dataset import Dataset
-from personalization.engine.examples import ExampleWindow, target_events
-from personalization.engine.threads import blas_threads
-
-# People scored per setting: enough for a stable mean, few enough to keep the grid cheap.
-MAX_VALIDATION_PEOPLE = 3000
-BATCH = 512
+from personalization.engine.metrics import ndcg_at_k
+from personalization.engine.splits import EvaluationSplit, Protocol, scored_people
 
 
-def _columns(items: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    position = np.searchsorted(items, wanted)
-    position = np.minimum(position, max(items.shape[0] - 1, 0))
-    return position[items[position] == wanted] if items.shape[0] else position[:0]
+@dataclass
+class TunedBaseline:
+    baseline: Baseline
+    settings: Settings
+    seconds: float  # tuning; the evaluation adds the final fit
+    validation: list[tuple[Settings, float]] = field(default_factory=list)  # NDCG@k per setting tried
+    skipped: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.baseline.name
 
 
-def ndcg_of_top(scores: np.ndarray, relevant: list[np.ndarray], k: int = 20, ideal: list[int] | None = None) -> float:
-    """Mean NDCG@k (binary gain) of each row's top ``k`` against its relevant items (``ideal``: how
-    many relevant items each row has in all, when some are outside ``scores``' columns)."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"), axis=1)
-    total = 0.0
-    counts = ideal if ideal is not None else [w.shape[0] for w in relevant]
-    for row, wanted, count in zip(top, relevant, counts, strict=True):
-        hits = np.isin(row, wanted)
-        total += float((hits * discounts[: row.shape[0]]).sum()) / discounts[: min(count, k)].sum()
-    return total / max(len(relevant), 1)
+def interactions(split: EvaluationSplit) -> Interactions:
+    return Interactions.from_dataset(split.train, split.as_of if split.now is None else split.now)
 
 
-def validation_labels(dataset: Dataset, window: ExampleWindow, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """People with both a past and a labelled future in the window (a sample of at most
-    ``MAX_VALIDATION_PEOPLE``), and each one's future items."""
-    events = dataset.events
-    labelled = window.future & target_events(dataset)
-    has_past = np.zeros(dataset.n_users, dtype=bool)
-    has_past[events.user[window.past]] = True
-    users, items = events.user[labelled], events.item[labelled]
-    keep = has_past[users]
-    users, items = users[keep], items[keep]
-    people = np.unique(users)
-    if people.shape[0] > MAX_VALIDATION_PEOPLE:
-        people = np.sort(np.random.default_rng(seed).choice(people, MAX_VALIDATION_PEOPLE, replace=False))
-    order = np.lexsort((items, users))
-    users, items = users[order], items[order]
-    starts = np.searchsorted(users, people, side="left")
-    ends = np.searchsorted(users, people, side="right")
-    return people, [np.unique(items[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+def validation_ndcg(
+    baseline: Baseline, data: Interactions, people: np.ndarray, relevant: list[np.ndarray], k: int, exclude_seen: bool
+) -> float:
+    lists = baseline.recommend(people, k, data.binary if exclude_seen else None)
+    return float(np.mean([ndcg_at_k(r, t, k) for r, t in zip(lists, relevant, strict=True)])) if lists else 0.0
 
 
-def choose_ease(
-    dataset: Dataset, window: ExampleWindow, config: EngineConfig, *, exclude_seen: bool
-) -> tuple[EASEModel | None, dict[str, object]]:
-    """EASE fitted on the window's past with each regularization of ``config.ease_lambdas``; the
-    one whose top 20 best matches the window's labels wins. None when the catalogue is too large."""
-    if config.quotas.get("ease", 0) <= 0:
-        return None, {"ease": "off"}
-    past = dataset.events.subset(window.past)
-    matrix = past.matrix(dataset.n_users, dataset.n_items)
-    lambdas = [float(x) for x in config.ease_lambdas] or [config.ease_lambda]
-    with blas_threads(config.train_threads):
-        models = EASEModel.fit_grid(
-            matrix, lambdas, min_support=config.ease_min_support, max_items=config.ease_max_items
-        )
-    if not models:
-        return None, {"ease": f"off: more than {config.ease_max_items} items with {config.ease_min_support}+ people"}
-    people, relevant = validation_labels(dataset, window, config.seed)
-    if len(models) == 1 or people.shape[0] == 0:
-        return models[0], {"ease_lambda": lambdas[0], "ease_items": int(models[0].items.shape[0])}
-    binary = sp.csr_matrix(matrix, copy=True)
-    binary.data[:] = 1.0
-    figures: dict[str, float] = {}
-    for regularization, model in zip(lambdas, models, strict=True):
-        total = 0.0
-        for start in range(0, people.shape[0], BATCH):
-            # Scored over the model's own items only; labels are mapped into the same columns.
-            rows = binary[people[start : start + BATCH]][:, model.items]
-            scores = np.asarray(rows @ model.weights, dtype=np.float32)
-            if exclude_seen:
-                seen_rows, seen_columns = rows.nonzero()
-                scores[seen_rows, seen_columns] = -np.inf
-            chunk = relevant[start : start + BATCH]
-            columns = [_columns(model.items, wanted) for wanted in chunk]
-            total += ndcg_of_top(scores, columns, ideal=[w.shape[0] for w in chunk]) * len(chunk)
-        figures[f"{regularization:g}"] = round(total / people.shape[0], 4)
-    best = max(range(len(lambdas)), key=lambda i: figures[f"{lambdas[i]:g}"])
-    return models[best], {
-        "ease_lambda": lambdas[best],
-        "ease_items": int(models[best].items.shape[0]),
-        "ease_validation_ndcg": figures,
-    }
+def tune_baselines(
+    history: Dataset,
+    protocol: Protocol,
+    baselines: list[Baseline],
+    *,
+    exclude_seen: bool,
+    k: int = 20,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[TunedBaseline], EvaluationSplit]:
+    """Each baseline with its chosen settings, and the validation split the choice was made on."""
+    validation = protocol.validation(history)
+    data = interactions(validation)
+    people, relevant, _ = scored_people(validation, exclude_seen)
+    tuned: list[TunedBaseline] = []
+    for baseline in baselines:
+        started = time.perf_counter()
+        reason = baseline.applicable(data)
+        if reason:
+            tuned.append(TunedBaseline(baseline, {}, 0.0, skipped=reason))
+            continue
+        tried: list[tuple[Settings, float]] = []
+        grid = baseline.settings_grid(data)
+        if len(grid) > 1 and people.shape[0]:
+            for settings in grid:
+                baseline.fit(data, settings)
+                tried.append((settings, validation_ndcg(baseline, data, people, relevant, k, exclude_seen)))
+                if progress:
+                    progress(f"{baseline.name} {settings}: validation NDCG@{k} {tried[-1][1]:.4f}")
+            best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))  # the first of equals
+            chosen = tried[best][0]
+        else:
+            chosen = grid[0]
+        tuned.append(TunedBaseline(baseline, chosen, time.perf_counter() - started, tried))
+    return tuned, validation
