@@ -23,6 +23,7 @@ from personalization.engine.engine import Engine
 from personalization.engine.examples import people_histories
 from personalization.engine.history import History
 from personalization.engine.metrics import catalogue_coverage, ndcg_at_k, paired_bootstrap_interval, recall_at_k
+from personalization.engine.regime import RARE_REPEAT_SHARE
 from personalization.engine.splits import (
     EvaluationSplit,
     default_split,
@@ -52,7 +53,7 @@ __all__ = [
 
 # Seen items are excluded by default when fewer than this share of the history's interactions are
 # with an item the person already had: below it, re-consumption is too rare to be worth list slots.
-REPEAT_SHARE_THRESHOLD = 0.05
+REPEAT_SHARE_THRESHOLD = RARE_REPEAT_SHARE  # the engine's own line between the two regimes
 BOOTSTRAP_SAMPLES = 2000
 
 

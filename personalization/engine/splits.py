@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from personalization.engine import regime
 from personalization.engine.dataset import SECONDS_PER_DAY, Dataset
 from personalization.engine.examples import holdout_window, target_events
 
@@ -277,13 +278,9 @@ def default_split(dataset: Dataset) -> EvaluationSplit:
 
 
 def repeat_share(dataset: Dataset) -> float:
-    """Share of the history's interactions that are with an item the person already had: 1 minus
-    distinct (person, item) pairs over events. Needs no clock, so data without time has one too."""
-    events = dataset.events
-    if len(events) == 0:
-        return 0.0
-    pairs = np.unique(events.user.astype(np.int64) * max(dataset.n_items, 1) + events.item)
-    return 1.0 - pairs.shape[0] / len(events)
+    """Share of the history's interactions that are with an item the person already had (the
+    engine's own reading, ``regime.repeat_share``). Needs no clock, so data without time has one too."""
+    return regime.repeat_share(dataset.events.user, dataset.events.item)
 
 
 def scored_people(split: EvaluationSplit, exclude_seen: bool) -> tuple[np.ndarray, list[np.ndarray], int]:
