@@ -70,6 +70,9 @@ class EngineConfig:
     ranker_validation_share: float = 0.33
     # LightGBM LambdaRank.
     ranker_trees: int = 300
+    # Training stops adding trees once NDCG@20 on a sixth of the training people has not risen for
+    # this many trees (0: always ``ranker_trees``).
+    ranker_early_stopping_rounds: int = 30
     ranker_learning_rate: float = 0.05
     ranker_leaves: int = 15
     ranker_min_child_samples: int = 200

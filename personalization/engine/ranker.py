@@ -31,7 +31,6 @@ from personalization.engine.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 logger = logging.getLogger(__name__)
 
 MIN_TRAINING_GROUPS = 10
-EARLY_STOPPING_ROUNDS = 30
 # The sources' own orders a fit compares its ranker with: a feature, and whether higher is better.
 FALLBACK_ORDERS: dict[str, bool] = {
     "candidate_best_rank": False,
@@ -97,7 +96,7 @@ class Ranker:
         if examples.n_groups < MIN_TRAINING_GROUPS:
             return cls(booster=None)
         train = training_data(examples)
-        if stop_on is None or stop_on.n_groups == 0:
+        if stop_on is None or stop_on.n_groups == 0 or config.ranker_early_stopping_rounds <= 0:
             booster = lgb.train(ranker_parameters(config), train, num_boost_round=trees or config.ranker_trees)
         else:
             booster = lgb.train(
@@ -107,7 +106,7 @@ class Ranker:
                 valid_sets=[
                     lgb.Dataset(stop_on.features, label=stop_on.labels, group=stop_on.group_sizes, reference=train)
                 ],
-                callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+                callbacks=[lgb.early_stopping(config.ranker_early_stopping_rounds, verbose=False)],
             )
         return cls(booster=booster)
 
@@ -219,7 +218,7 @@ def choose_ranker(examples: TrainingExamples, config: EngineConfig) -> tuple[Ran
     trial = Ranker.fit(train, config, stop_on=examples.take_groups(is_stopping))
     ranker_ndcg = round(float(list_ndcg(trial.score(valid.features), valid.labels, valid.group_sizes)), 4)
     best = max(orders, key=lambda name: orders[name])
-    trees = trial.booster.best_iteration or config.ranker_trees if trial.booster is not None else 0
+    trees = (trial.booster.best_iteration or config.ranker_trees) if trial.booster is not None else 0
     summary: dict[str, object] = {
         "lists": n_groups,
         "validation_lists": valid.n_groups,
