@@ -10,9 +10,10 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import resolve_url
+from django.views.decorators.http import require_GET
 
 from personalization.api.permissions import SEES_MESSAGES, Requirement, satisfied
 
@@ -41,10 +42,11 @@ CONSOLE: list[tuple[str, Requirement]] = [
 ]
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """``/``: the first console page the person may open (a CSM lands on the approvals)."""
     if not request.user.is_authenticated:
-        return HttpResponseRedirect(resolve_url("login"))
+        return redirect_to_login(request.get_full_path())
     for url, requirement in CONSOLE:
         if satisfied(request.user, requirement):
             return HttpResponseRedirect(url)

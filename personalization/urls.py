@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.decorators.http import require_http_methods
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
@@ -33,7 +34,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", home, name="home"),
     # The console's own login: any active user (a CSM need not be staff); the admin keeps its own.
-    path("login/", auth_views.LoginView.as_view(next_page="home"), name="login"),
+    path("login/", require_http_methods(["GET", "POST"])(auth_views.LoginView.as_view(next_page="home")), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
