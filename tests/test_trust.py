@@ -7,18 +7,22 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign
 from catalog.models import Item
 from experiments.models import Experiment
-from personalization.api.person_tokens import sign
+from personalization.api.person_tokens import is_valid, sign
+from personalization.models import IDENTITY_SECRET_GRACE, ApiKey, KeyScope
 from personalization.surfaces import create_surface
 from profiles import services as profiles
 from profiles.models import Consent, Event, Identity, Person, PersonMerge
@@ -154,8 +158,6 @@ def test_finding_7_the_ingest_key_cannot_look_anyone_up_by_email_or_user_id():
 def test_finding_7_answers_reveal_only_the_verified_visitors_own_history(engine):  # noqa: F811
     create_surface("homepage", "Homepage", {"size": 10}, by="tests")
     client = APIClient()
-    from personalization.models import ApiKey, KeyScope
-
     key, raw = ApiKey.issue("storefront", KeyScope.INGEST)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     client.api_key = key  # type: ignore[attr-defined]
@@ -254,3 +256,34 @@ def test_finding_8_the_engines_own_event_ids_cannot_be_sent_first(ingest_client,
         [{"type": "track", "event": "Email Link Clicked", "userId": "ann", "messageId": click_id}]
     )
     assert (result.accepted, result.duplicates) == (1, 0)
+
+
+# --- identity verification --------------------------------------------------------------------------------
+
+
+def test_the_shell_recipe_in_docs_security_makes_the_same_token():
+    secret, user_id, expires = "iv_example", "user-00042", 1_900_000_000
+    shell = subprocess.run(
+        ["sh", "-c", f"printf '%s' '{user_id}:{expires}' | openssl dgst -sha256 -hmac '{secret}' -r | cut -d' ' -f1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert sign(secret, user_id, expires) == f"{expires}.{shell}"
+    assert is_valid([secret], user_id, f"{expires}.{shell}", now=expires - 60)
+    assert not is_valid([secret], user_id, f"{expires}.{shell}", now=expires + 1)  # expired
+    assert not is_valid([secret], user_id, f"{expires}.{shell}", now=expires - 32 * 24 * 3600)  # too far ahead
+    assert not is_valid([secret], "user-00043", f"{expires}.{shell}", now=expires - 60)  # someone else's
+
+
+@pytest.mark.django_db
+def test_a_rotated_identity_secret_verifies_for_the_grace_period_only():
+    key, _ = ApiKey.issue("storefront", KeyScope.INGEST)
+    other, _ = ApiKey.issue("another shop", KeyScope.INGEST)
+    assert key.identity_secret.startswith("iv_") and key.identity_secret != other.identity_secret
+    old = sign(key.identity_secret, "ann", int(time.time()) + 600)
+    key.rotate_identity_secret()
+    new = sign(key.identity_secret, "ann", int(time.time()) + 600)
+    assert is_valid(key.identity_secrets(), "ann", old) and is_valid(key.identity_secrets(), "ann", new)
+    key.identity_secret_rotated_at = timezone.now() - IDENTITY_SECRET_GRACE - timedelta(minutes=1)
+    assert not is_valid(key.identity_secrets(), "ann", old) and is_valid(key.identity_secrets(), "ann", new)
