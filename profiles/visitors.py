@@ -184,6 +184,14 @@ def _refusal(claim: _Claim, people: _People, verify: Verifier) -> MessageRejecti
     return None
 
 
+def _without_token(message: Any) -> Any:
+    """The person token is a credential until it expires: it is checked, never stored with the event."""
+    context = message.get("context") if isinstance(message, dict) else None
+    if not isinstance(context, dict) or "personToken" not in context:
+        return message
+    return {**message, "context": {k: v for k, v in context.items() if k != "personToken"}}
+
+
 def ingest_from_api(messages: Sequence[Any], default_type: str | None, verify: Verifier | None) -> IngestResult:
     """Ingest what an API caller sent. ``verify`` is given for the public key, whose messages are
     screened first (see the module's docstring); the engine's own ids are refused from every caller."""
@@ -204,7 +212,7 @@ def ingest_from_api(messages: Sequence[Any], default_type: str | None, verify: V
             refused.append(refusal)
     if not kept:
         return IngestResult(rejected=refused)
-    result = ingest_messages([messages[i] for i in kept], default_type=default_type)
+    result = ingest_messages([_without_token(messages[i]) for i in kept], default_type=default_type)
     for rejection in result.rejected:
         rejection.index = kept[rejection.index]
     result.rejected = sorted([*result.rejected, *refused], key=lambda r: r.index)

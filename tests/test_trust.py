@@ -222,6 +222,18 @@ def test_finding_8_the_ingest_key_cannot_change_a_known_persons_email(ingest_cli
 
 
 @pytest.mark.django_db
+def test_a_verified_visitor_sets_their_first_email_and_the_token_is_not_stored(ingest_client):
+    _known("carl", "", "carl-browser")
+    first = {"userId": "carl", "traits": {"email": "carl@example.com"}}
+    assert ingest_client.post("/api/v1/identify", first, format="json").status_code == 400  # unsigned
+    token = person_token(ingest_client, "carl")
+    signed = {**first, "messageId": "carl-email", "context": {"personToken": token, "locale": "de"}}
+    assert ingest_client.post("/api/v1/identify", signed, format="json").json()["accepted"] == 1
+    assert profiles.find_person("carl").traits["email"] == "carl@example.com"  # type: ignore[union-attr]
+    assert Event.objects.get(message_id="carl-email").context == {"locale": "de"}
+
+
+@pytest.mark.django_db
 def test_finding_8_the_ingest_key_cannot_merge_two_known_people(ingest_client):
     _known("ann", "ann@example.com", "ann-browser")
     _known("bob", "bob@example.com", "bob-browser")
