@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -21,6 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaigns import services, tracking
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
 from campaigns.rules import RuleError, describe, parse_rule
+from personalization.access import requires
+from personalization.api.permissions import LAUNCH, SEES_MESSAGES
 from profiles import services as profiles
 
 STATE_TONES = {
@@ -54,7 +55,8 @@ def _state_counts(campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
     return counts
 
 
-@staff_member_required
+@require_GET
+@requires("campaigns.view_campaign")
 def campaign_list(request: HttpRequest) -> HttpResponse:
     campaigns = list(Campaign.objects.select_related("owner").order_by("-created_at", "-id")[:200])
     counts = _state_counts(campaigns)
@@ -78,13 +80,14 @@ def _reading(rule: Any, attr: str, allow_account: bool) -> str:
         return f"(invalid: {error})"
 
 
-@staff_member_required
+@require_GET
+@requires("campaigns.view_campaign")
 def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("owner", "launched_by"), key=key)
     counts = _state_counts([campaign]).get(campaign.pk, {})
     preview = None
     preview_error = ""
-    person_key = request.GET.get("person", "").strip()
+    person_key = request.GET.get("person", "").strip() if request.user.has_perm("profiles.view_person") else ""
     if person_key:
         person = profiles.find_person(person_key)
         if person is None:
@@ -115,18 +118,16 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         "person_key": person_key,
         "preview": preview,
         "preview_error": preview_error,
-        "can_launch": request.user.has_perm("campaigns.change_campaign"),
+        "can_launch": request.user.has_perm(LAUNCH),
         "rules": rules,
     }
     return render(request, "campaigns/campaign_detail.html", context)
 
 
-@staff_member_required
 @require_POST
+@requires(LAUNCH)
 def campaign_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, key=key)
-    if not request.user.has_perm("campaigns.change_campaign"):
-        raise PermissionDenied("You may not launch or pause campaigns.")
     acts = {"launch": services.launch, "pause": services.pause, "resume": services.resume}
     if action not in acts:
         raise Http404("Unknown action")
@@ -159,8 +160,8 @@ def _back_to_queue(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-@staff_member_required
 @require_http_methods(["GET", "POST"])
+@requires(SEES_MESSAGES)
 def approval_queue(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _decide(request, [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()])
@@ -215,8 +216,8 @@ def _decide(request: HttpRequest, ids: list[int]) -> HttpResponse:
     return _back_to_queue(request)
 
 
-@staff_member_required
 @require_http_methods(["GET", "POST"])
+@requires(SEES_MESSAGES)
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(services.visible_messages(request.user), pk=pk)
     may_decide = services.may_decide(request.user, message)

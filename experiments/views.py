@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from experiments import pages, services
 from experiments.models import Experiment, ResultSnapshot, Status
 
 
-@staff_member_required
+@require_GET
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_list(request: HttpRequest) -> HttpResponse:
     latest = ResultSnapshot.objects.filter(experiment=OuterRef("pk"), generation=OuterRef("generation")).order_by(
         "-computed_at", "-id"
@@ -32,7 +35,9 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     return render(request, "experiments/list.html", {"rows": rows})
 
 
-@staff_member_required
+@require_GET
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_results(request: HttpRequest, key: str) -> HttpResponse:
     experiment = get_object_or_404(Experiment.objects.select_related("owner", "layer"), key=key)
     snapshot = services.latest_results(experiment)
@@ -42,10 +47,21 @@ def experiment_results(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "experiments/results.html", context)
 
 
-@staff_member_required
+# The permission each button needs (personalization.Access holds the lifecycle ones; named, not imported).
+ACTION_PERMISSIONS = {
+    "recompute": "experiments.view_experiment",
+    "start": "personalization.run_experiment",
+    "stop": "personalization.run_experiment",
+    "conclude": "personalization.conclude_experiment",
+}
+
+
 @require_POST
+@login_required
 def experiment_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
     """The buttons of the results page: recompute, start, stop, conclude (with a winner)."""
+    if not request.user.has_perm(ACTION_PERMISSIONS.get(action, "personalization.run_experiment")):
+        raise PermissionDenied("Your role does not allow this action.")
     experiment = get_object_or_404(Experiment, key=key)
     try:
         if action == "recompute":

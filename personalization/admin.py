@@ -15,10 +15,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
     fields = ["name", "scope"]
-    actions = ["revoke"]
+    actions = ["revoke", "rotate_identity_secret"]
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and obj.scope == "ingest":
+            return ["name", "scope", "identity_secret", "identity_secret_rotated_at"]
+        return self.fields
 
     def get_readonly_fields(self, request, obj=None):
-        return ["scope"] if obj else []
+        return ["scope", "identity_secret", "identity_secret_rotated_at"] if obj else []
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change) -> None:
         if change:
@@ -36,6 +41,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         forget_keys()
+
+    @admin.action(description="Rotate the identity-verification secret of selected ingest keys")
+    def rotate_identity_secret(self, request, queryset):
+        from personalization.api.authentication import forget_keys
+        from personalization.models import IDENTITY_SECRET_GRACE
+
+        for key in queryset.filter(scope="ingest", revoked_at__isnull=True):
+            key.rotate_identity_secret()
+        forget_keys()
+        hours = int(IDENTITY_SECRET_GRACE.total_seconds() // 3600)
+        messages.info(request, f"Rotated; tokens signed with the previous secret are accepted for {hours} hours.")
 
 
 @admin.register(ModelVersion)

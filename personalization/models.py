@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class KeyScope(models.TextChoices):
@@ -19,6 +21,15 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def new_identity_secret() -> str:
+    return "iv_" + secrets.token_urlsafe(32)
+
+
+# After a rotation the previous identity-verification secret still verifies for this long, so that
+# person tokens signed by backends not yet redeployed keep working.
+IDENTITY_SECRET_GRACE = timedelta(hours=24)
+
+
 class ApiKey(models.Model):
     """A key for machines. Only its hash is stored; the key itself is shown once, at creation."""
 
@@ -30,6 +41,14 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    identity_secret = models.CharField(
+        max_length=64,
+        blank=True,
+        default=new_identity_secret,
+        help_text="Ingest keys: your backend signs person tokens with it (identity verification). Never in a browser.",
+    )
+    previous_identity_secret = models.CharField(max_length=64, blank=True, editable=False)
+    identity_secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "API key"
@@ -43,6 +62,46 @@ class ApiKey(models.Model):
         raw = KEY_PREFIXES[KeyScope(scope)] + secrets.token_urlsafe(32)
         key = cls.objects.create(name=name, scope=scope, prefix=raw[:10], key_hash=hash_key(raw), created_by=created_by)
         return key, raw
+
+    def identity_secrets(self) -> list[str]:
+        """The secrets a person token may be signed with now: the current one, and the previous one
+        during the grace period after a rotation."""
+        secrets_now = [self.identity_secret] if self.identity_secret else []
+        rotated = self.identity_secret_rotated_at
+        if self.previous_identity_secret and rotated and timezone.now() - rotated < IDENTITY_SECRET_GRACE:
+            secrets_now.append(self.previous_identity_secret)
+        return secrets_now
+
+    def rotate_identity_secret(self) -> str:
+        self.previous_identity_secret = self.identity_secret
+        self.identity_secret = new_identity_secret()
+        self.identity_secret_rotated_at = timezone.now()
+        self.save(update_fields=["identity_secret", "previous_identity_secret", "identity_secret_rotated_at"])
+        return self.identity_secret
+
+
+class Access(models.Model):
+    """Holds no rows: the permissions of actions that are not a change of one model's rows.
+
+    Django hangs permissions on a model, and these cross the apps (a campaign launch, an erasure), so
+    they live here with the roles (``personalization/roles.py``) and are checked by
+    ``personalization/api/permissions.py`` and the pages.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("launch_campaign", "Can launch, pause and resume campaigns"),
+            ("run_experiment", "Can start, stop and re-bucket experiments"),
+            ("conclude_experiment", "Can conclude experiments and ship a winner"),
+            ("preview_recommendations", "Can see what any person gets on a surface, and why"),
+            ("export_person", "Can export everything held about a person"),
+            ("erase_person", "Can erase a person"),
+        ]
+
+    def __str__(self) -> str:
+        return "access"
 
 
 class VersionStatus(models.TextChoices):

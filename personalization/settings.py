@@ -125,7 +125,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")) or BASE_DIR / "staticfiles")
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"  # the console's login, which lets in non-staff users such as CSMs
 
 # Large enough for a batch of 500 events; the ingest view enforces its own, clearer limit first.
 INGEST_MAX_BODY_BYTES = envint("INGEST_MAX_BODY_BYTES", str(4 * 1024 * 1024))

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
-from django.views.generic import RedirectView
+from django.views.decorators.http import require_http_methods
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
+from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
@@ -30,7 +32,10 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", home, name="home"),
+    # The console's own login: any active user (a CSM need not be staff); the admin keeps its own.
+    path("login/", require_http_methods(["GET", "POST"])(auth_views.LoginView.as_view(next_page="home")), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -9,6 +9,7 @@ from profiles.identity import find_person, merge_people
 from profiles.ingestion import IngestResult, MessageRejection, ingest_messages
 from profiles.profiling import get_profile, refresh_profile
 from profiles.recent import RecentActivity, recent_activity, recent_activity_by_key
+from profiles.visitors import ingest_from_api, public_reader
 
 __all__ = [
     "ConsentState",
@@ -21,9 +22,11 @@ __all__ = [
     "find_person",
     "get_profile",
     "has_consent",
+    "ingest_from_api",
     "ingest_messages",
     "merge_people",
     "popular_items",
+    "public_reader",
     "purchased_items",
     "recent_activity",
     "recent_activity_by_key",

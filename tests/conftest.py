@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,10 +44,18 @@ def secret_client(db: Any) -> APIClient:
 
 @pytest.fixture
 def ingest_client(db: Any) -> APIClient:
-    _, raw = ApiKey.issue("tests ingest", KeyScope.INGEST)
+    key, raw = ApiKey.issue("tests ingest", KeyScope.INGEST)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.api_key = key  # type: ignore[attr-defined]  # for person_token()
     return client
+
+
+def person_token(client: APIClient, user_id: str, lifetime: int = 3600) -> str:
+    """What the shop's backend gives its page for a signed-in visitor (identity verification)."""
+    from personalization.api.person_tokens import sign
+
+    return sign(client.api_key.identity_secret, user_id, int(time.time()) + lifetime)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from experiments.api.serializers import (
     settings_from,
 )
 from experiments.models import Experiment
+from personalization.api import person_tokens
 from profiles import services as profiles
 
 
@@ -59,6 +60,20 @@ def _variant_specs(rows: list[dict[str, Any]]) -> list[services.VariantSpec]:
     ]
 
 
+def _person_id(request: Request, key: str, token: Any) -> int | None:
+    """The person behind ``key``; with the public key only the visitor in front of it: an anonymous id,
+    or a user id with a person token signed by the customer's backend, never an email (docs/security.md)."""
+    if person_tokens.public_key(request) is None:
+        person = profiles.find_person(key)
+        return person.pk if person is not None else None
+    if person_tokens.verified(request, key, token):
+        return profiles.public_reader(None, key)
+    return profiles.public_reader(key, None, history=False)
+
+
+PERSON_TOKEN = OpenApiParameter(
+    "person_token", str, description="With the ingest key, a user id in `person` needs this token (docs/security.md)."
+)
 NOT_FOUND = OpenApiResponse(description="No experiment with this key.")
 CONFLICT = OpenApiResponse(description="The experiment's status does not allow this (e.g. stopping a draft).")
 
@@ -198,21 +213,21 @@ class AssignmentsView(APIView):
 
     @extend_schema(
         summary="Variants for a person",
-        parameters=[AssignmentQuerySerializer],
+        parameters=[AssignmentQuerySerializer, PERSON_TOKEN],
         responses=AssignmentsSerializer,
     )
     def get(self, request: Request) -> Response:
         query = AssignmentQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         key = query.validated_data["person"]
-        person = profiles.find_person(key)
+        person_id = _person_id(request, key, request.query_params.get("person_token"))
         answers = []
-        if person is not None:
+        if person_id is not None:
             for answer in services.assignments_for(
-                person.pk, query.validated_data.get("target_kind"), query.validated_data.get("target_key")
+                person_id, query.validated_data.get("target_kind"), query.validated_data.get("target_key")
             ):
                 answers.append({**asdict(answer), "is_holdout": answer.is_holdout})
-        return Response({"person": key, "known": person is not None, "assignments": answers})
+        return Response({"person": key, "known": person_id is not None, "assignments": answers})
 
 
 class ExposuresView(APIView):
@@ -234,14 +249,15 @@ class ExposuresView(APIView):
         experiment = get_object_or_404(Experiment, key=key)
         body = ExposureInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        person = profiles.find_person(body.validated_data["person"])
-        if person is None:
+        token = request.data.get("person_token") if isinstance(request.data, dict) else None
+        person_id = _person_id(request, body.validated_data["person"], token)
+        if person_id is None:
             raise exceptions.ValidationError(
                 {"person": ["Unknown person: send a track or identify call for them first."]}, code="unknown"
             )
         try:
             logged = services.log_exposure(
-                experiment.key, person.pk, body.validated_data["variant"], body.validated_data.get("timestamp")
+                experiment.key, person_id, body.validated_data["variant"], body.validated_data.get("timestamp")
             )
         except services.UnknownVariant as error:
             raise exceptions.ValidationError({"variant": [str(error)]}, code="unknown") from None

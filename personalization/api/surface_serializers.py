@@ -6,6 +6,12 @@ from rest_framework import serializers
 class SurfaceQuerySerializer(serializers.Serializer):
     person = serializers.CharField(required=False, help_text="User id or email. Omit for an unknown visitor.")
     anonymous_id = serializers.CharField(required=False, help_text="The browser's anonymous id, when not signed in.")
+    person_token = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="With the ingest key, `person` (a user id) needs this token, signed by your backend "
+        "(docs/security.md).",
+    )
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=100, help_text="Default: the surface's size."
     )

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalization.api import person_tokens
 from personalization.api.surface_serializers import (
     PopularAnswerSerializer,
     PopularQuerySerializer,
@@ -37,14 +38,27 @@ class ServingRateThrottle(PrincipalRateThrottle):
             return True
 
 
-def _serve(key: str, data: dict[str, Any]) -> Response:
-    person_key = data.get("person") or data.get("anonymous_id")
-    activity = (
-        profiles.recent_activity_by_key(person_key, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT) if person_key else None
-    )
+def _activity(request: Request, data: dict[str, Any]) -> profiles.RecentActivity | None:
+    if person_tokens.public_key(request) is None:
+        person_key = data.get("person") or data.get("anonymous_id")
+        if not person_key:
+            return None
+        return profiles.recent_activity_by_key(person_key, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+    # The public key answers for the visitor in front of it only (docs/security.md).
+    user_id = data.get("person")
+    if user_id and not person_tokens.verified(request, user_id, data.get("person_token")):
+        raise person_tokens.LookupRefused()
+    person_id = profiles.public_reader(data.get("anonymous_id"), user_id)
+    if person_id is None:
+        return None
+    return profiles.recent_activity(person_id, kinds=TRAINING_KINDS, limit=HISTORY_LIMIT)
+
+
+def _serve(request: Request, key: str, data: dict[str, Any]) -> Response:
+    activity = _activity(request, data)
     context = {k: v for k, v in (data.get("context") or {}).items() if k in CONTEXT_KEYS}
     context.update({k: data[k] for k in CONTEXT_KEYS if data.get(k)})
-    request = ServeRequest(
+    asked = ServeRequest(
         surface=key,
         person_id=activity.person_id if activity else None,
         context=context,
@@ -55,7 +69,7 @@ def _serve(key: str, data: dict[str, Any]) -> Response:
         activity=activity,
     )
     try:
-        answer = serve(request)
+        answer = serve(asked)
     except UnknownSurface:
         raise NotFound(f"No surface {key!r}.") from None
     return Response(answer.as_dict())
@@ -74,7 +88,7 @@ class SurfaceRecommendationsView(APIView):
     def get(self, request: Request, key: str) -> Response:
         query = SurfaceQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return _serve(key, query.validated_data)
+        return _serve(request, key, query.validated_data)
 
     @extend_schema(
         tags=["surfaces"],
@@ -85,7 +99,7 @@ class SurfaceRecommendationsView(APIView):
     def post(self, request: Request, key: str) -> Response:
         body = SurfaceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return _serve(key, body.validated_data)
+        return _serve(request, key, body.validated_data)
 
 
 class PopularRecommendationsView(APIView):

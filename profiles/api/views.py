@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalization.api import person_tokens
 from personalization.api.errors import PayloadTooLarge, error_body
 from profiles import services
 from profiles.api.serializers import (
@@ -48,7 +49,12 @@ class IngestView(APIView):
 
     def post(self, request: Request) -> Response:
         messages = self.messages(request)
-        result = services.ingest_messages(messages, default_type=self.message_type)
+        verify = (
+            (lambda user_id, token: person_tokens.verified(request, user_id, token))
+            if person_tokens.public_key(request)
+            else None
+        )
+        result = services.ingest_from_api(messages, self.message_type, verify)
         errors = [
             {"index": r.index, "attr": self.attr_path(r.index, r.attr), "code": r.code, "detail": r.detail}
             for r in result.rejected

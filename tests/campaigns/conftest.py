@@ -154,7 +154,15 @@ def csm(db: Any) -> User:
 
 @pytest.fixture
 def marketer(db: Any) -> User:
-    return user("mara", "campaigns.view_message", "campaigns.add_campaign", "campaigns.change_campaign")
+    return user(
+        "mara",
+        "campaigns.view_message",
+        "campaigns.view_campaign",
+        "campaigns.add_campaign",
+        "campaigns.change_campaign",
+        "personalization.launch_campaign",
+        "profiles.view_person",
+    )
 
 
 def account(external_id: str, plan: str = "pro", csm: User | None = None, name: str = "") -> Account:

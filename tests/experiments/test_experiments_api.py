@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from experiments.models import ChangeAction, Experiment, ExperimentChange, Exposure, Variant
 from profiles.models import Event
+from tests.conftest import person_token
 from tests.experiments.conftest import event, expose, make_people
 
 pytestmark = pytest.mark.django_db
@@ -139,16 +140,18 @@ def test_an_ingest_key_may_read_assignments_and_report_exposures_but_change_noth
     ]
 
     make_people(1)
-    assert ingest_client.get("/api/v1/experiments/assignments", {"person": "u0"}).status_code == 200
-    variant = services_variant("guarded", "u0", ingest_client)
-    assert ingest_client.post("/api/v1/experiments/guarded/exposures", {"person": "u0", "variant": variant}).json() == {
-        "logged": True
-    }
+    token = person_token(ingest_client, "u0")  # a user id needs its token with the public key
+    unsigned = ingest_client.get("/api/v1/experiments/assignments", {"person": "u0"})
+    assert unsigned.status_code == 200 and unsigned.json()["known"] is False  # read as an anonymous id
+    variant = services_variant("guarded", "u0", ingest_client, token)
+    exposure = {"person": "u0", "variant": variant, "person_token": token}
+    assert ingest_client.post("/api/v1/experiments/guarded/exposures", exposure).json() == {"logged": True}
     assert Exposure.objects.count() == 1
 
 
-def services_variant(experiment: str, person: str, client: APIClient) -> str:
-    answers = client.get("/api/v1/experiments/assignments", {"person": person}).json()["assignments"]
+def services_variant(experiment: str, person: str, client: APIClient, token: str = "") -> str:
+    query = {"person": person, "person_token": token} if token else {"person": person}
+    answers = client.get("/api/v1/experiments/assignments", query).json()["assignments"]
     return next(a["variant"] for a in answers if a["experiment"] == experiment)
 
 

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from experiments import services
 from experiments.models import Exposure
 from profiles.services import record_consent
+from tests.conftest import person_token
 from tests.experiments.conftest import make_people
 
 pytestmark = pytest.mark.django_db
@@ -28,10 +29,12 @@ def test_an_exposure_is_logged_once_however_often_the_variant_is_shown(running):
 def test_exposures_through_the_api_accept_an_ingest_key(running, ingest_client):
     running("api-exposure")
     make_people(1)
-    answer = ingest_client.get("/api/v1/experiments/assignments", {"person": "u0"}).json()["assignments"][0]
+    token = person_token(ingest_client, "u0")
+    query = {"person": "u0", "person_token": token}
+    answer = ingest_client.get("/api/v1/experiments/assignments", query).json()["assignments"][0]
     url = "/api/v1/experiments/api-exposure/exposures"
-    first = ingest_client.post(url, {"person": "u0", "variant": answer["variant"]})
-    again = ingest_client.post(url, {"person": "u0", "variant": answer["variant"]})
+    first = ingest_client.post(url, {**query, "variant": answer["variant"]})
+    again = ingest_client.post(url, {**query, "variant": answer["variant"]})
     assert (first.status_code, first.json()) == (200, {"logged": True})
     assert (again.status_code, again.json()) == (200, {"logged": False})
     assert Exposure.objects.count() == 1
@@ -43,7 +46,8 @@ def test_unknown_people_and_variants_are_named_in_the_error(running, ingest_clie
     url = "/api/v1/experiments/strict/exposures"
     unknown_person = ingest_client.post(url, {"person": "nobody", "variant": "control"})
     assert unknown_person.status_code == 400 and unknown_person.json()["attr"] == "person"
-    unknown_variant = ingest_client.post(url, {"person": "u0", "variant": "purple"})
+    token = person_token(ingest_client, "u0")
+    unknown_variant = ingest_client.post(url, {"person": "u0", "person_token": token, "variant": "purple"})
     assert unknown_variant.status_code == 400 and unknown_variant.json()["attr"] == "variant"
     assert ingest_client.post("/api/v1/experiments/nope/exposures", {"person": "u0", "variant": "a"}).status_code == 404
     assert Exposure.objects.count() == 0

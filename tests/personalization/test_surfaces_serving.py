@@ -30,6 +30,7 @@ from personalization.training import TRAINING_KINDS
 from profiles import hot_profile
 from profiles.models import Event
 from profiles.services import find_person, ingest_messages, recent_activity_by_key, record_consent
+from tests.conftest import person_token
 
 CURATED = ["sku-curated-1", "sku-curated-2", "sku-curated-3"]
 _trained: dict[str, str] = {}
@@ -321,7 +322,13 @@ def test_the_api_serves_get_and_post_with_an_ingest_key(engine, ingest_client):
     item = Item.objects.filter(kind="product", stock__gt=0).order_by("external_id")[3].external_id
     posted = ingest_client.post(
         "/api/v1/surfaces/homepage/recommendations",
-        {"person": "user-00003", "item": item, "cart": [], "recent_events": [{"type": "view", "item_id": item}]},
+        {
+            "person": "user-00003",
+            "person_token": person_token(ingest_client, "user-00003"),
+            "item": item,
+            "cart": [],
+            "recent_events": [{"type": "view", "item_id": item}],
+        },
         format="json",
     )
     assert posted.status_code == 200 and posted.json()["strategy"] == "personalized"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from profiles.models import Event, Identity, Person, PersonMerge
 from profiles.services import find_person, record_consent
-from tests.conftest import track
+from tests.conftest import person_token, track
 
 
 def person(key: str) -> Person:
@@ -18,8 +18,11 @@ def test_identify_merges_an_anonymous_history_into_the_known_person(ingest_clien
     known = find_person("user-7")
     assert anonymous and known and anonymous.pk != known.pk
 
+    # user-7 is known: with the ingest key, their first email needs the backend's person token.
+    verified = {"personToken": person_token(ingest_client, "user-7")}
     response = ingest_client.post(
-        "/api/v1/identify", {"userId": "user-7", "anonymousId": "anon-1", "traits": {"email": "Ann@Example.com"}}
+        "/api/v1/identify",
+        {"userId": "user-7", "anonymousId": "anon-1", "traits": {"email": "Ann@Example.com"}, "context": verified},
     )
 
     assert response.status_code == 200

@@ -110,6 +110,7 @@ class Command(BaseCommand):
             user.save()
         if not ApiKey.objects.filter(name="demo secret key", revoked_at__isnull=True).exists():
             _, secret = ApiKey.issue("demo secret key", KeyScope.SECRET, created_by=user)
-            _, ingest = ApiKey.issue("demo ingest key", KeyScope.INGEST, created_by=user)
+            ingest_key, ingest = ApiKey.issue("demo ingest key", KeyScope.INGEST, created_by=user)
             self.stdout.write(f"API keys (shown once): secret {secret}  ingest {ingest}")
+            self.stdout.write(f"Identity-verification secret of the ingest key: {ingest_key.identity_secret}")
         self.stdout.write(f"Demo login: {login} / {login}")

@@ -1,0 +1,55 @@
+"""The console pages' check: signed in (any user, staff or not: a CSM need not be staff), then the
+permission of the page's action. Nobody signed in goes to the login page; a signed-in person without
+the permission gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.views.decorators.http import require_GET
+
+from personalization.api.permissions import SEES_MESSAGES, Requirement, satisfied
+
+View = Callable[..., HttpResponse]
+
+
+def requires(requirement: Requirement) -> Callable[[View], View]:
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not satisfied(request.user, requirement):
+                raise PermissionDenied("Your role does not allow this page.")
+            return view(request, *args, **kwargs)
+
+        return login_required(checked)
+
+    return decorate
+
+
+# The console's pages in the order of the navigation, with what each needs to be opened.
+CONSOLE: list[tuple[str, Requirement]] = [
+    ("/surfaces/", "personalization.view_surface"),
+    ("/campaigns/", "campaigns.view_campaign"),
+    ("/approvals/", SEES_MESSAGES),
+    ("/experiments/", "experiments.view_experiment"),
+]
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """``/``: the first console page the person may open (a CSM lands on the approvals)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    for url, requirement in CONSOLE:
+        if satisfied(request.user, requirement):
+            return HttpResponseRedirect(url)
+    if request.user.is_staff:
+        return HttpResponseRedirect("/admin/")
+    raise PermissionDenied("Your account has no role yet; ask an administrator.")

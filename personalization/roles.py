@@ -1,0 +1,99 @@
+"""The roles of the console, as Django groups with permissions (created by a migration).
+
+Each role is a list of ``app_label.codename`` permissions; pages and the API check the permission of
+each action (``personalization/api/permissions.py``), never ``is_staff``. docs/security.md describes
+them for people. Give someone a role by adding them to the group (admin → Users → Groups).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PEOPLE_READ = [
+    "profiles.view_person",
+    "profiles.view_identity",
+    "profiles.view_consent",
+    "profiles.view_consentchange",
+    "profiles.view_event",
+    "profiles.view_profile",
+]
+SURFACES_READ = [
+    "personalization.view_surface",
+    "personalization.view_surfaceversion",
+    "personalization.view_surfacedailystats",
+]
+EXPERIMENTS_READ = [
+    "experiments.view_experiment",
+    "experiments.view_variant",
+    "experiments.view_layer",
+    "experiments.view_exposure",
+    "experiments.view_resultsnapshot",
+    "experiments.view_experimentchange",
+]
+CAMPAIGNS_READ = ["campaigns.view_campaign", "campaigns.view_campaignchange", "campaigns.view_account"]
+
+ROLES: dict[str, list[str]] = {
+    "Marketer": [
+        "catalog.view_item",
+        *SURFACES_READ,
+        "personalization.add_surface",
+        "personalization.change_surface",
+        "personalization.add_surfaceversion",
+        "personalization.preview_recommendations",
+        *CAMPAIGNS_READ,
+        "campaigns.add_campaign",
+        "campaigns.change_campaign",
+        "campaigns.delete_campaign",
+        "campaigns.view_message",
+        "personalization.launch_campaign",
+        *EXPERIMENTS_READ,
+        "experiments.add_experiment",
+        "experiments.change_experiment",
+        "personalization.run_experiment",
+        "personalization.conclude_experiment",
+        *PEOPLE_READ,
+    ],
+    # The approval queue of the accounts they manage (campaigns.approvals narrows it to them).
+    "CSM": ["campaigns.approve_message", "campaigns.view_account"],
+    "Analyst": [
+        "catalog.view_item",
+        *SURFACES_READ,
+        "personalization.view_modelversion",
+        *CAMPAIGNS_READ,
+        *EXPERIMENTS_READ,
+        *PEOPLE_READ,
+    ],
+    "Administrator": [
+        "personalization.view_apikey",
+        "personalization.add_apikey",
+        "personalization.change_apikey",
+        "auth.view_group",
+        "auth.add_group",
+        "auth.change_group",
+        "auth.delete_group",
+        "auth.view_permission",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "personalization.view_modelversion",
+        "personalization.change_modelversion",
+        *PEOPLE_READ,
+        "profiles.change_consent",
+        "personalization.export_person",
+        "personalization.erase_person",
+    ],
+}
+
+
+def ensure_roles(group_model: Any, permission_model: Any) -> None:
+    """Create the groups and give each exactly its permissions (a missing permission is an error)."""
+    for name, codes in ROLES.items():
+        group, _ = group_model.objects.get_or_create(name=name)
+        permissions = []
+        for code in codes:
+            app_label, codename = code.split(".")
+            found = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if found is None:
+                raise LookupError(f"Role {name}: no permission {code}")
+            permissions.append(found)
+        group.permissions.set(permissions)
