@@ -63,9 +63,9 @@ def _rich_life(staff: User) -> tuple[Person, list[int], Person]:
         {"type": "identify", "userId": USER, "anonymousId": LAPTOP_ANON, "traits": {"email": EMAIL, "country": "GB"}},
         _track("Order Completed", userId=USER, properties={"products": [{"product_id": "sku-2", "price": 12}]}),
     ]
-    for n, message in enumerate(views):
-        message.setdefault("messageId", f"m-identify-{n}")
-        message["timestamp"] = (t0 + timedelta(minutes=n)).isoformat()
+    for n, view in enumerate(views):
+        view.setdefault("messageId", f"m-identify-{n}")
+        view["timestamp"] = (t0 + timedelta(minutes=n)).isoformat()
     assert not ingest_messages(views, refresh=False).rejected
     phone_person = Identity.objects.get(value=PHONE_ANON).person_id
     # Signing in on the phone ties its anonymous history to Ada: the phone's person is merged into hers.
@@ -280,7 +280,8 @@ def test_every_table_with_a_cascading_key_to_a_person_is_walked():
     walked = {t.label: t.paths for t in person_tables()}
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
-            if field.is_relation and field.related_model is Person and field.remote_field.on_delete is models.CASCADE:
+            cascades = field.remote_field is not None and field.remote_field.on_delete is models.CASCADE
+            if field.is_relation and field.related_model is Person and cascades:
                 assert model._meta.label in walked, model
     assert walked["campaigns.ApprovalAction"] == ("message__person",)
     assert walked["experiments.Exposure"] == ("person",)
