@@ -174,20 +174,44 @@ def _forget_copies(person_ids: list[int], keys: set[IdentityKey]) -> None:
 
 @transaction.atomic
 def erase_person(key: str, requested_by: str) -> ErasureReceipt:
-    """Erase the person a key leads to and everyone merged into them; return the receipt."""
-    requested_by = (requested_by or "").strip()[:200]
-    if not requested_by:
-        raise ValueError("Say who asked for the erasure (requested_by).")
+    """Erase the person a key (user id, anonymous id or email) leads to and everyone merged into them."""
+    requested_by = _requester(requested_by)
     person = find_person(key)
     if person is None:
         receipt = erased_receipt(key)
         if receipt is not None:
             raise AlreadyErased(receipt.pk)
         raise PersonNotFound(f"No person is known by {key!r}.")
-    # Locks the people against a concurrent merge, consent change or event for them until the commit.
+    return _erase(person.pk, requested_by)
+
+
+@transaction.atomic
+def erase_person_by_id(person_id: int, requested_by: str) -> ErasureReceipt:
+    """The same for a person row (the admin's delete): a merged-away row leads to the person it was merged
+    into, whose data it now is, and that person is erased with everyone merged into them."""
+    requested_by = _requester(requested_by)
+    seen: set[int] = set()
+    current: int | None = person_id
+    while current is not None and current not in seen:
+        seen.add(current)
+        person_id = current
+        current = Person.objects.filter(pk=current).values_list("merged_into_id", flat=True).first()
+    if not Person.objects.filter(pk=person_id).exists():
+        raise PersonNotFound(f"No person {person_id}.")
+    return _erase(person_id, requested_by)
+
+
+def _requester(requested_by: str) -> str:
+    requested_by = (requested_by or "").strip()[:200]
+    if not requested_by:
+        raise ValueError("Say who asked for the erasure (requested_by).")
+    return requested_by
+
+
+def _erase(root_id: int, requested_by: str) -> ErasureReceipt:
     # Locking the survivor first holds off a merge into them (merge_people locks both sides).
-    list(Person.objects.select_for_update().filter(pk=person.pk).values_list("pk", flat=True))
-    person_ids = people_of(person.pk)
+    list(Person.objects.select_for_update().filter(pk=root_id).values_list("pk", flat=True))
+    person_ids = people_of(root_id)
     list(Person.objects.select_for_update().filter(pk__in=person_ids).values_list("pk", flat=True))
 
     keys = _keys_of(person_ids)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -318,3 +318,33 @@ def test_consent_history_of_the_person_goes_and_the_receipt_names_no_one(staff):
     text = repr(stored) + repr(list(ErasedKey.objects.values_list("key_hash", flat=True)))
     assert not any(key in text for key in KEYS)
     assert str(ada.pk) not in repr(stored["counts"].keys())
+
+
+def test_deleting_a_person_in_the_admin_is_an_erasure(client, staff):
+    _, person_ids, grace = _rich_life(staff)
+    admin = User.objects.create_superuser("root", "root@shop.test", "pw")
+    client.force_login(admin)
+    merged_away = person_ids[1]
+    # The merged-away row leads to Ada, whose data it is now: she goes, with everyone merged into her.
+    answer = client.post(f"/admin/profiles/person/{merged_away}/delete/", {"post": "yes"})
+    assert answer.status_code == 302
+    assert not Person.objects.filter(pk__in=person_ids).exists()
+    assert not Impression.objects.filter(person_id__in=person_ids).exists()
+    receipt = ErasureReceipt.objects.get()
+    assert receipt.requested_by == "admin:root" and receipt.people == 2
+    # The admin's own record of the deletion named her; it went too. Grace is untouched.
+    assert not LogEntry.objects.filter(object_repr__icontains=EMAIL).exists()
+    assert Person.objects.filter(pk=grace.pk).exists()
+
+
+def test_the_admin_offers_delete_only_with_the_erase_permission(client, staff):
+    ada, _, _ = _rich_life(staff)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_person", "delete_person"]))
+    client.force_login(staff)
+    assert client.post(f"/admin/profiles/person/{ada.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Person.objects.filter(pk=ada.pk).exists() and not ErasureReceipt.objects.exists()
+    staff.user_permissions.add(Permission.objects.get(codename="erase_person"))
+    staff = User.objects.get(pk=staff.pk)
+    client.force_login(staff)
+    assert client.post(f"/admin/profiles/person/{ada.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Person.objects.filter(pk=ada.pk).exists() and ErasureReceipt.objects.count() == 1
