@@ -47,13 +47,17 @@ class PersonErased(exceptions.NotFound):
     default_code = "erased"
 
 
+def refuse_if_erased(person_key: str) -> None:
+    receipt = erasure.erased_receipt(person_key)
+    if receipt is not None:
+        raise PersonErased(f"The person known by {person_key!r} was erased (receipt {receipt.pk}).")
+
+
 def _person_or_404(person_key: str) -> Person:
     person = find_person(person_key)
     if person is not None:
         return person
-    receipt = erasure.erased_receipt(person_key)
-    if receipt is not None:
-        raise PersonErased(f"The person known by {person_key!r} was erased (receipt {receipt.pk}).")
+    refuse_if_erased(person_key)
     raise exceptions.NotFound(f"No person is known by {person_key!r}.")
 
 

@@ -239,3 +239,14 @@ def test_the_schema_documents_the_people_endpoints(secret_client):
     assert "/api/v1/people/{person_key}/export" in paths
     error = person["delete"]["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
     assert error.endswith("/ApiError")
+
+
+def test_recording_consent_cannot_bring_an_erased_person_back(secret_client):
+    _person()
+    assert secret_client.delete(f"/api/v1/people/{USER}").status_code == 200
+    people = Person.objects.count()
+    answer = secret_client.put(f"/api/v1/people/{USER}/consent", {"purposes": {"email_marketing": True}})
+    assert answer.status_code == 404 and answer.json()["code"] == "erased"
+    assert Person.objects.count() == people and not Identity.objects.filter(value=USER).exists()
+    # Someone never erased still gets a person with their first consent.
+    assert secret_client.put("/api/v1/people/newcomer-1/consent", {"purposes": {"analytics": True}}).status_code == 200
