@@ -238,3 +238,11 @@ def _erase(root_id: int, requested_by: str) -> ErasureReceipt:
     ErasedKey.objects.bulk_create([ErasedKey(receipt=receipt, key_hash=key_hash(*k)) for k in sorted(keys)])
     transaction.on_commit(lambda: _forget_copies(person_ids, keys))
     return receipt
+
+
+def allow_return(key: str) -> int:
+    """Stop refusing events for a key that was erased (a customer who comes back under the same email):
+    its hashes leave the receipts, which keep their counts. Returns how many hashes went."""
+    hashes = [key_hash(kind, key) for kind in IdentityKind.values]
+    deleted, _ = ErasedKey.objects.filter(key_hash__in=hashes).delete()
+    return deleted

@@ -250,3 +250,20 @@ def test_recording_consent_cannot_bring_an_erased_person_back(secret_client):
     assert Person.objects.count() == people and not Identity.objects.filter(value=USER).exists()
     # Someone never erased still gets a person with their first consent.
     assert secret_client.put("/api/v1/people/newcomer-1/consent", {"purposes": {"analytics": True}}).status_code == 200
+
+
+def test_an_erased_customer_who_comes_back_can_be_let_in_again(secret_client):
+    _person()
+    assert secret_client.delete(f"/api/v1/people/{EMAIL}").status_code == 200
+    signup = {"type": "identify", "userId": "customer-0042-new", "traits": {"email": EMAIL}, "messageId": "back-1"}
+    assert ingest_messages([signup]).rejected[0].attr == "traits.email"
+    out = StringIO()
+    call_command("allow_return", EMAIL, stdout=out)
+    assert "accepted again" in out.getvalue()
+    assert not ingest_messages([signup]).rejected
+    assert Identity.objects.filter(value=EMAIL).exists()
+    # The receipt stays, with the other keys still refused.
+    assert ErasureReceipt.objects.count() == 1
+    assert ingest_messages([{**signup, "userId": USER, "messageId": "back-2"}]).rejected[0].attr == "userId"
+    with pytest.raises(CommandError):
+        call_command("allow_return", EMAIL)
