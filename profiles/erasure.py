@@ -42,7 +42,14 @@ from profiles import hot_profile
 from profiles.erased_keys import key_hash, normalized
 from profiles.identity import find_person
 from profiles.models import ErasedKey, ErasureReceipt, Identity, IdentityKind, Person, PersonMerge
-from profiles.person_data import MENTION_FIELDS, all_person_tables, people_of, person_id_tables, resolve_field
+from profiles.person_data import (
+    MENTION_FIELDS,
+    all_person_tables,
+    field_label,
+    people_of,
+    person_id_tables,
+    resolve_field,
+)
 from profiles.profiling import forget_profile
 
 logger = logging.getLogger(__name__)
@@ -129,20 +136,26 @@ class Mentions:
         return value
 
 
-def _redact_field(model: type[models.Model], field_name: str, mentions: Mentions) -> int:
-    field = model._meta.get_field(field_name)
-    is_json = isinstance(field, models.JSONField)
+def _redact_fields(model: type[models.Model], field_names: list[str], mentions: Mentions) -> Counter[str]:
+    """Blank the keys in these fields of one table: one pass over it, whatever the number of fields."""
+    query = Q()
     rows = model._default_manager.all()
-    if is_json:
-        rows = rows.annotate(_as_text=Cast(field_name, TextField())).filter(mentions.text_query("_as_text", True))
-    else:
-        rows = rows.filter(mentions.text_query(field_name, False))
-    changed = 0
-    for pk, value in rows.values_list("pk", field_name).iterator(chunk_size=500):
-        redacted = mentions.redact(value)
-        if redacted != value:
-            model._default_manager.filter(pk=pk).update(**{field_name: redacted})
-            changed += 1
+    for name in field_names:
+        if isinstance(model._meta.get_field(name), models.JSONField):
+            rows = rows.annotate(**{f"_{name}_text": Cast(name, TextField())})
+            query |= mentions.text_query(f"_{name}_text", True)
+        else:
+            query |= mentions.text_query(name, False)
+    changed: Counter[str] = Counter()
+    for pk, *values in rows.filter(query).values_list("pk", *field_names).iterator(chunk_size=500):
+        update = {}
+        for name, value in zip(field_names, values, strict=True):
+            redacted = mentions.redact(value)
+            if redacted != value:
+                update[name] = redacted
+                changed[field_label(model, name)] += 1
+        if update:
+            model._default_manager.filter(pk=pk).update(**update)
     return changed
 
 
@@ -224,10 +237,12 @@ def _erase(root_id: int, requested_by: str) -> ErasureReceipt:
     _, per_model = Person.objects.filter(pk__in=person_ids).delete()
     counts.update(per_model)
     if mentions:
-        for label in MENTION_FIELDS:
-            model, field_name = resolve_field(label)
+        by_table: dict[type[models.Model], list[str]] = {}
+        for model, field_name in map(resolve_field, MENTION_FIELDS):
             if model._meta.label != "admin.LogEntry":  # entries that name them were deleted above
-                counts[label] += _redact_field(model, field_name, mentions)
+                by_table.setdefault(model, []).append(field_name)
+        for model, field_names in by_table.items():
+            counts.update(_redact_fields(model, field_names, mentions))
 
     receipt = ErasureReceipt.objects.create(
         requested_by=requested_by,

@@ -348,3 +348,19 @@ def test_the_admin_offers_delete_only_with_the_erase_permission(client, staff):
     client.force_login(staff)
     assert client.post(f"/admin/profiles/person/{ada.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Person.objects.filter(pk=ada.pk).exists() and ErasureReceipt.objects.count() == 1
+
+
+def test_mentions_blank_long_keys_anywhere_and_short_keys_only_whole():
+    from profiles.erasure import Mentions
+
+    mentions = Mentions(["Ada@Example.org", "42", "anon-3f9e8d7c"])
+    assert mentions.redact({"to": "ada@example.org", "note": "mail ADA@example.org today", "n": 42}) == {
+        "to": "[erased]",
+        "note": "mail [erased] today",
+        "n": 42,
+    }
+    assert mentions.redact(["42", "order 42", {"anon-3f9e8d7c": ["x-anon-3f9e8d7c-y"]}]) == [
+        "[erased]",
+        "order 42",
+        {"[erased]": ["x-[erased]-y"]},
+    ]
