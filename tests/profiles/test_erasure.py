@@ -364,3 +364,57 @@ def test_mentions_blank_long_keys_anywhere_and_short_keys_only_whole():
         "order 42",
         {"[erased]": ["x-[erased]-y"]},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_that_arrives_during_the_erasure_is_not_stored(monkeypatch):
+    """The erasure locks the people first: an event for them committed meanwhile waits, then fails its
+    commit (the client retries and is refused), so nothing of theirs outlives the receipt."""
+    import threading
+
+    from django.db import IntegrityError, connection
+
+    from profiles import erasure
+
+    assert not ingest_messages([_track("Product Viewed", userId=USER)], refresh=False).rejected
+    locked, go = threading.Event(), threading.Event()
+    keys_of = erasure._keys_of
+
+    def keys_then_wait(person_ids: list[int]) -> Any:
+        found = keys_of(person_ids)
+        locked.set()
+        go.wait(10)
+        return found
+
+    monkeypatch.setattr(erasure, "_keys_of", keys_then_wait)
+    outcome: dict[str, Any] = {}
+
+    def erase() -> None:
+        try:
+            outcome["receipt"] = erase_person(USER, requested_by="ops")
+        finally:
+            connection.close()
+
+    def ingest() -> None:
+        try:
+            ingest_messages([_track("Product Viewed", userId=USER, messageId="late-1")], refresh=False)
+            outcome["ingested"] = True
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    eraser = threading.Thread(target=erase)
+    eraser.start()
+    assert locked.wait(10)
+    late = threading.Thread(target=ingest)
+    late.start()
+    late.join(1.0)
+    assert late.is_alive(), "the late event waits for the erasure"
+    go.set()
+    eraser.join(10)
+    late.join(10)
+    assert "receipt" in outcome
+    assert isinstance(outcome.get("error"), IntegrityError), outcome
+    assert not Event.objects.filter(message_id="late-1").exists()
+    assert not Person.objects.exists()
