@@ -117,9 +117,9 @@ class Mentions:
         alternatives = []
         for value in self.values:
             if value in self.distinctive:
-                alternatives.append(re.escape(json.dumps(value)[1:-1] if json_quoted else value))
+                alternatives.append(re.escape(json.dumps(value, ensure_ascii=False)[1:-1] if json_quoted else value))
             elif json_quoted:
-                alternatives.append(re.escape(json.dumps(value)))
+                alternatives.append(re.escape(json.dumps(value, ensure_ascii=False)))
             else:
                 alternatives.append(f"^{re.escape(value)}$")
         return Q(**{f"{lookup}__iregex": "|".join(alternatives)}) if alternatives else Q(pk__in=[])
@@ -161,9 +161,9 @@ def _rows_mentioning(model: type[models.Model], field_names: list[str], mentions
         patterns = []
         for value in mentions.values:
             if value in mentions.distinctive:
-                patterns.append(f"%{_like(json.dumps(value)[1:-1] if is_json else value)}%")
+                patterns.append(f"%{_like(json.dumps(value, ensure_ascii=False)[1:-1] if is_json else value)}%")
             else:
-                patterns.append(f"%{_like(json.dumps(value))}%" if is_json else _like(value))
+                patterns.append(f"%{_like(json.dumps(value, ensure_ascii=False))}%" if is_json else _like(value))
         assert isinstance(field, models.Field) and field.column
         column = f"{connection.ops.quote_name(model._meta.db_table)}.{connection.ops.quote_name(field.column)}"
         where.append(f"lower({column}::text) LIKE ANY(%s)")

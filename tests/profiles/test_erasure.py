@@ -419,3 +419,19 @@ def test_an_event_that_arrives_during_the_erasure_is_not_stored(monkeypatch):
     assert isinstance(outcome.get("error"), IntegrityError), outcome
     assert not Event.objects.filter(message_id="late-1").exists()
     assert not Person.objects.exists()
+
+
+def test_a_key_with_accents_and_quotes_is_found_in_json(staff):
+    person = Person.objects.create(traits={"email": "zoë.o'brien@example.org"})
+    Identity.objects.create(person=person, kind="email", value="zoë.o'brien@example.org")
+    other = Person.objects.create()
+    Event.objects.create(
+        message_id="x-1",
+        person=other,
+        kind="other",
+        properties={"invitee": "Zoë.O'Brien@example.org", "note": 'said "zoë.o\'brien@example.org"'},
+        timestamp=timezone.now(),
+        received_at=timezone.now(),
+    )
+    erase_person("zoë.o'brien@example.org", requested_by="ops")
+    assert Event.objects.get(message_id="x-1").properties == {"invitee": "[erased]", "note": 'said "[erased]"'}
