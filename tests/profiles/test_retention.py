@@ -118,3 +118,14 @@ def test_each_batch_is_committed_on_its_own(monkeypatch):
     monkeypatch.setattr(QuerySet, "delete", delete)
     assert apply_retention(now=NOW, batch_rows=2).deleted["profiles.Event"] == 4
     assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_scheduled_task_applies_retention(settings):
+    from profiles.tasks import apply_retention as task
+
+    settings.RETENTION_MONTHS = 24
+    person = Person.objects.create()
+    _events(person, [10_000, 1], "s")  # ages from today: the task uses the current time
+    assert task.run() == {"profiles.Event": 1, "personalization.Impression": 0}
+    assert Event.objects.count() == 1
