@@ -96,8 +96,6 @@ class Access(models.Model):
             ("run_experiment", "Can start, stop and re-bucket experiments"),
             ("conclude_experiment", "Can conclude experiments and ship a winner"),
             ("preview_recommendations", "Can see what any person gets on a surface, and why"),
-            ("export_person", "Can export everything held about a person"),
-            ("erase_person", "Can erase a person"),
         ]
 
     def __str__(self) -> str:

@@ -79,8 +79,8 @@ ROLES: dict[str, list[str]] = {
         "personalization.change_modelversion",
         *PEOPLE_READ,
         "profiles.change_consent",
-        "personalization.export_person",
-        "personalization.erase_person",
+        "profiles.export_person",
+        "profiles.erase_person",
     ],
 }
 

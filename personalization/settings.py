@@ -144,6 +144,12 @@ PROFILE_CACHE_SECONDS = envint("PROFILE_CACHE_SECONDS", "3600")
 # how long a copy lives after it was read from the database. 0 turns it off; without Redis there is none.
 HOT_PROFILE_SECONDS = envint("HOT_PROFILE_SECONDS", "600")
 PROFILE_HALF_LIFE_DAYS = envfloat("PROFILE_HALF_LIFE_DAYS", "90")
+# Erasure receipts keep a salted hash of each erased key so that replayed events can be refused
+# (profiles.erasure). Set ERASURE_SALT to keep recognising them across a SECRET_KEY rotation.
+ERASURE_SALT = envstr("ERASURE_SALT") or f"erasure-receipt:{SECRET_KEY}"
+# Events and impressions older than this are deleted by the daily retention job (profiles.retention).
+RETENTION_MONTHS = envint("RETENTION_MONTHS", "24")
+RETENTION_BATCH_ROWS = envint("RETENTION_BATCH_ROWS", "10000")
 
 # Celery: JSON only, acknowledge after the work is done, bounded run time, beat from the database.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

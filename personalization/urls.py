@@ -11,6 +11,7 @@ from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
+from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
 items = ItemViewSet.as_view({"get": "list", "put": "upsert"})
@@ -24,6 +25,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("page", PageView.as_view(), name="page"),
     path("batch", BatchView.as_view(), name="batch"),
     path("people/<str:person_key>/consent", ConsentView.as_view(), name="consent"),
+    path("people/<str:person_key>/export", PersonExportView.as_view(), name="person-export"),
+    path("people/<str:person_key>", PersonView.as_view(), name="person"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("recommendations/popular", PopularRecommendationsView.as_view(), name="popular-recommendations"),
     path("surfaces/<slug:key>/recommendations", SurfaceRecommendationsView.as_view(), name="surface-recommendations"),

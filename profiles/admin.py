@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from profiles.models import Consent, ConsentChange, Event, Identity, Person, PersonMerge, Profile
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from profiles.erasure import erase_person_by_id
+from profiles.models import Consent, ConsentChange, ErasureReceipt, Event, Identity, Person, PersonMerge, Profile
 
 
 class IdentityInline(admin.TabularInline):
@@ -29,6 +34,39 @@ class PersonAdmin(admin.ModelAdmin):
     @admin.display(description="email")
     def email(self, person: Person) -> str:
         return str((person.traits or {}).get("email", ""))
+
+    # Deleting a person here is an erasure (profiles.erasure): everyone merged into them, every table,
+    # every Redis copy, a receipt. A plain delete would leave merged-away people, impressions and copies.
+    def has_delete_permission(self, request: HttpRequest, obj: Person | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and request.user.has_perm("profiles.erase_person")
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], list[str]]:
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected  # erase_person covers every row the erasure removes
+
+    def delete_model(self, request: HttpRequest, obj: Person) -> None:
+        erase_person_by_id(obj.pk, requested_by=f"admin:{request.user.get_username()}")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Person]) -> None:
+        for person_id in list(queryset.values_list("pk", flat=True)):
+            if Person.objects.filter(pk=person_id).exists():  # not already erased with someone before it
+                erase_person_by_id(person_id, requested_by=f"admin:{request.user.get_username()}")
+
+
+@admin.register(ErasureReceipt)
+class ErasureReceiptAdmin(admin.ModelAdmin):
+    list_display = ["id", "requested_by", "requested_at", "people"]
+    readonly_fields = ["id", "requested_by", "requested_at", "people", "counts"]
+    date_hierarchy = "requested_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # receipts come from erasures
+
+    def has_change_permission(self, request: HttpRequest, obj: ErasureReceipt | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ErasureReceipt | None = None) -> bool:
+        return False  # the record that an erasure happened
 
 
 @admin.register(Identity)

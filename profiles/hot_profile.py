@@ -266,3 +266,16 @@ def drop_on_commit(person_ids: Iterable[int], *, what: str = "profile") -> None:
     ids = sorted(set(person_ids))
     if ids:
         transaction.on_commit(lambda: drop(ids, what=what))
+
+
+def forget_keys(keys: Iterable[str]) -> None:
+    """Forget which person these user ids, anonymous ids or emails led to (an erasure: the person is
+    gone, and no spelling of their keys may stay in Redis)."""
+    client = _client()
+    names = sorted({_prefix() + "id:" + k for key in keys for k in (key, key.strip().lower())})
+    if client is None or not names:
+        return
+    try:
+        client.delete(*names)
+    except Exception as exc:
+        logger.warning("Hot profile keys not dropped (they expire within %s s): %s", settings.HOT_PROFILE_SECONDS, exc)

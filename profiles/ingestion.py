@@ -18,10 +18,13 @@ from django.utils import timezone
 
 from personalization.shared_db import server_bound_cursor
 from profiles import hot_profile
+from profiles.erased_keys import refuse_erased
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
 from profiles.recent import RecentEvent, recent_event
 from profiles.segment import EventRow, MessageError, ParsedMessage, parse_message
+
+ERASED_DETAIL = "This person was erased; events for them are refused."
 
 
 @dataclass
@@ -68,12 +71,18 @@ def ingest_messages(
     """Store valid, new messages; ``refresh=False`` leaves profile refreshes to the caller (bulk loads)."""
     received_at = received_at or timezone.now()
     result = IngestResult()
-    valid: list[ParsedMessage] = []
+    parsed_at: list[tuple[int, ParsedMessage]] = []
     for index, message in enumerate(messages):
         try:
-            valid.append(parse_message(message, received_at, default_type))
+            parsed_at.append((index, parse_message(message, received_at, default_type)))
         except MessageError as error:
             result.rejected.append(MessageRejection(index, error.attr, error.code, error.detail))
+    # Messages for people who were erased are refused, so that a replay cannot bring them back.
+    parsed_at, refused = refuse_erased(parsed_at)
+    for index, attr in refused:
+        result.rejected.append(MessageRejection(index, attr, "erased", ERASED_DETAIL))
+    result.rejected.sort(key=lambda r: r.index)
+    valid = [parsed for _, parsed in parsed_at]
 
     seen: set[str] = set()
     unique: list[ParsedMessage] = []

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 
@@ -160,3 +162,34 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.person_id}"
+
+
+class ErasureReceipt(models.Model):
+    """That a person was erased, without who they were: who asked, when, how many rows went from
+    which table, and (in ``ErasedKey``) a salted hash of each key they were known by."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.CharField(max_length=200, help_text="The user, API key or operator who asked.")
+    requested_at = models.DateTimeField(db_index=True)
+    people = models.PositiveIntegerField(default=0, help_text="The person and everyone merged into them.")
+    counts = models.JSONField(default=dict, help_text="Rows removed per table (app_label.Model) and redacted fields.")
+
+    class Meta:
+        ordering = ["-requested_at"]
+        permissions = [
+            ("export_person", "Can export everything held about a person"),
+            ("erase_person", "Can erase a person and everyone merged into them"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Erasure {self.pk} by {self.requested_by} at {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class ErasedKey(models.Model):
+    """A salted hash of one erased key (kind and value), so that ingestion can refuse a replay."""
+
+    receipt = models.ForeignKey(ErasureReceipt, on_delete=models.CASCADE, related_name="keys")
+    key_hash = models.CharField(max_length=64, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key_hash

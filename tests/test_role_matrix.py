@@ -85,6 +85,10 @@ EXPECTED: dict[str, Entry] = {
     "api/v1/people/<str:person_key>/consent": Entry(
         {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "PUT": may(ADMIN, SECRET)}, {"person_key": "ann"}
     ),
+    "api/v1/people/<str:person_key>": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "DELETE": may(ADMIN, SECRET)}, {"person_key": "ann"}
+    ),
+    "api/v1/people/<str:person_key>/export": Entry({"GET": may(ADMIN, SECRET)}, {"person_key": "ann"}),
     "api/v1/recommendations": Entry({"GET": may(MARKETER, SECRET)}),
     "api/v1/recommendations/popular": Entry({"GET": may(MARKETER, ANALYST, INGEST, SECRET)}),
     "api/v1/surfaces/<slug:key>/recommendations": Entry(

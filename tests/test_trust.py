@@ -98,14 +98,14 @@ def test_roles_from_the_migration_hold_what_they_name():
     assert admin.put("/api/v1/people/ann/consent", {"purposes": {"analytics": False}}, format="json").status_code == 200
     assert admin.post("/api/v1/campaigns/draft/launch").status_code == 403
     for role, permission in [
-        ("Administrator", "personalization.erase_person"),
-        ("Administrator", "personalization.export_person"),
+        ("Administrator", "profiles.erase_person"),
+        ("Administrator", "profiles.export_person"),
         ("Administrator", "personalization.add_apikey"),
         ("Marketer", "personalization.launch_campaign"),
         ("CSM", "campaigns.approve_message"),
     ]:
         assert role_user(f"check-{role}-{permission}", role).has_perm(permission), (role, permission)
-    assert not role_user("check-analyst", "Analyst").has_perm("personalization.export_person")
+    assert not role_user("check-analyst", "Analyst").has_perm("profiles.export_person")
 
 
 @pytest.mark.django_db

@@ -41,8 +41,8 @@ LAUNCH = "personalization.launch_campaign"
 RUN_EXPERIMENT = "personalization.run_experiment"
 CONCLUDE_EXPERIMENT = "personalization.conclude_experiment"
 PREVIEW = "personalization.preview_recommendations"
-EXPORT_PERSON = "personalization.export_person"
-ERASE_PERSON = "personalization.erase_person"
+EXPORT_PERSON = "profiles.export_person"
+ERASE_PERSON = "profiles.erase_person"
 SEES_MESSAGES = AnyOf("campaigns.view_message", "campaigns.approve_message")
 
 # URL name → HTTP method → what a signed-in person needs.
@@ -55,6 +55,8 @@ REQUIRED: dict[str, dict[str, Requirement]] = {
     "page": {"POST": "profiles.add_event"},
     "batch": {"POST": ("profiles.add_event", "profiles.change_person")},
     "consent": {"GET": ("profiles.view_person", "profiles.view_consent"), "PUT": "profiles.change_consent"},
+    "person": {"GET": "profiles.view_person", "DELETE": ERASE_PERSON},
+    "person-export": {"GET": EXPORT_PERSON},
     "recommendations": {"GET": PREVIEW},
     "popular-recommendations": {"GET": "personalization.view_surface"},
     "surface-recommendations": {"GET": PREVIEW, "POST": PREVIEW},

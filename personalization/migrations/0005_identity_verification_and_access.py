@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
             ],
             options={
-                'permissions': [('launch_campaign', 'Can launch, pause and resume campaigns'), ('run_experiment', 'Can start, stop and re-bucket experiments'), ('conclude_experiment', 'Can conclude experiments and ship a winner'), ('preview_recommendations', 'Can see what any person gets on a surface, and why'), ('export_person', 'Can export everything held about a person'), ('erase_person', 'Can erase a person')],
+                'permissions': [('launch_campaign', 'Can launch, pause and resume campaigns'), ('run_experiment', 'Can start, stop and re-bucket experiments'), ('conclude_experiment', 'Can conclude experiments and ship a winner'), ('preview_recommendations', 'Can see what any person gets on a surface, and why')],
                 'managed': False,
                 'default_permissions': (),
             },

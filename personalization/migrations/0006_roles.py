@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("catalog", "0002_item_updated_at_index"),
-        ("profiles", "0002_event_person_recent_covering"),
+        ("profiles", "0004_retention_schedule"),
         ("experiments", "0002_periodic_jobs"),
         ("campaigns", "0002_periodic_jobs"),
     ]

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from personalization.api import person_tokens
 from personalization.api.errors import PayloadTooLarge, error_body
 from profiles import services
+from profiles.api.people import refuse_if_erased
 from profiles.api.serializers import (
     BatchSerializer,
     ConsentSerializer,
@@ -194,6 +195,7 @@ class ConsentView(APIView):
         with transaction.atomic():
             person = services.find_person(person_key)
             if person is None:  # consent may come before any event, e.g. at sign-up
+                refuse_if_erased(person_key)  # but it may not bring an erased person back
                 (person_id,) = resolve_people([identity_keys(None, person_key)])
                 person = Person.objects.get(pk=person_id)
             for purpose, granted in serializer.validated_data["purposes"].items():
