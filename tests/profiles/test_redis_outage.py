@@ -129,7 +129,8 @@ def test_finding_1_with_redis_down_ingestion_consent_and_recommendations_answer_
     ingest, secret = _client(ingest_key), _client(secret_key)
 
     # Redis up: the follow-up work goes at once, the outbox stays empty.
-    assert ingest.post("/api/v1/track", track("Product Viewed", user="o-1", properties={"product_id": "sku-o1"}))
+    first = ingest.post("/api/v1/track", track("Product Viewed", user="o-1", properties={"product_id": "sku-o1"}))
+    assert first.status_code == 200
     assert secret.get("/api/v1/recommendations?person=o-1").status_code == 200  # makes a hot profile copy
     assert not OutboxEntry.objects.exists() and own_redis.queued_tasks() == 1
     assert cache.get("probe") is None
@@ -234,3 +235,75 @@ def test_finding_1_a_process_starts_and_ingests_with_redis_unreachable(ingest_ke
     assert result.stdout.split()[-2:] == ["200", "200"], result.stderr[-2000:]
     assert Event.objects.filter(message_id="cold-m").exists()
     assert OutboxEntry.objects.filter(action=outbox.AFTER_INGEST).count() == 1
+
+
+def _hot_events(server: OwnRedis, person_id: int) -> int:
+    return int(redis.Redis.from_url(server.url(0)).llen(f"fault:1:hot:ev:{person_id}"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finding_1_with_only_the_broker_down_the_refresh_waits_and_nothing_is_done_twice(
+    own_redis, ingest_key, secret_key, make_item
+):
+    from profiles.services import find_person
+
+    make_item("sku-b1")
+    ingest, secret = _client(ingest_key), _client(secret_key)
+    first = ingest.post("/api/v1/track", track("Product Viewed", user="b-1", properties={"product_id": "sku-b1"}))
+    assert first.status_code == 200
+    person = find_person("b-1")
+    assert person is not None
+    assert secret.get("/api/v1/recommendations?person=b-1").status_code == 200  # the hot profile copy
+    before = _hot_events(own_redis, person.pk)
+    assert before == 1
+
+    _point_celery_at(f"redis://127.0.0.1:{_free_port()}/1")  # the broker alone goes away
+    response = ingest.post("/api/v1/track", track("Product Viewed", user="b-1", properties={"product_id": "sku-b1"}))
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    (entry,) = OutboxEntry.objects.all()
+    assert entry.payload["refresh"] == [person.pk]
+    assert _hot_events(own_redis, person.pk) == before + 1  # the append went; the refresh waits
+
+    queued = own_redis.queued_tasks()
+    _point_celery_at(own_redis.url(1))
+    report = outbox.relay()
+    assert (report.delivered, report.waiting) == (1, 0)
+    assert own_redis.queued_tasks() == queued + 1
+    assert _hot_events(own_redis, person.pk) == before + 1  # not appended a second time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consent_withdrawal_made_while_redis_was_unreachable_reaches_the_copy_it_kept(
+    own_redis, secret_key, settings
+):
+    from profiles import hot_profile
+    from profiles.services import ingest_messages
+
+    ingest_messages([track("Product Viewed", user="c-1", properties={"product_id": "sku-c"})], refresh=False)
+    outbox.relay()
+    secret = _client(secret_key)
+    assert secret.get("/api/v1/recommendations?person=c-1").status_code == 200
+    from profiles.services import find_person
+
+    person = find_person("c-1")
+    assert person is not None
+    person_id = person.pk
+    found = hot_profile.lookup(person_id=person_id)
+    assert found is not None and found.complete and found.granted is None  # the default: granted
+
+    # Redis unreachable from here (a network partition), but keeping its data.
+    reachable = settings.CACHES
+    settings.CACHES = {"default": {**reachable["default"], "LOCATION": f"redis://127.0.0.1:{_free_port()}/0"}}
+    response = secret.put("/api/v1/people/c-1/consent", {"purposes": {"personalization": False}})
+    assert response.status_code == 200
+    assert OutboxEntry.objects.filter(action=outbox.HOT_PROFILE_DROP).count() == 1
+
+    settings.CACHES = reachable  # back: the copy still says what it said before the withdrawal
+    shared_cache.forget_outages()
+    stale = hot_profile.lookup(person_id=person_id)
+    assert stale is not None and stale.complete and stale.granted is None
+
+    assert outbox.relay().delivered == 1
+    fresh = hot_profile.lookup(person_id=person_id)
+    assert fresh is not None and not fresh.complete  # dropped: the next read takes the database's answer
+    assert secret.get("/api/v1/recommendations?person=c-1").json()["personalized"] is False
