@@ -39,8 +39,6 @@ MAX_FUTURE = timedelta(days=1)
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 _NORMALIZE = re.compile(r"[\s_\-]+")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 # Names we understand, normalized (lowercase, single spaces), mapped to our event kinds.
 EVENT_KINDS = {
@@ -127,31 +125,27 @@ def parse_time(value: Any, attr: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _microseconds(moment: datetime) -> int:
-    """Microseconds since 1970 as an integer: exact, and free of the overflow that adding a
-    timedelta to a datetime near year 1 or 9999 raises (aware subtraction never overflows)."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
 def event_time(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
     """When it happened, corrected for the client's clock as Segment does: the timestamp shifted by
-    how far the client's ``sentAt`` is from the time we received the message."""
-    received = _microseconds(received_at)
+    how far the client's ``sentAt`` is from the time we received the message.
+
+    Comparing aware datetimes never overflows; adding a skew may (past year 9999 or before year 1),
+    and such a result is out of the window anyway."""
     if timestamp is None:  # no time of its own: when we received it (sentAt has nothing to correct)
         return received_at
-    as_sent = _microseconds(timestamp)
-    corrected = as_sent if sent_at is None else as_sent + received - _microseconds(sent_at)
-    latest = received + MAX_FUTURE // _MICROSECOND
-    earliest = _microseconds(EARLIEST)
-    if not earliest <= corrected <= latest:
+    latest = received_at + MAX_FUTURE
+    try:
+        corrected = timestamp if sent_at is None else timestamp + (received_at - sent_at)
+    except OverflowError:
+        corrected = None
+    if corrected is None or not EARLIEST <= corrected <= latest:
         window = f"between {EARLIEST:%Y-%m-%d} and a day after it was received"
-        if sent_at is not None and earliest <= as_sent <= latest:
+        if sent_at is not None and EARLIEST <= timestamp <= latest:
             raise MessageError(
                 "sentAt", f"Correcting the timestamp by sentAt puts it outside the accepted window ({window})."
             )
         raise MessageError("timestamp", f"Must be {window}.")
-    corrected = min(corrected, received + MAX_FUTURE_SKEW // _MICROSECOND)
-    return _EPOCH + timedelta(microseconds=corrected)
+    return min(corrected, received_at + MAX_FUTURE_SKEW)
 
 
 def check_values(message: dict[str, Any]) -> None:
@@ -192,9 +186,20 @@ def _check_text(text: str, path: tuple[str, ...], key: bool = False) -> None:
         raise MessageError(_dotted(path), f"{where} contains a lone UTF-16 surrogate (invalid Unicode).") from None
 
 
-def _size(message: dict[str, Any]) -> int:
-    """The message's size as compact UTF-8 JSON (its strings are known to be encodable)."""
-    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+def checked_size(message: dict[str, Any]) -> int:
+    """``check_values`` and the message's size as compact UTF-8 JSON, in one pass of C code for the
+    usual message: the encoder refuses infinities and a lone surrogate cannot be encoded as UTF-8;
+    NUL is always escaped; nesting cannot pass the limit with fewer brackets than that. Only a
+    message that trips one of these is walked, to name the field (a false alarm walks for nothing)."""
+    try:
+        encoded = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        size = len(encoded.encode())
+    except (ValueError, RecursionError):  # an infinity (UnicodeEncodeError is a ValueError too), or too deep
+        check_values(message)
+        raise MessageError("", "The message cannot be stored as JSON.") from None
+    if "\\u0000" in encoded or encoded.count("{") + encoded.count("[") > MAX_NESTING:
+        check_values(message)
+    return size
 
 
 def _optional_id(message: dict[str, Any], key: str) -> str | None:
@@ -227,10 +232,12 @@ def _object(message: dict[str, Any], key: str, attr: str | None = None) -> dict[
 def _number(value: Any, attr: str, integer: bool = False) -> Any:
     if value in (None, ""):
         return None
+    if type(value) is int and integer and INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+        return value  # the usual case, at once
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise MessageError(attr, "Must be a number.")
-    if isinstance(value, int) and not INTEGER_RANGE[0] * 10**3 <= value <= INTEGER_RANGE[1] * 10**3:
-        raise MessageError(attr, "Out of range.")  # before str(): a huge integer would not convert
+    if isinstance(value, int) and abs(value) > 10**15:  # before str(): a huge integer would not convert
+        raise MessageError(attr, "Out of range.")
     try:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
@@ -286,8 +293,7 @@ def parse_message(
     """Validate one message; raise ``MessageError`` naming the first bad field."""
     if not isinstance(message, dict):
         raise MessageError("", "Each message must be a JSON object.")
-    check_values(message)
-    size = _size(message)
+    size = checked_size(message)
     if size > max_bytes:
         raise MessageError("", f"The message is {size} bytes; at most {max_bytes} are accepted.", code="too_large")
     kind_of_call = message.get("type") or default_type

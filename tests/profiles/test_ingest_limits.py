@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from io import StringIO
 from typing import Any
 
@@ -17,7 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from profiles.models import Event, Identity
-from profiles.segment import MAX_NESTING, MAX_PRODUCTS
+from profiles.segment import EARLIEST, MAX_NESTING, MAX_PRODUCTS, MessageError, event_time
 from tests.conftest import track
 
 
@@ -298,3 +298,21 @@ def test_hostile_messages_never_cost_the_good_ones_their_place(ingest_client, ca
     assert answer["accepted"] == len(good)
     for message in good:
         assert Event.objects.filter(message_id=message["messageId"], position=0).count() == 1
+
+
+_any_moment = st.builds(
+    lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+)
+
+
+@given(timestamp=_any_moment, sent_at=st.none() | _any_moment)
+def test_any_timestamp_and_sent_at_give_a_time_in_the_window_or_a_named_error(timestamp, sent_at):
+    received = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    try:
+        corrected = event_time(timestamp, sent_at, received)
+    except MessageError as error:
+        assert error.attr in ("timestamp", "sentAt")
+        return
+    assert EARLIEST <= corrected <= received + timedelta(minutes=5)
