@@ -53,6 +53,9 @@ def gunicorn(transactional_db: object) -> Iterator[int]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "LOG_LEVEL": "WARNING",
+        "DEBUG": "False",
+        "SECRET_KEY": "chunked-test-only",
+        "ALLOWED_HOSTS": "127.0.0.1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "personalization.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],

@@ -222,6 +222,10 @@ def test_finding_1_a_process_starts_and_ingests_with_redis_unreachable(ingest_ke
         "REDIS_URL": f"{dead}/1",
         "CACHE_URL": f"{dead}/0",
         "LOG_LEVEL": "ERROR",
+        # The production shape, whatever the defaults are.
+        "DEBUG": "False",
+        "SECRET_KEY": "outage-test-only",
+        "ALLOWED_HOSTS": "testserver",
     }
     result = subprocess.run(
         [sys.executable, "-c", script],
