@@ -4,13 +4,15 @@ beside a plain ``COPY`` of the same rows into the same table as the baseline.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \
         .venv/bin/python bench/ingest.py
 
-It creates (and afterwards drops) its own database, ``pe_bench_ingest``, migrates it, serves the
-app with gunicorn on loopback and sends every purchase as one Segment ``track`` message, 500 to a
-batch, from ``--clients`` concurrent connections. Every accepted batch is committed before the
-server answers, so the rate is of durable events. With ``REDIS_URL`` set each batch also queues
-its profile refresh for the workers, as in production (no worker runs during the benchmark; the
-queue is emptied at the end). Options: ``--limit N`` to send fewer events, ``--workers`` and
-``--clients`` to shape the load, ``--keep`` to keep the database.
+It creates (and afterwards drops) its own database, ``pe_bench_ingest`` (``--database`` names
+another), migrates it, serves the app with gunicorn on loopback and sends every purchase as one
+Segment ``track`` message, 500 to a batch, from ``--clients`` concurrent connections. Every accepted
+batch is committed before the server answers, so the rate is of durable events. Each batch also
+writes its follow-up work to the outbox in its transaction and, with ``REDIS_URL`` set, delivers it
+after the commit as in production: its profile refresh queued for the workers (none runs during
+the benchmark; the queue is emptied at the end) and its hot profile append. Options: ``--limit N``
+to send fewer events, ``--workers`` and ``--clients`` to shape the load, ``--keep`` to keep the
+database.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
+    parser.add_argument("--database", default=BENCH_DB, help="Name of the scratch database (dropped first).")
     args = parser.parse_args()
 
     base_url = os.environ.get("DATABASE_URL")
@@ -145,7 +148,7 @@ def main() -> None:
     ]
     bodies = [json.dumps({"batch": messages[i : i + args.batch]}).encode() for i in range(0, len(messages), args.batch)]
 
-    db_url = recreate_database(base_url, BENCH_DB)
+    db_url = recreate_database(base_url, args.database)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -204,6 +207,7 @@ def main() -> None:
 
     with psycopg.connect(db_url) as conn:
         stored = conn.execute("SELECT count(*) FROM profiles_event").fetchone()[0]  # type: ignore[index]
+        waiting = conn.execute("SELECT count(*) FROM profiles_outboxentry").fetchone()[0]  # type: ignore[index]
         person_of: dict[str, int] = dict(
             conn.execute("SELECT value, person_id FROM profiles_identity WHERE kind = 'user_id'").fetchall()
         )
@@ -214,7 +218,7 @@ def main() -> None:
 
         redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
     if not args.keep:
-        drop_database(base_url, BENCH_DB)
+        drop_database(base_url, args.database)
 
     api_rate, copy_rate = len(rows) / api_seconds, len(rows) / copy_seconds
     print()
@@ -228,6 +232,7 @@ def main() -> None:
         f"{api_seconds:>8.2f} {api_rate:>10.0f} {api_rate / copy_rate:>7.3f}"
     )
     print(f"\naccepted {accepted}, stored {stored}, failed batches {failed}, clients {args.clients}")
+    print(f"outbox entries left undelivered: {waiting} (each batch writes one and delivers it after its commit)")
     if stored != len(rows) or failed:
         sys.exit("Not every event was stored.")
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "personalization.chunked_requests.ChunkedRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,12 +102,15 @@ REDIS_URL = envstr("REDIS_URL")
 # The cache may live in another Redis database than the broker (tests flush the cache's).
 CACHE_URL = envstr("CACHE_URL", REDIS_URL)
 if CACHE_URL:
+    # Resilient: while Redis cannot be reached each process caches in its own memory and answers on
+    # (personalization/shared_cache.py); the timeouts bound what one attempt to reach it may cost.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "personalization.shared_cache.ResilientRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "pe") or "pe",
             "TIMEOUT": 3600,
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 5.0},
         }
     }
 else:
@@ -193,7 +197,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "personalization.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["personalization.api.parsers.BoundedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

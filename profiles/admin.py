@@ -7,7 +7,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from profiles.erasure import erase_person_by_id
-from profiles.models import Consent, ConsentChange, ErasureReceipt, Event, Identity, Person, PersonMerge, Profile
+from profiles.models import (
+    Consent,
+    ConsentChange,
+    ErasureReceipt,
+    Event,
+    Identity,
+    OutboxEntry,
+    Person,
+    PersonMerge,
+    Profile,
+)
 
 
 class IdentityInline(admin.TabularInline):
@@ -121,3 +131,18 @@ class ProfileAdmin(admin.ModelAdmin):
     search_fields = ["person__identities__value"]
     raw_id_fields = ["person"]
     readonly_fields = ["event_counts", "category_affinity", "brand_affinity", "computed_at"]
+
+
+@admin.register(OutboxEntry)
+class OutboxEntryAdmin(admin.ModelAdmin):
+    """Follow-up work waiting for the broker or Redis; the relay delivers and deletes it."""
+
+    list_display = ["id", "action", "created_at", "attempts", "last_error"]
+    list_filter = ["action"]
+    readonly_fields = ["action", "payload", "created_at", "attempts", "last_error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False

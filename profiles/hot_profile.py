@@ -14,12 +14,15 @@ The database stays the record; Redis holds a copy that is filled on a miss and k
 
 Ingested events are appended to a profile that is in Redis (and only then: a profile is either
 whole or absent). Consent, traits, identity changes, merges and erasure drop the copy after their
-transaction commits. A change made while Redis cannot be reached reaches serving when the copy
-expires: ``HOT_PROFILE_SECONDS`` (default ten minutes) after it was copied from the database,
-however many events were appended since, so that bound holds for the most active person too.
+transaction commits. Both go through the outbox (``profiles.outbox``): written in the transaction
+of the change, done at once after the commit, or by the relay once Redis is back, so a change made
+while Redis cannot be reached still reaches it. Whatever Redis missed meanwhile is bounded anyway
+by the copy's life, ``HOT_PROFILE_SECONDS`` (default ten minutes) after it was copied from the
+database however many events were appended since, so that bound holds for the most active person too.
 
 Each operation is one Lua script, one round trip. Without Redis (the embedded default) there is no
-hot profile and every read goes to the database.
+hot profile and every read goes to the database; while Redis cannot be reached, reads go to the
+database too (``personalization.shared_cache.cache_is_down``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
-from personalization.shared_cache import redis_client
+from personalization.shared_cache import UNREACHABLE, cache_is_down, note_cache_down, redis_client
 
 if TYPE_CHECKING:
     from profiles.recent import RecentEvent
@@ -91,10 +93,12 @@ redis.call('SET', p .. 'pf:' .. pid, ARGV[5], 'EX', ttl)
 return 1
 """
 
-# ARGV: prefix, ttl, kept, then per person: id, number of events, the events.
+# ARGV: prefix, ttl, kept, the name of a key that marks this append done ('' for none: it may then
+# be done twice), then per person: id, number of events, the events.
 _APPEND = """
 local p, ttl, kept = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local i = 4
+if ARGV[4] ~= '' and not redis.call('SET', p .. ARGV[4], '1', 'NX', 'EX', 2 * tonumber(ttl)) then return 0 end
+local i = 5
 while i <= #ARGV do
   local pid, n = ARGV[i], tonumber(ARGV[i + 1])
   redis.call('INCR', p .. 'gen:' .. pid)
@@ -138,8 +142,26 @@ def _script(client: Any, source: str) -> Any:
     return found
 
 
+class Unreachable(Exception):
+    """Redis holds hot profiles but cannot be reached now: the change waits in the outbox."""
+
+
+def enabled() -> bool:
+    """Whether there are hot profiles at all (Redis is the cache and ``HOT_PROFILE_SECONDS`` > 0)."""
+    return getattr(settings, "HOT_PROFILE_SECONDS", 0) > 0 and redis_client() is not None
+
+
 def _client() -> Any | None:
-    return redis_client() if getattr(settings, "HOT_PROFILE_SECONDS", 0) > 0 else None
+    """The client for a read or a best-effort write: None without hot profiles or while Redis is away."""
+    if not enabled() or cache_is_down():
+        return None
+    return redis_client()
+
+
+def _failed(exc: Exception, what: str) -> None:
+    if isinstance(exc, UNREACHABLE):
+        note_cache_down(exc)
+    logger.warning("%s: %s", what, exc)
 
 
 def _prefix() -> str:
@@ -174,7 +196,7 @@ def lookup(key: str | None = None, person_id: int | None = None) -> Found | None
     try:
         reply = _script(client, _LOOKUP)(keys=keys, args=args)
     except Exception as exc:
-        logger.warning("Hot profile not read: %s", exc)
+        _failed(exc, "Hot profile not read")
         return None
     if not reply:
         return Found(person_id=None)
@@ -209,7 +231,7 @@ def remember_key(key: str, person_id: int) -> None:
             keys=[_prefix() + "id:" + key], args=[_prefix(), person_id, settings.HOT_PROFILE_SECONDS]
         )
     except Exception as exc:
-        logger.warning("Hot profile key not kept: %s", exc)
+        _failed(exc, "Hot profile key not kept")
 
 
 def fill(
@@ -228,44 +250,58 @@ def fill(
             )
         )
     except Exception as exc:
-        logger.warning("Hot profile not kept: %s", exc)
+        _failed(exc, "Hot profile not kept")
         return False
 
 
-def append(events_by_person: dict[int, list[RecentEvent]]) -> None:
-    """Newly stored events, added to the profiles Redis holds (a profile not there stays absent)."""
-    client = _client()
-    if client is None or not events_by_person:
+def append(events_by_person: dict[int, list[RecentEvent]], *, done_key: str = "") -> None:
+    """Newly stored events, added to the profiles Redis holds (a profile not there stays absent).
+
+    Raises ``Unreachable`` when Redis cannot be reached. ``done_key`` names this append, so that it
+    is done once however often it is asked for (the outbox may deliver an entry again)."""
+    if not enabled() or not events_by_person:
         return
-    args: list[Any] = [_prefix(), settings.HOT_PROFILE_SECONDS, EVENTS_KEPT]
+    client = _client()
+    if client is None:
+        raise Unreachable("Redis was unreachable a moment ago")
+    args: list[Any] = [_prefix(), settings.HOT_PROFILE_SECONDS, EVENTS_KEPT, done_key]
     for person_id, events in events_by_person.items():
         encoded = [encode_event(*e) for e in sorted(events, key=lambda e: e[1]) if e[2] in KINDS and e[0]]
         args += [person_id, len(encoded), *encoded]
-    try:
-        _script(client, _APPEND)(args=args)
-    except Exception as exc:
-        logger.warning("Hot profiles not updated (they expire within %s s): %s", settings.HOT_PROFILE_SECONDS, exc)
+    _run(client, _APPEND, args)
 
 
 def drop(person_ids: Iterable[int], *, what: str = "profile") -> None:
     """Forget the copies of these people: their ``profile``; with ``aliases`` also which keys lead
-    to them (an identity changed); ``gone``: they were merged away or erased, for good."""
-    client = _client()
+    to them (an identity changed); ``gone``: they were merged away or erased, for good.
+
+    Raises ``Unreachable`` when Redis cannot be reached."""
     ids = sorted(set(person_ids))
-    if client is None or not ids:
+    if not enabled() or not ids:
         return
+    client = _client()
+    if client is None:
+        raise Unreachable("Redis was unreachable a moment ago")
+    _run(client, _DROP, [_prefix(), settings.HOT_PROFILE_SECONDS, what, *ids])
+
+
+def _run(client: Any, source: str, args: list[Any]) -> None:
     try:
-        _script(client, _DROP)(args=[_prefix(), settings.HOT_PROFILE_SECONDS, what, *ids])
-    except Exception as exc:
-        logger.warning("Hot profiles not dropped (they expire within %s s): %s", settings.HOT_PROFILE_SECONDS, exc)
+        _script(client, source)(args=args)
+    except UNREACHABLE as exc:
+        note_cache_down(exc)
+        raise Unreachable(str(exc)) from exc
 
 
 def drop_on_commit(person_ids: Iterable[int], *, what: str = "profile") -> None:
-    """``drop`` once the current transaction commits (at once outside one): a fill racing the change
-    either ran before the drop or finds the generation moved."""
+    """``drop`` once the current transaction commits (at once outside one), through the outbox: a
+    fill racing the change either ran before the drop or finds the generation moved, and a drop
+    Redis was not there for is done when it is back."""
     ids = sorted(set(person_ids))
-    if ids:
-        transaction.on_commit(lambda: drop(ids, what=what))
+    if ids and enabled():
+        from profiles import outbox
+
+        outbox.record(outbox.HOT_PROFILE_DROP, {"people": ids, "what": what})
 
 
 def forget_keys(keys: Iterable[str]) -> None:

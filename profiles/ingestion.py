@@ -1,8 +1,10 @@
 """Durable, idempotent event ingestion.
 
 ``ingest_messages`` validates every message, drops replays (same messageId), stitches identities,
-and writes the events in one transaction: when it returns, what it accepted is committed.
-Profiles are refreshed by a task enqueued after the commit.
+and writes the events in one transaction: when it returns, what it accepted is committed. It needs
+only the database: what follows (the profile refresh a worker does, the hot profile append in Redis)
+is written to the outbox in the same transaction and delivered after the commit, at once or, while
+the broker or Redis is away, by the relay (``profiles.outbox``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from personalization.shared_db import server_bound_cursor
-from profiles import hot_profile
+from profiles import hot_profile, outbox
 from profiles.erased_keys import refuse_erased
 from profiles.identity import identity_keys, resolve_people
 from profiles.models import Event, Person
@@ -52,14 +55,23 @@ def _existing_message_ids(message_ids: list[str]) -> set[str]:
     return found
 
 
-def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> None:
+def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> list[int]:
+    """Merge the messages' traits into their people; return who changed (their hot profile goes)."""
     traits_by_person: dict[int, dict[str, Any]] = {}
     for message, person_id in parsed:
         if message.traits:
             traits_by_person.setdefault(person_id, {}).update(message.traits)
-    for person in Person.objects.filter(pk__in=traits_by_person):
+    if not traits_by_person:
+        return []
+    now = timezone.now()
+    people = list(Person.objects.filter(pk__in=traits_by_person).order_by("pk").select_for_update())
+    for person in people:
         person.traits = {**(person.traits or {}), **traits_by_person[person.pk]}
-        person.save(update_fields=["traits", "updated_at"])
+        person.updated_at = now
+    # One statement for all of them; the hot profile drop that a save would send goes with the
+    # rest of this batch's follow-up work, through the outbox.
+    Person.objects.bulk_update(people, ["traits", "updated_at"], batch_size=500)
+    return [person.pk for person in people]
 
 
 def ingest_messages(
@@ -67,14 +79,19 @@ def ingest_messages(
     default_type: str | None = None,
     received_at: datetime | None = None,
     refresh: bool = True,
+    max_bytes: int | None = None,
 ) -> IngestResult:
-    """Store valid, new messages; ``refresh=False`` leaves profile refreshes to the caller (bulk loads)."""
+    """Store valid, new messages; ``refresh=False`` leaves profile refreshes to the caller (bulk loads).
+
+    Every message is validated to what the database can hold before anything is written
+    (``profiles.segment``); ``max_bytes`` is the per-message limit (``INGEST_MAX_EVENT_BYTES``)."""
     received_at = received_at or timezone.now()
+    max_bytes = settings.INGEST_MAX_EVENT_BYTES if max_bytes is None else max_bytes
     result = IngestResult()
     parsed_at: list[tuple[int, ParsedMessage]] = []
     for index, message in enumerate(messages):
         try:
-            parsed_at.append((index, parse_message(message, received_at, default_type)))
+            parsed_at.append((index, parse_message(message, received_at, default_type, max_bytes)))
         except MessageError as error:
             result.rejected.append(MessageRejection(index, error.attr, error.code, error.detail))
     # Messages for people who were erased are refused, so that a replay cannot bring them back.
@@ -101,17 +118,27 @@ def ingest_messages(
             return result
         person_ids = resolve_people([identity_keys(p.anonymous_id, p.user_id, p.email) for p in fresh])
         pairs = list(zip(fresh, person_ids, strict=True))
-        _update_traits(pairs)
+        changed = _update_traits(pairs)
         rows = [(r, person_id) for parsed, person_id in pairs for r in parsed.rows]
         store_events(rows, received_at)
         result.accepted = len(fresh)
         result.events_stored = len(rows)
         result.person_ids = set(person_ids)
-        recent = _recent_by_person(rows)
-        transaction.on_commit(lambda: hot_profile.append(recent))
-        if refresh:
-            transaction.on_commit(lambda: _after_commit(result.person_ids))
+        _record_follow_up(result.person_ids if refresh else set(), rows, changed)
     return result
+
+
+def _record_follow_up(refresh: set[int], rows: list[tuple[EventRow, int]], changed: list[int]) -> None:
+    """The batch's follow-up work, as one outbox entry in the batch's transaction."""
+    payload: dict[str, Any] = {}
+    if refresh:
+        payload["refresh"] = sorted(refresh)
+    if hot_profile.enabled():
+        payload["append"] = {str(person): events for person, events in _recent_by_person(rows).items()}
+        if changed:
+            payload["drop"] = sorted(changed)
+    if payload:
+        outbox.record(outbox.AFTER_INGEST, payload)
 
 
 def _recent_by_person(rows: list[tuple[EventRow, int]]) -> dict[int, list[RecentEvent]]:
@@ -201,9 +228,3 @@ def store_events(rows: list[tuple[EventRow, int]], received_at: datetime) -> Non
         batch_size=1000,
         ignore_conflicts=True,  # a concurrent replay of the same message may have landed meanwhile
     )
-
-
-def _after_commit(person_ids: set[int]) -> None:
-    from profiles.tasks import refresh_profiles
-
-    refresh_profiles.delay(sorted(person_ids))

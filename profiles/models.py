@@ -193,3 +193,22 @@ class ErasedKey(models.Model):
 
     def __str__(self) -> str:
         return self.key_hash
+
+
+class OutboxEntry(models.Model):
+    """Work that must follow a commit (a profile refresh, a hot profile change), written in the same
+    transaction as the change that needs it, so that it is neither lost nor done before the change
+    is visible. Done at once after the commit when the broker and Redis answer, else by the relay
+    (``profiles.outbox``); a done entry is deleted."""
+
+    action = models.CharField(max_length=32)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0, help_text="Relay attempts that failed.")
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name_plural = "outbox entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.pk}"

@@ -45,6 +45,10 @@ MENTION_FIELDS: tuple[str, ...] = (
 NOT_PERSON_DATA: dict[str, str] = {
     "auth.User.email": "staff accounts of the console, not the people the engine profiles",
     "profiles.ErasureReceipt.counts": "row counts per table, no personal data",
+    "profiles.OutboxEntry.payload": (
+        "person ids of follow-up work waiting seconds for the broker; for an erased id it finds nobody"
+        " (a refresh skips a missing person, a drop of a gone one does nothing) and is deleted when done"
+    ),
     "catalog.Item.attributes": "catalogue attributes",
     "personalization.ModelVersion.metrics": "hold-out scores",
     "personalization.ModelVersion.training": "data sizes, timings and settings of a training run",

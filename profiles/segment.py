@@ -2,12 +2,21 @@
 
 Plain Python, free of Django: the ingest path is hot, so this is hand-written validation rather
 than a serializer per event. Every error names the field it is about.
+
+A message is checked against what the database can hold before anything is written, so one bad
+message is rejected by itself instead of failing the statement that would store its whole batch:
+no NUL character and no lone UTF-16 surrogate in any string or key (PostgreSQL's text and JSON
+cannot hold them), no infinite number, at most ``MAX_NESTING`` levels of objects and arrays, at
+most ``MAX_MESSAGE_BYTES``, ids and names within their columns, integers within 32 bits, prices
+within ``numeric(12, 2)``, at most ``MAX_PRODUCTS`` products an order, and a timestamp, once
+corrected for the client's clock, between ``EARLIEST`` and a day after it was received.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +26,16 @@ from typing import Any
 MESSAGE_TYPES = ("track", "identify", "page", "screen")
 MAX_ID_LENGTH = 200
 MAX_EVENT_NAME_LENGTH = 200
-# How far into the future a corrected timestamp may be before we clamp it to the receive time.
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit for a path; the identity column holds 255
+MAX_PRODUCTS = 500  # an order's products become rows at positions 0..499
+MAX_NESTING = 32  # levels of objects and arrays in a message, the message itself being the first
+MAX_MESSAGE_BYTES = 32 * 1024  # as compact UTF-8 JSON; Segment's own limit
+INTEGER_RANGE = (-(2**31), 2**31 - 1)  # an integer column
+MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
+# A timestamp, once corrected with sentAt, must fall in [EARLIEST, received + MAX_FUTURE]; one
+# between received + MAX_FUTURE_SKEW and that is taken as the receive time plus MAX_FUTURE_SKEW.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 _NORMALIZE = re.compile(r"[\s_\-]+")
@@ -59,13 +77,6 @@ class MessageError(ValueError):
     def __init__(self, attr: str, detail: str, code: str = "invalid") -> None:
         super().__init__(detail)
         self.attr, self.detail, self.code = attr, detail, code
-
-
-@dataclass(frozen=True, slots=True)
-class OversizedMessage:
-    """Stands in for a message that was over the size limit, so it is rejected with its index."""
-
-    limit: int
 
 
 @dataclass(slots=True)
@@ -114,41 +125,137 @@ def parse_time(value: Any, attr: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def event_time(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+    """When it happened, corrected for the client's clock as Segment does: the timestamp shifted by
+    how far the client's ``sentAt`` is from the time we received the message.
+
+    Comparing aware datetimes never overflows; adding a skew may (past year 9999 or before year 1),
+    and such a result is out of the window anyway."""
+    if timestamp is None:  # no time of its own: when we received it (sentAt has nothing to correct)
+        return received_at
+    latest = received_at + MAX_FUTURE
+    try:
+        corrected = timestamp if sent_at is None else timestamp + (received_at - sent_at)
+    except OverflowError:
+        corrected = None
+    if corrected is None or not EARLIEST <= corrected <= latest:
+        window = f"between {EARLIEST:%Y-%m-%d} and a day after it was received"
+        if sent_at is not None and EARLIEST <= timestamp <= latest:
+            raise MessageError(
+                "sentAt", f"Correcting the timestamp by sentAt puts it outside the accepted window ({window})."
+            )
+        raise MessageError("timestamp", f"Must be {window}.")
+    return min(corrected, received_at + MAX_FUTURE_SKEW)
+
+
+def check_values(message: dict[str, Any]) -> None:
+    """Every string and key storable (no NUL, no lone surrogate), every number finite, the nesting
+    within ``MAX_NESTING``; the first offence is raised with its dotted path."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(message, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, path)
+        elif isinstance(value, dict):
+            if len(path) >= MAX_NESTING:
+                raise MessageError(_dotted(path), f"Nested deeper than {MAX_NESTING} levels.", code="too_deep")
+            for key, item in value.items():
+                _check_text(key, path, key=True)
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            if len(path) >= MAX_NESTING:
+                raise MessageError(_dotted(path), f"Nested deeper than {MAX_NESTING} levels.", code="too_deep")
+            stack.extend((item, (*path, str(index))) for index, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise MessageError(_dotted(path), "Must be a finite number.")
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path)
+
+
+def _check_text(text: str, path: tuple[str, ...], key: bool = False) -> None:
+    if text.isascii() and "\x00" not in text:
+        return
+    where = f"A key of {_dotted(path) or 'the message'}" if key else "The value"
+    if "\x00" in text:
+        raise MessageError(_dotted(path), f"{where} contains a NUL character (\\u0000).")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageError(_dotted(path), f"{where} contains a lone UTF-16 surrogate (invalid Unicode).") from None
+
+
+def checked_size(message: dict[str, Any]) -> int:
+    """``check_values`` and the message's size as compact UTF-8 JSON, in one pass of C code for the
+    usual message: the encoder refuses infinities and a lone surrogate cannot be encoded as UTF-8;
+    NUL is always escaped; nesting cannot pass the limit with fewer brackets than that. Only a
+    message that trips one of these is walked, to name the field (a false alarm walks for nothing)."""
+    try:
+        encoded = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        size = len(encoded.encode())
+    except (ValueError, RecursionError):  # an infinity (UnicodeEncodeError is a ValueError too), or too deep
+        check_values(message)
+        raise MessageError("", "The message cannot be stored as JSON.") from None
+    if "\\u0000" in encoded or encoded.count("{") + encoded.count("[") > MAX_NESTING:
+        check_values(message)
+    return size
+
+
 def _optional_id(message: dict[str, Any], key: str) -> str | None:
     value = message.get(key)
     if value in (None, ""):
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise MessageError(key, "Must be a string.")
+    return _bounded_text(value, key, MAX_ID_LENGTH) or None
+
+
+def _bounded_text(value: str | int, attr: str, limit: int) -> str:
+    if isinstance(value, int) and abs(value) >= 10**limit:  # str() of a huge integer would be refused
+        raise MessageError(attr, f"Longer than {limit} characters.")
     text = str(value).strip()
-    if len(text) > MAX_ID_LENGTH:
-        raise MessageError(key, f"Longer than {MAX_ID_LENGTH} characters.")
-    return text or None
+    if len(text) > limit:
+        raise MessageError(attr, f"Longer than {limit} characters.")
+    return text
 
 
-def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
+def _object(message: dict[str, Any], key: str, attr: str | None = None) -> dict[str, Any]:
     value = message.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise MessageError(key, "Must be an object.")
+        raise MessageError(attr or key, "Must be an object.")
     return value
 
 
 def _number(value: Any, attr: str, integer: bool = False) -> Any:
     if value in (None, ""):
         return None
-    if isinstance(value, bool):
+    if type(value) is int and integer and INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+        return value  # the usual case, at once
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise MessageError(attr, "Must be a number.")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise MessageError(attr, "Must be a number.") from None
-    if not number.is_finite() or abs(number) >= Decimal("1e10"):
+    if isinstance(value, int) and abs(value) > 10**15:  # before str(): a huge integer would not convert
         raise MessageError(attr, "Out of range.")
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise MessageError(attr, "Must be a number.") from None
+    if not number.is_finite():
+        raise MessageError(attr, "Must be a finite number.")
     if integer:
+        if number != number.to_integral_value():
+            raise MessageError(attr, "Must be a whole number.")
+        if not INTEGER_RANGE[0] <= number <= INTEGER_RANGE[1]:
+            raise MessageError(attr, f"Out of range: {INTEGER_RANGE[0]} to {INTEGER_RANGE[1]}.")
         return int(number)
-    return number.quantize(Decimal("0.01"))
+    if abs(number) > MAX_PRICE:
+        raise MessageError(attr, f"Out of range: at most {MAX_PRICE} in absolute value.")
+    quantized = number.quantize(Decimal("0.01"))  # cannot overflow: bounded above
+    if abs(quantized) > MAX_PRICE:
+        raise MessageError(attr, f"Out of range: at most {MAX_PRICE} in absolute value.")
+    return quantized
 
 
 def _item_id(properties: dict[str, Any], attr: str) -> str:
@@ -157,10 +264,17 @@ def _item_id(properties: dict[str, Any], attr: str) -> str:
         if value not in (None, ""):
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise MessageError(f"{attr}.{key}", "Must be a string.")
-            text = str(value).strip()
-            if len(text) > MAX_ID_LENGTH:
-                raise MessageError(f"{attr}.{key}", f"Longer than {MAX_ID_LENGTH} characters.")
-            return text
+            return _bounded_text(value, f"{attr}.{key}", MAX_ID_LENGTH)
+    return ""
+
+
+def _order_id(properties: dict[str, Any]) -> str:
+    for key in ("order_id", "orderId"):
+        value = properties.get(key)
+        if value not in (None, ""):
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise MessageError(f"properties.{key}", "Must be a string.")
+            return _bounded_text(value, f"properties.{key}", MAX_ID_LENGTH)
     return ""
 
 
@@ -170,12 +284,18 @@ def content_message_id(message: dict[str, Any]) -> str:
     return f"auto-{digest[:40]}"
 
 
-def parse_message(message: Any, received_at: datetime, default_type: str | None = None) -> ParsedMessage:
+def parse_message(
+    message: Any,
+    received_at: datetime,
+    default_type: str | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> ParsedMessage:
     """Validate one message; raise ``MessageError`` naming the first bad field."""
-    if isinstance(message, OversizedMessage):
-        raise MessageError("", f"The message is larger than {message.limit} bytes.", code="too_large")
     if not isinstance(message, dict):
         raise MessageError("", "Each message must be a JSON object.")
+    size = checked_size(message)
+    if size > max_bytes:
+        raise MessageError("", f"The message is {size} bytes; at most {max_bytes} are accepted.", code="too_large")
     kind_of_call = message.get("type") or default_type
     if kind_of_call not in MESSAGE_TYPES:
         raise MessageError("type", f"Must be one of {', '.join(MESSAGE_TYPES)}.")
@@ -190,18 +310,23 @@ def parse_message(message: Any, received_at: datetime, default_type: str | None 
 
     properties = _object(message, "properties")
     context = _object(message, "context")
-    traits = _object(message, "traits") or _object(context, "traits")
+    traits_attr = "traits" if _object(message, "traits") else "context.traits"
+    traits = _object(message, "traits") or _object(context, "traits", "context.traits")
 
     sent_at = parse_time(message.get("sentAt"), "sentAt")
-    timestamp = parse_time(message.get("timestamp") or message.get("originalTimestamp"), "timestamp") or received_at
-    if sent_at is not None:
-        # The client's clock may be off: shift by how far its sentAt is from our receive time.
-        timestamp += received_at - sent_at
-    timestamp = min(timestamp, received_at + MAX_FUTURE_SKEW)
+    timestamp_attr = "timestamp" if message.get("timestamp") else "originalTimestamp"
+    try:
+        timestamp = event_time(parse_time(message.get(timestamp_attr), timestamp_attr), sent_at, received_at)
+    except MessageError as error:
+        error.attr = timestamp_attr if error.attr == "timestamp" else error.attr
+        raise
 
     parsed = ParsedMessage(message_id, kind_of_call, anonymous_id, user_id, traits)
+    email = parsed.email
+    if email is not None and len(email) > MAX_EMAIL_LENGTH:
+        raise MessageError(f"{traits_attr}.email", f"Longer than {MAX_EMAIL_LENGTH} characters.")
 
-    order_id = str(properties.get("order_id") or properties.get("orderId") or "")[:MAX_ID_LENGTH]
+    order_id = _order_id(properties)
 
     def row(
         position: int,
@@ -219,10 +344,13 @@ def parse_message(message: Any, received_at: datetime, default_type: str | None 
     if kind_of_call == "identify":
         row(0, "identify", "identify")
     elif kind_of_call in ("page", "screen"):
+        name_attr = "name" if message.get("name") else "properties.name"
         name = message.get("name") or properties.get("name") or ""
         if not isinstance(name, str):
-            raise MessageError("name", "Must be a string.")
-        row(0, "page", name[:MAX_EVENT_NAME_LENGTH], _item_id(properties, "properties"))
+            raise MessageError(name_attr, "Must be a string.")
+        if len(name) > MAX_EVENT_NAME_LENGTH:
+            raise MessageError(name_attr, f"Longer than {MAX_EVENT_NAME_LENGTH} characters.")
+        row(0, "page", name, _item_id(properties, "properties"))
     else:
         name = message.get("event")
         if not isinstance(name, str) or not name.strip():
@@ -234,9 +362,15 @@ def parse_message(message: Any, received_at: datetime, default_type: str | None 
         if products is not None and not isinstance(products, list):
             raise MessageError("properties.products", "Must be a list of products.")
         if products and kind in ("purchase", "add_to_cart", "view"):
+            if len(products) > MAX_PRODUCTS:
+                raise MessageError(
+                    "properties.products",
+                    f"At most {MAX_PRODUCTS} products a message; got {len(products)}. Split the order.",
+                    code="max_length",
+                )
             # One row per product; each keeps the order's own properties beside its product.
             order_properties = {k: v for k, v in properties.items() if k != "products"}
-            for index, product in enumerate(products[:500]):
+            for index, product in enumerate(products):
                 attr = f"properties.products.{index}"
                 if not isinstance(product, dict):
                     raise MessageError(attr, "Each product must be an object.")

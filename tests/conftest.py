@@ -26,9 +26,14 @@ def _no_hot_profile(settings: Any) -> None:
 def _clear_cache() -> None:
     # The shared cache, and what each process keeps of the database for a few seconds: a test must
     # not see the surfaces or keys of one whose rows were rolled back.
+    from personalization import shared_cache
     from personalization.api.authentication import forget_keys
     from personalization.surfaces import forget_live_surfaces
+    from profiles import outbox
 
+    # A test that made Redis or the broker unreachable must not leave the next one working without them.
+    shared_cache.forget_outages()
+    outbox.forget_outages()
     cache.clear()
     forget_live_surfaces()
     forget_keys()

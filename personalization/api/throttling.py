@@ -8,11 +8,16 @@ a sliding estimate: this window's count plus the previous window's, weighted by 
 still overlaps the last ``duration`` seconds. With Redis that is one pipelined round trip
 (``INCR``, ``EXPIRE``, ``GET``); with another cache backend the same counts go through Django's
 cache API.
+
+While Redis cannot be reached the counts are kept in this process's memory instead: the limit then
+holds per web process, so a key may get up to (number of web processes) × the rate until Redis is
+back. A rate limit that needs Redis to answer would turn a cache outage into an API outage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +27,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from personalization.models import ApiKey
-from personalization.shared_cache import redis_client
+from personalization.shared_cache import UNREACHABLE, cache_is_down, note_cache_down, redis_client
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -91,10 +96,16 @@ def _seconds_until_allowed(limit: int, duration: int, elapsed: float, current: i
 def _uncount(key: str, window: int) -> None:
     client = redis_client()
     if client is not None:
-        client.decr(cache.make_key(f"{key}:{window}"))
-    else:
-        with contextlib.suppress(ValueError):  # the window's counter expired meanwhile
-            cache.decr(f"{key}:{window}")
+        if not cache_is_down():
+            try:
+                client.decr(cache.make_key(f"{key}:{window}"))
+                return
+            except UNREACHABLE as exc:
+                note_cache_down(exc)
+        _in_process.uncount(key, window)
+        return
+    with contextlib.suppress(ValueError):  # the window's counter expired meanwhile
+        cache.decr(f"{key}:{window}")
 
 
 def _count(key: str, window: int, duration: int) -> tuple[int, int]:
@@ -102,12 +113,17 @@ def _count(key: str, window: int, duration: int) -> tuple[int, int]:
     current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
     client = redis_client()
     if client is not None:
-        pipeline = client.pipeline(transaction=False)
-        pipeline.incr(cache.make_key(current_key))
-        pipeline.expire(cache.make_key(current_key), 2 * duration)
-        pipeline.get(cache.make_key(previous_key))
-        current, _, previous = pipeline.execute()
-        return int(current), int(previous or 0)
+        if not cache_is_down():
+            try:
+                pipeline = client.pipeline(transaction=False)
+                pipeline.incr(cache.make_key(current_key))
+                pipeline.expire(cache.make_key(current_key), 2 * duration)
+                pipeline.get(cache.make_key(previous_key))
+                current, _, previous = pipeline.execute()
+                return int(current), int(previous or 0)
+            except UNREACHABLE as exc:
+                note_cache_down(exc)
+        return _in_process.count(key, window, duration)
     cache.add(current_key, 0, timeout=2 * duration)
     try:
         current = cache.incr(current_key)
@@ -115,3 +131,35 @@ def _count(key: str, window: int, duration: int) -> tuple[int, int]:
         cache.set(current_key, 1, timeout=2 * duration)
         current = 1
     return int(current), int(cache.get(previous_key) or 0)
+
+
+class _InProcessCounts:
+    """The same two-window counts in this process's memory, for while Redis cannot be reached."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # Per window length; within one, windows in the order they began (a dict keeps insertion order).
+        self.counts: dict[int, dict[tuple[str, int], int]] = {}
+
+    def count(self, key: str, window: int, duration: int) -> tuple[int, int]:
+        with self.lock:
+            counts = self.counts.setdefault(duration, {})
+            oldest = next(iter(counts), None)
+            if oldest is not None and (oldest[1] < window - 1 or len(counts) > 100_000):
+                # Windows older than the previous one no longer count.
+                counts = self.counts[duration] = {k: n for k, n in counts.items() if k[1] >= window - 1}
+            current = counts[(key, window)] = counts.get((key, window), 0) + 1
+            return current, counts.get((key, window - 1), 0)
+
+    def uncount(self, key: str, window: int) -> None:
+        with self.lock:
+            for counts in self.counts.values():
+                if (key, window) in counts:
+                    counts[(key, window)] -= 1
+
+    def clear(self) -> None:
+        with self.lock:
+            self.counts.clear()
+
+
+_in_process = _InProcessCounts()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -26,8 +25,8 @@ from profiles.api.serializers import (
     TrackSerializer,
 )
 from profiles.identity import identity_keys, resolve_people
-from profiles.models import ConsentChange, Person
-from profiles.segment import OversizedMessage
+from profiles.models import ConsentChange, Identity, Person
+from profiles.segment import MessageError, check_values
 
 
 class IngestView(APIView):
@@ -134,13 +133,13 @@ class BatchView(IngestView):
         shared_context, shared_sent_at = body.get("context"), body.get("sentAt")
         messages = []
         for message in batch:
+            # What the batch shares becomes part of each message, and is validated (and counted in
+            # its size) with it.
             if isinstance(message, dict):
                 if isinstance(shared_context, dict) and "context" not in message:
                     message["context"] = shared_context
                 if shared_sent_at and "sentAt" not in message:
                     message["sentAt"] = shared_sent_at
-                if len(json.dumps(message, default=str)) > settings.INGEST_MAX_EVENT_BYTES:
-                    message = OversizedMessage(settings.INGEST_MAX_EVENT_BYTES)
             messages.append(message)
         return messages
 
@@ -157,8 +156,20 @@ class BatchView(IngestView):
         return super().post(request)
 
 
+def _checked_key(person_key: str) -> str:
+    """A person's key from the URL, refused (400, naming it) when no identity could hold it."""
+    try:
+        check_values({"person": person_key})
+    except MessageError as error:
+        raise exceptions.ValidationError({"person": error.detail}, code="invalid") from None
+    longest = Identity._meta.get_field("value").max_length or 255
+    if len(person_key) > longest:
+        raise exceptions.ValidationError({"person": f"Longer than {longest} characters."}, code="max_length")
+    return person_key
+
+
 def _person_or_404(person_key: str) -> Person:
-    person = services.find_person(person_key)
+    person = services.find_person(_checked_key(person_key))
     if person is None:
         raise exceptions.NotFound(f"No person is known by {person_key!r}.")
     return person
@@ -190,6 +201,7 @@ class ConsentView(APIView):
         summary="Record consent decisions",
     )
     def put(self, request: Request, person_key: str) -> Response:
+        _checked_key(person_key)
         serializer = ConsentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
