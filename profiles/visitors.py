@@ -62,10 +62,23 @@ def public_reader(anonymous_id: str | None, verified_user_id: str | None, *, his
     return person_id
 
 
+# Longer than any identity column holds; see profiles.segment's limits.
+MAX_IDENTITY_LENGTH = 255
+
+
 def _text(value: Any) -> str | None:
+    """The value as an identity would be looked up, or None when no identity can hold it (a NUL,
+    a lone surrogate, too long): ingestion's own checks refuse such a message, naming the field."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
-    return str(value).strip() or None
+    text = str(value).strip()
+    if not text or len(text) > MAX_IDENTITY_LENGTH or "\x00" in text:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
 
 
 def _traits(message: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +121,7 @@ def _claim(message: dict[str, Any]) -> _Claim:
         anonymous_id=_text(message.get("anonymousId")),
         token=context.get("personToken") if isinstance(context, dict) else None,
         has_email="email" in traits,
-        email=str(raw).strip().lower() if raw not in (None, "") else None,
+        email=_text(str(raw).lower()) if raw not in (None, "") else None,
     )
 
 

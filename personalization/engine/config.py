@@ -72,7 +72,7 @@ class EngineConfig:
     ranker_trees: int = 300
     # Training stops adding trees once NDCG@20 on a sixth of the training people has not risen for
     # this many trees (0: always ``ranker_trees``).
-    ranker_early_stopping_rounds: int = 30
+    ranker_early_stopping_rounds: int = 0
     ranker_learning_rate: float = 0.05
     ranker_leaves: int = 15
     ranker_min_child_samples: int = 200
