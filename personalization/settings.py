@@ -189,7 +189,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1800")
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", "1500")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+# Training may run longer than the other tasks (personalization.tasks.train_engine).
+TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", "3600")
+# Redis hands an unacknowledged task to another worker after the visibility timeout: it must exceed
+# every task's hard time limit, or a task still running is delivered twice (a test checks every task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TRAINING_TIME_LIMIT) + 600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
