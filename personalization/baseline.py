@@ -48,6 +48,8 @@ class Recommendations:
     recommendation_id: str
     personalized: bool
     items: list[RecommendedItem] = field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str = ""
 
 
 def _popular() -> list[tuple[str, float]]:

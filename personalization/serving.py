@@ -49,7 +49,11 @@ def recommend(
         return baseline.recommend(None, limit, kind)
     _, engine = registry.serving_engine()
     if engine is None:
-        return baseline.recommend(person_id, limit, kind)
+        fallback = baseline.recommend(person_id, limit, kind)
+        problem = registry.serving_problem()
+        if problem:  # trained, but this process cannot load the model: the fallback, and why
+            fallback.degraded, fallback.degraded_reason = True, problem
+        return fallback
     ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
     items = [

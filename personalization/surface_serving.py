@@ -156,6 +156,10 @@ def _active_engine(plan: _Plan) -> None:
         logger.warning("Active model lookup failed: %s", exc)
         plan.model_version, plan.engine = _last_engine
         plan.degraded.append("cache unavailable" + ("; serving the last loaded model" if plan.engine else ""))
+        return
+    problem = registry.serving_problem()
+    if problem:
+        plan.degraded.append(problem + ("; serving the last loaded model" if plan.engine else ""))
 
 
 def _pinned_engine(version_id: int) -> Engine | None:
@@ -403,7 +407,8 @@ def forget_popular_answers() -> None:
 def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size: int) -> tuple[str, list[ServedItem]]:
     engine = plan.engine
     if engine is None:
-        plan.degraded.append("no trained model")
+        if not registry.serving_problem():  # else _active_engine already said why
+            plan.degraded.append("no trained model")
         return "popular", _curated(surface, plan, size)
 
     now = time.time()

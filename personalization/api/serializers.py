@@ -26,3 +26,5 @@ class RecommendationsSerializer(serializers.Serializer):
     recommendation_id = serializers.CharField()
     personalized = serializers.BooleanField(help_text="False when consent is missing or nothing is known yet.")
     items = RecommendedItemSerializer(many=True)
+    degraded = serializers.BooleanField(help_text="True when the trained model could not be used (see the reason).")
+    degraded_reason = serializers.CharField(help_text='Why, e.g. "model files of version 3 missing"; empty if not.')
