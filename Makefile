@@ -18,15 +18,17 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 # The working demo on the embedded default: SQLite, tasks in-process, email to files. No services.
+# DEBUG=True is what lets it run without keys of its own, so it listens on 127.0.0.1 only.
+DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CACHE_URL DEBUG=True
 demo: install
-	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py migrate --verbosity 0
-	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py seed_demo --if-empty --with-surfaces
-	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py train_engine --if-none-active
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --verbosity 0
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces
+	$(DEMO_ENV) $(BIN)/python manage.py train_engine --if-none-active
 	@echo ""
 	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
 	@echo "  Log in as demo / demo"
 	@echo ""
-	env -u DATABASE_URL -u REDIS_URL -u CACHE_URL $(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # Runs against DATABASE_URL / REDIS_URL when they are set (as .ci/run does), else the embedded default.
 test: install
@@ -36,7 +38,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=personalization.settings_for_tests $(BIN)/python manage.py makemigrations --check --dry-run
 
 serve: install
 	$(BIN)/gunicorn personalization.wsgi --bind 0.0.0.0:$(PORT) --workers 2

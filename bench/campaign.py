@@ -37,6 +37,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+# Settings refuse to start without keys when DEBUG is off; this script signs nothing anyone reads.
+os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+os.environ.setdefault("TRACKING_SECRET_KEY", "bench-only-tracking-secret")
 
 import django  # noqa: E402
 

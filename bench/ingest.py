@@ -154,6 +154,8 @@ def main() -> None:
         "DATABASE_URL": db_url,
         "DEBUG": "False",
         "SECRET_KEY": "bench-only-secret",
+        "TRACKING_SECRET_KEY": "bench-only-tracking-secret",
+        "HTTPS": "False",
         "ALLOWED_HOSTS": "127.0.0.1",
         "INGEST_RATE_LIMIT": "1000000/min",
         "LOG_LEVEL": "WARNING",

@@ -487,6 +487,8 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         "DJANGO_SETTINGS_MODULE": "personalization.settings",
         "DEBUG": "False",
         "SECRET_KEY": "bench-only-secret",
+        "TRACKING_SECRET_KEY": "bench-only-tracking-secret",
+        "HTTPS": "False",
         "ALLOWED_HOSTS": "127.0.0.1",
         "API_RATE_LIMIT": "10000000/min",
         "LOG_LEVEL": "WARNING",

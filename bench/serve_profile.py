@@ -56,6 +56,8 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
     os.environ.setdefault("DEBUG", "False")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    os.environ.setdefault("TRACKING_SECRET_KEY", "bench-only-tracking-secret")
+    os.environ.setdefault("HTTPS", "False")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     os.environ.setdefault("API_RATE_LIMIT", "10000000/min")
     os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -7,3 +7,8 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from campaigns import experiment_targets
+
+        experiment_targets.register()

@@ -9,6 +9,7 @@
 | ``CAMPAIGN_SEGMENT_TRAIT`` | plan | the trait whose value is a person's segment (send time, onboarding peers) |
 | ``CAMPAIGN_STO_SAMPLE`` | 20000 | engaged people whose history teaches the population and segment patterns |
 | ``CAMPAIGN_UNSUBSCRIBE_MAILTO`` | (empty) | an address added to ``List-Unsubscribe`` beside the one-click URL |
+| ``CAMPAIGN_PREPARATION_STALE_SECONDS`` | 300 | a preparation silent for this long lost its worker and is resumed |
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
 
 def send_lease_seconds() -> int:
     return _int("CAMPAIGN_SEND_LEASE_SECONDS", 300)
+
+
+def preparation_stale_seconds() -> int:
+    return _int("CAMPAIGN_PREPARATION_STALE_SECONDS", 300)
 
 
 def send_batch() -> int:

@@ -133,7 +133,8 @@ def log_holdout_exposures(now: datetime | None = None, limit: int = 5000) -> int
 def _log_exposures(person_id: int, assignments: dict[str, Any]) -> None:
     for experiment_key, variant in (assignments or {}).items():
         try:
-            experiments.log_exposure(experiment_key, person_id, variant)
+            # The variant the message was prepared with is what the person saw, even if the weights moved since.
+            experiments.log_exposure(experiment_key, person_id, variant, assigned=True)
         except Exception:  # an exposure is measurement; it never blocks or undoes a delivery
             logger.exception("Could not log the exposure of person %s to %s", person_id, experiment_key)
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from campaigns import people, scheduling
 from campaigns.models import ApprovalPolicy, Campaign, CampaignChange, CampaignStatus, Channel
 from campaigns.preparation import compiled_campaign
+from campaigns.rendering import refuse_costly
 from campaigns.rules import RuleError, conditions, is_everyone, parse_rule
 from campaigns.templating import TemplateError
 from experiments import services as experiments
@@ -130,7 +131,8 @@ def _check_templates(campaign: Campaign) -> None:
     if campaign.channel == Channel.EMAIL and not (campaign.html.strip() or campaign.text.strip()):
         raise CampaignError("An email needs an HTML or a text body.", "html", "required")
     try:
-        compiled_campaign(campaign)
+        # A trial render for a sample person refuses, at save, what would run over budget for anyone.
+        refuse_costly(compiled_campaign(campaign))
     except TemplateError as error:
         attr = (
             error.field

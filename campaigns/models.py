@@ -148,6 +148,15 @@ class Campaign(models.Model):
     )
     prepared_at = models.DateTimeField(null=True, blank=True)
     audience_size = models.PositiveIntegerField(null=True, blank=True)
+    # The preparation's claim: which run holds it and when it last showed progress. A run whose
+    # heartbeat went stale (its worker died) is resumed by campaigns.tasks.resume_stalled_preparations.
+    preparation_claim = models.CharField(max_length=32, blank=True, default="", editable=False)
+    preparation_heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the worker preparing the campaign last showed progress.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

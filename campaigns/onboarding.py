@@ -57,14 +57,23 @@ class OnboardingAnswer:
     peers: int
     population: int
     items: list[NextAction] = field(default_factory=list)
+    degraded_reason: str = ""  # why the engine's candidates were a fallback (e.g. model files missing)
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.degraded_reason)
 
 
-def _candidates(person_id: int | None, kinds: tuple[str, ...]) -> dict[str, catalog.ItemFacts]:
+def _candidates(person_id: int | None, kinds: tuple[str, ...]) -> tuple[dict[str, catalog.ItemFacts], str]:
+    """The candidate items, and why the engine's part of them was a fallback ("" when it was not)."""
     ids = set(people.activated_items("feature_activated")) if "feature" in kinds else set()
+    degraded: list[str] = []
     for kind in kinds:
         answer = engine.recommend(person_id, surface=SURFACE, limit=50, kind=kind, context={"channel": "onboarding"})
         ids.update(item.item_id for item in answer.items)
-    return {k: f for k, f in catalog.servable_items(ids).items() if f.kind in kinds}
+        if answer.degraded_reason and answer.degraded_reason not in degraded:
+            degraded.append(answer.degraded_reason)
+    return {k: f for k, f in catalog.servable_items(ids).items() if f.kind in kinds}, "; ".join(degraded)
 
 
 def _counts(candidates: dict[str, catalog.ItemFacts], trait: str | None, value: Any) -> tuple[int, dict[str, int]]:
@@ -91,7 +100,7 @@ def next_best_actions(person_id: int, limit: int = 5, kinds: tuple[str, ...] = K
     trait = conf.segment_trait()
     value = people.traits_of([person_id]).get(person_id, {}).get(trait) if personalized else None
     segment = str(value) if value not in (None, "") else None
-    candidates = _candidates(person_id if personalized else None, kinds)
+    candidates, degraded_reason = _candidates(person_id if personalized else None, kinds)
     population, everyone = _counts(candidates, None, None)
     peers, among_peers = _counts(candidates, trait, segment) if segment else (0, {})
     done: set[str] = set()
@@ -133,4 +142,5 @@ def next_best_actions(person_id: int, limit: int = 5, kinds: tuple[str, ...] = K
         peers=peers,
         population=population,
         items=actions[:limit],
+        degraded_reason=degraded_reason,
     )

@@ -10,12 +10,14 @@ saving anything, so a preview is exactly what that person would be sent.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import conf, onboarding, people, scheduling
@@ -333,33 +335,91 @@ def _decide_approval(prep: Preparation, message: Message, recipient: Recipient) 
 class PrepareResult:
     created: int = 0
     chunks: int = 0
+    claimed: bool = True  # False: another run holds the preparation and is alive
+
+
+def claim_preparation(campaign_id: int, now: datetime | None = None) -> str | None:
+    """Claim a campaign's preparation for this run: a conditional update that only one run can win,
+    and only while nobody else's heartbeat is fresh. Returns the claim, or None."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=conf.preparation_stale_seconds())
+    claim = uuid.uuid4().hex
+    won = (
+        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.PREPARING)
+        .filter(Q(preparation_heartbeat_at__isnull=True) | Q(preparation_heartbeat_at__lt=stale_before))
+        .update(preparation_claim=claim, preparation_heartbeat_at=now)
+    )
+    return claim if won == 1 else None
+
+
+def _heartbeat(campaign_id: int, claim: str) -> bool:
+    """Still ours? Refreshes the heartbeat; False when another run took the preparation over."""
+    return (
+        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.PREPARING, preparation_claim=claim).update(
+            preparation_heartbeat_at=timezone.now()
+        )
+        == 1
+    )
 
 
 def prepare(campaign_id: int, now: datetime | None = None) -> PrepareResult:
-    """Create the messages of a campaign being prepared, then let it run."""
+    """Create the messages of a campaign being prepared, then let it run.
+
+    Safe to run again and to resume: people who already have a message are skipped, and a run holds
+    the preparation by a claim with a heartbeat refreshed at every chunk (in the chunk's transaction),
+    so two runs never write at once and a run that lost its claim stops at its next chunk.
+    """
     result = PrepareResult()
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None or campaign.status != CampaignStatus.PREPARING:
         return result
+    claim = claim_preparation(campaign_id)
+    if claim is None:
+        logger.info("Campaign %s is being prepared by a live worker; not starting another run", campaign.key)
+        result.claimed = False
+        return result
     prep = preparation_for(campaign, now)
     audience = parse_rule(campaign.audience, "audience")
     for ids in people.audience_ids(audience, exclude_campaign_id=campaign.pk, chunk=CHUNK):
+        if not _heartbeat(campaign_id, claim):
+            result.claimed = False
+            return result
         messages = build_messages(prep, ids)
         with transaction.atomic():
+            if not _heartbeat(campaign_id, claim):  # locks the campaign's row until this chunk commits
+                result.claimed = False
+                return result
             Message.objects.bulk_create(messages, ignore_conflicts=True, batch_size=CHUNK)
             drafts = Message.objects.filter(campaign=campaign, person_id__in=ids, state=MessageState.DRAFT)
             drafts.filter(needs_approval=True).update(state=MessageState.PENDING_APPROVAL, updated_at=timezone.now())
             drafts.filter(needs_approval=False).update(state=MessageState.SCHEDULED, updated_at=timezone.now())
         result.created += len(messages)
         result.chunks += 1
-    Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.PREPARING).update(
+    Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.PREPARING, preparation_claim=claim).update(
         status=CampaignStatus.RUNNING,
         prepared_at=timezone.now(),
         audience_size=Message.objects.filter(campaign=campaign).count(),
+        preparation_heartbeat_at=None,
         updated_at=timezone.now(),
     )
     logger.info("Prepared campaign %s: %s messages in %s chunks", campaign.key, result.created, result.chunks)
     return result
+
+
+def stalled_preparations(now: datetime | None = None) -> list[int]:
+    """Campaigns being prepared whose run went silent (its worker died), or that no run ever claimed
+    (the queued task was lost) since launch, longer ago than the stale time."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=conf.preparation_stale_seconds())
+    silent = Q(preparation_heartbeat_at__lt=stale_before) | Q(
+        preparation_heartbeat_at__isnull=True, launched_at__lt=stale_before
+    )
+    return list(
+        Campaign.objects.filter(status=CampaignStatus.PREPARING)
+        .filter(silent)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaigns import tracking
+from campaigns import render_process, tracking
 from campaigns.templating import (
     MessageTemplate,
     RenderedMessage,
     TemplateError,
     TemplateFields,
+    TemplateTooCostly,
     VariantRule,
     choose_variant,
+    refuse_costly_constructs,
     validate,
     validate_variant_rules,
 )
@@ -198,7 +200,8 @@ def render_for(
         "recommendation_id": content.recommendation_id,
         "next_actions": [dict(action) for action in next_actions],
     }
-    message: RenderedMessage = compiled.template(variant, subject).render(context)
+    # In a child process killed at the template's deadline: no single filter call can run longer.
+    message: RenderedMessage = render_process.render(compiled.template(variant, subject), context)
     item_urls = {str(item.get("url")): str(item.get("id") or "") for item in items if item.get("url")}
     return RenderedContent(
         variant=variant,
@@ -208,6 +211,52 @@ def render_for(
         text=message.text,
         links=links_of(message.html, message.text, item_urls),
     )
+
+
+SAMPLE_RECIPIENT = Recipient(
+    person_id=0,
+    email="sample@example.com",
+    traits={"first_name": "Sam", "last_name": "Sample", "plan": "pro", "country": "GB", "timezone": "Europe/London"},
+    account={"name": "Sample Ltd", "tier": "enterprise"},
+)
+SAMPLE_CONTENT = ContentBlock(
+    recommendation_id="sample",
+    items=[
+        {
+            "id": f"sample-{n}",
+            "title": f"Sample product {n}",
+            "url": f"https://shop.example.com/p/sample-{n}",
+            "price": 10.0 * n,
+            "category": "Home > Kitchen",
+            "brand": "Acme",
+            "score": 1.0 / n,
+            "reason": "Popular right now",
+            "source": "popular",
+        }
+        for n in range(1, 7)
+    ],
+)
+
+
+def refuse_costly(compiled: CompiledCampaign) -> None:
+    """Render every variant once for a sample person, as the workers would; raise the error of a
+    template that goes over its budget (time, size, memory) whatever the data. Other render errors
+    depend on a person's data and are left to the render of that person."""
+    refuse_costly_constructs(compiled.fields, compiled.blocks)
+    for name, fields in compiled.variants.items():
+        try:
+            refuse_costly_constructs(fields)
+        except TemplateTooCostly as error:
+            raise TemplateTooCostly(error.field, f"variant {name!r}: {error.message}", error.line) from None
+    sample_actions = [{"id": "F1", "title": "Wishlists", "kind": "feature", "reason": "", "url": ""}]
+    for variant in (DEFAULT_VARIANT, *compiled.variants):
+        try:
+            render_for(compiled, SAMPLE_RECIPIENT, SAMPLE_CONTENT, variant=variant, next_actions=sample_actions)
+        except TemplateTooCostly as error:
+            where = "" if variant == DEFAULT_VARIANT else f"variant {variant!r}: "
+            raise TemplateTooCostly(error.field, f"{where}{error.message}", error.line, error.block) from None
+        except TemplateError:
+            continue
 
 
 # --- links and tracking ----------------------------------------------------------------------------------------

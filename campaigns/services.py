@@ -9,6 +9,7 @@ Campaigns (each change validated and audited)::
 Messages::
 
     prepare(campaign_id)                    the worker: audience → holdouts → render → suppress → queue/schedule
+    stalled_preparations() / claim_preparation(id)  resuming a preparation whose worker died, one run at a time
     due_message_batches() / send_batch(ids) the periodic sender (exactly once, see ``delivery``)
     decide(user, ids, "approve"|"reject") / edit(user, id, changes) / visible_messages(user)
     record_open(token) / record_click(token) / unsubscribe(token)
@@ -45,7 +46,7 @@ from campaigns.lifecycle import (
 )
 from campaigns.models import Campaign, CampaignStatus, Message, MessageState
 from campaigns.onboarding import NextAction, OnboardingAnswer, next_best_actions
-from campaigns.preparation import Preview, prepare, preview
+from campaigns.preparation import Preview, claim_preparation, prepare, preview, stalled_preparations
 
 __all__ = [
     "ApprovalDenied",
@@ -57,6 +58,7 @@ __all__ = [
     "Outgoing",
     "Preview",
     "audience_count",
+    "claim_preparation",
     "create_campaign",
     "decide",
     "delete_campaign",
@@ -78,6 +80,7 @@ __all__ = [
     "rollback",
     "schedule_approved",
     "send_batch",
+    "stalled_preparations",
     "unsubscribe",
     "update_campaign",
     "validate",

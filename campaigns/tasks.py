@@ -8,14 +8,36 @@ redelivered batch sends only what was not sent.
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from campaigns import services
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=3300, time_limit=3600)
+# Every time limit here is below the broker's visibility timeout (settings.CELERY_BROKER_TRANSPORT_OPTIONS),
+# so a task still running is never handed to a second worker (tests/campaigns/test_preparation_resume.py).
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+)
 def prepare_campaign(campaign_id: int) -> int:
-    """Select the audience, render one message per recipient and queue or schedule each."""
+    """Select the audience, render one message per recipient and queue or schedule each. A run cut
+    by its time limit is resumed where it stopped by :func:`resume_stalled_preparations`."""
     return services.prepare(campaign_id).created
+
+
+@shared_task(
+    ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=50, time_limit=60, expires=50
+)
+def resume_stalled_preparations() -> list[int]:
+    """The periodic check (every minute): queue again each preparation whose worker went silent.
+    The queued run claims the preparation before it works, so only one run ever proceeds."""
+    stalled = services.stalled_preparations()
+    for campaign_id in stalled:
+        prepare_campaign.delay(campaign_id)
+    return stalled
 
 
 @shared_task(

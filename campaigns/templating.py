@@ -14,7 +14,10 @@ Jinja2 template source written by a marketer, so it is treated as untrusted code
   and ``date``; there is no network access because nothing in the environment can reach it;
 - rendering is bounded: each field's output has a maximum length, ``range`` and loops have an
   iteration budget, string repetition, concatenation and exponentiation are size-checked, and a
-  wall-clock deadline is checked on every loop iteration, call and output chunk.
+  wall-clock deadline is checked on every loop iteration, call and output chunk. A single operation
+  can still run long inside C code between two checks (``sum`` of lists, ``wordwrap`` of a huge
+  string), so the campaign app renders in a child process that is killed at the deadline
+  (:mod:`campaigns.render_process`).
 
 HTML is autoescaped; subject, preheader and plain text are not (they are not HTML). Subject and
 preheader are single lines: whitespace, newlines included, collapses to single spaces, which also
@@ -74,6 +77,11 @@ class TemplateError(Exception):
         if line is not None:
             where += f", line {line}"
         super().__init__(f"{where}: {message}")
+
+
+class TemplateTooCostly(TemplateError):
+    """A template that went over its time, size or memory budget: refused at save when a trial
+    render shows it, a ``render_error`` when it only happens with some person's data."""
 
 
 class LimitExceeded(SecurityError):
@@ -486,6 +494,31 @@ def _static_check(tree: nodes.Template) -> tuple[int, str] | None:
     return None
 
 
+def refuse_costly_constructs(
+    fields: TemplateFields | Mapping[str, str], blocks: Mapping[str, str] | None = None
+) -> None:
+    """At save, refuse what can only be slow whatever the data: ``sum`` with a ``start`` that is not a
+    number (summing lists copies the growing total once per element, inside one C call). Raises
+    :class:`TemplateTooCostly`. Templates stored before are not refused when compiled: their
+    render is stopped at the deadline instead."""
+    environment = ImmutableSandboxedEnvironment()
+    sources: list[tuple[str, str, str | None]] = [
+        (name, getattr(TemplateFields.of(fields), name), None) for name in FIELDS
+    ]
+    sources += [("block", source, name) for name, source in (blocks or {}).items()]
+    for field_name, source, block in sources:
+        try:
+            tree = environment.parse(source)
+        except TemplateSyntaxError:
+            continue  # reported by validate()
+        for node in tree.find_all(nodes.Filter):
+            start = next((kw.value for kw in node.kwargs if kw.key == "start"), None)
+            if node.name == "sum" and start is not None and not isinstance(start, nodes.Const | nodes.Neg):
+                raise TemplateTooCostly(
+                    field_name, "sum() adds numbers only; start= must be a number", node.lineno, block
+                )
+
+
 def _line_of(exc: BaseException, filenames: Mapping[str, tuple[str, str | None]]) -> tuple[int | None, str | None]:
     """The innermost template line in a rewritten traceback, and the block it is in (if any)."""
     line: int | None = None
@@ -512,7 +545,8 @@ def _error(field_name: str, exc: BaseException, filenames: Mapping[str, tuple[st
             block = filenames[exc.filename][1]
         return TemplateError(field_name, message, exc.lineno, block)
     line, block = _line_of(exc, filenames)
-    return TemplateError(field_name, message, line, block)
+    kind = TemplateTooCostly if isinstance(exc, LimitExceeded | RecursionError | MemoryError) else TemplateError
+    return kind(field_name, message, line, block)
 
 
 class MessageTemplate:
@@ -583,8 +617,9 @@ class MessageTemplate:
         except (JinjaTemplateError, RecursionError, MemoryError) as exc:
             raise _error(field_name, exc, self._filenames) from None
 
-    def render(self, context: Mapping[str, Any]) -> RenderedMessage:
-        """Render every field for one recipient; raises :class:`TemplateError` on any problem."""
+    def render(self, context: Mapping[str, Any], on_field: Callable[[str], None] | None = None) -> RenderedMessage:
+        """Render every field for one recipient; raises :class:`TemplateError` on any problem.
+        ``on_field`` is told each field's name before it is rendered."""
         budget = _Budget(
             deadline=clock.monotonic() + self.limits.max_seconds,
             iterations_left=self.limits.max_iterations,
@@ -593,7 +628,11 @@ class MessageTemplate:
         )
         token = _budget.set(budget)
         try:
-            rendered = {name: self._render_field(name, context, budget) for name in FIELDS}
+            rendered = {}
+            for name in FIELDS:
+                if on_field is not None:
+                    on_field(name)
+                rendered[name] = self._render_field(name, context, budget)
         finally:
             _budget.reset(token)
         return RenderedMessage(**rendered)
@@ -621,7 +660,7 @@ class MessageTemplate:
         if field_name in _SINGLE_LINE_FIELDS:
             output = " ".join(output.split())
             if len(output) > limit:
-                raise TemplateError(field_name, f"the output is longer than {limit} characters")
+                raise TemplateTooCostly(field_name, f"the output is longer than {limit} characters")
         return output
 
 

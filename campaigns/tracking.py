@@ -1,8 +1,11 @@
 """Signed tracking links: the open pixel, click redirects and one-click unsubscribe.
 
 A token names a message by (campaign id, person id), plus the link's position for clicks, and is
-signed with the site's secret key (``django.core.signing``), one salt per purpose, so a pixel token
-cannot unsubscribe anybody and nobody can forge a token for another message. A click token carries
+signed (``django.core.signing``) with a key of its own, ``TRACKING_SECRET_KEY``, one salt per
+purpose, so a pixel token cannot unsubscribe anybody and nobody can forge a token for another
+message. The key is rotated by moving the current one to ``TRACKING_SECRET_KEYS_OLD``: tokens are
+then signed with the new key and those in emails already sent still verify until the old key is
+removed from the list. A click token carries
 the position of a link in the message, never a URL: the redirect target is read from the message,
 so the endpoint cannot be used as an open redirect.
 """
@@ -16,7 +19,7 @@ from django.core import signing
 
 from campaigns import conf
 
-_signers: dict[tuple[str, str], signing.Signer] = {}
+_signers: dict[tuple[str, ...], signing.Signer] = {}
 _SALTS = {
     "open": "campaigns.tracking.open",
     "click": "campaigns.tracking.click",
@@ -36,11 +39,12 @@ def base_url() -> str:
 
 
 def _signer(purpose: str) -> signing.Signer:
-    # One signer per purpose and secret key (building one costs as much as a signature).
-    key = (purpose, str(settings.SECRET_KEY))
-    signer = _signers.get(key)
+    # One signer per purpose and set of keys (building one costs as much as a signature).
+    current, old = str(settings.TRACKING_SECRET_KEY), tuple(settings.TRACKING_SECRET_KEYS_OLD)
+    cache_key = (purpose, current, *old)
+    signer = _signers.get(cache_key)
     if signer is None:
-        signer = _signers[key] = signing.Signer(salt=_SALTS[purpose])
+        signer = _signers[cache_key] = signing.Signer(key=current, fallback_keys=list(old), salt=_SALTS[purpose])
     return signer
 
 

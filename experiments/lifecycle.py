@@ -19,7 +19,7 @@ from django.contrib.auth.models import User as AccountUser
 from django.db import transaction
 from django.utils import timezone
 
-from experiments import metrics, results, serving
+from experiments import metrics, results, serving, targets
 from experiments.assignment import BUCKETS, Allocation, allocate, moved_buckets, reallocate, rebucket_salt
 from experiments.models import (
     RESERVED_KEYS,
@@ -111,15 +111,41 @@ def _plain(value: Any) -> Any:
 # --- Validation -----------------------------------------------------------------------------------
 
 
-def _check_variants(variants: Sequence[VariantSpec], is_bandit: bool, floor: float) -> list[VariantSpec]:
+MAX_WEIGHT = 1000.0
+
+
+def _check_weight(value: Any, attr: str) -> float:
+    """A weight is a finite number from 0 to 1000 (a bigger one only overflows the allocation)."""
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise ExperimentError("Must be a number.", attr) from None
+    if not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT:
+        raise ExperimentError(f"Must be a number from 0 to {MAX_WEIGHT:g}.", attr)
+    return weight
+
+
+def _check_payloads(variants: Sequence[Any], target_kind: str, target_key: str) -> None:
+    """Each payload against what it refers to (a surface version, a template variant…)."""
+    for index, spec in enumerate(variants):
+        try:
+            targets.check_payload(target_kind, target_key, spec.payload)
+        except targets.PayloadError as error:
+            attr = f"variants.{index}.payload" + ("" if error.field == "payload" else f".{error.field}")
+            raise ExperimentError(error.message, attr, code="invalid_reference") from None
+
+
+def _check_variants(
+    variants: Sequence[VariantSpec], is_bandit: bool, floor: float, target: tuple[str, str] = (TargetKind.GLOBAL, "")
+) -> list[VariantSpec]:
     if len(variants) < 2:
         raise ExperimentError("An experiment needs at least two variants (a control and one more).", "variants")
     keys = [v.key for v in variants]
     for index, spec in enumerate(variants):
         if not spec.key or not _SLUG.match(spec.key):
             raise ExperimentError("Use letters, digits, '-' and '_'.", f"variants.{index}.key")
-        if not math.isfinite(spec.weight) or spec.weight < 0:
-            raise ExperimentError("Must be a non-negative number.", f"variants.{index}.weight")
+        _check_weight(spec.weight, f"variants.{index}.weight")
+    _check_payloads(variants, *target)
     if len(set(keys)) != len(keys):
         raise ExperimentError("Variant keys must be unique.", "variants")
     if sum(v.weight for v in variants) <= 0:
@@ -185,7 +211,14 @@ def _replace_variants(experiment: Experiment, variants: Sequence[VariantSpec]) -
     )
 
 
-PLAN_FIELDS = ["baseline_mean", "baseline_sd", "baseline_source", "planned_sample_size", "mixture_variance"]
+PLAN_FIELDS = [
+    "baseline_mean",
+    "baseline_sd",
+    "baseline_source",
+    "planned_sample_size",
+    "mixture_variance",
+    "plan_warning",
+]
 
 
 def _apply_plan(experiment: Experiment, treatments: int) -> None:
@@ -195,6 +228,27 @@ def _apply_plan(experiment: Experiment, treatments: int) -> None:
     experiment.baseline_source = planned.source
     experiment.planned_sample_size = planned.planned_sample_size
     experiment.mixture_variance = planned.mixture_variance
+    experiment.plan_warning = plan_warning(experiment, treatments + 1)
+
+
+def plan_warning(experiment: Experiment, variant_count: int) -> str:
+    """A warning when the plan needs more people than the target can reach, else ""."""
+    per_variant = experiment.planned_sample_size
+    if not per_variant:
+        return ""
+    eligible = targets.eligible_audience(experiment.target_kind, experiment.target_key)
+    if eligible is None:
+        return ""
+    needed = per_variant * variant_count
+    reachable = eligible * experiment.traffic * (experiment.layer_share if experiment.layer_id else 1.0)
+    if needed <= reachable:
+        return ""
+    times = f"{needed / reachable:.1f}× " if reachable >= 1 else ""
+    return (
+        f"The plan needs {needed:,} people ({per_variant:,} per variant × {variant_count}), {times}more than the "
+        f"{int(reachable):,} this target can reach: it will likely end without a clear result. Raise the "
+        "minimum detectable effect, the traffic, or the audience."
+    )[:500]
 
 
 # --- Create and edit ------------------------------------------------------------------------------
@@ -220,7 +274,10 @@ def create_experiment(
     if unknown:
         raise ExperimentError(f"Unknown setting {sorted(unknown)[0]!r}.", sorted(unknown)[0])
     _check_settings(options)
-    variants = _check_variants(variants, bool(options.get("is_bandit")), float(options.get("bandit_floor", 0.05) or 0))
+    target = (str(options.get("target_kind") or TargetKind.GLOBAL), str(options.get("target_key") or ""))
+    variants = _check_variants(
+        variants, bool(options.get("is_bandit")), float(options.get("bandit_floor", 0.05) or 0), target
+    )
     options.setdefault("owner", _user(user))
     source = "marketer" if options.get("baseline_mean") is not None else ""
     experiment = Experiment(key=key, name=name or key, salt=rebucket_salt(key, 0), baseline_source=source, **options)
@@ -283,7 +340,12 @@ def update_experiment(
         experiment.layer = _layer(layer) if layer else None
         detail["after"]["layer"] = layer or None
     if variants is not None:
-        checked = _check_variants(variants, experiment.is_bandit, experiment.bandit_floor)
+        checked = _check_variants(
+            variants, experiment.is_bandit, experiment.bandit_floor, (experiment.target_kind, experiment.target_key)
+        )
+    elif "target_kind" in changes or "target_key" in changes:
+        _check_payloads(list(experiment.variants.all()), experiment.target_kind, experiment.target_key)
+    if variants is not None:
         detail["before"]["variants"] = [
             {"key": v.key, "weight": v.weight, "payload": v.payload} for v in experiment.variants.all()
         ]
@@ -393,6 +455,10 @@ def start(experiment: Experiment, user: User = None) -> Experiment:
     variants = list(experiment.variants.order_by("position", "id"))
     if len(variants) < 2 or sum(v.is_control for v in variants) != 1:
         raise ExperimentError("An experiment needs a control and at least one more variant.", "variants")
+    # What the payloads refer to may have gone since they were saved (a surface version, a campaign variant).
+    _check_payloads(variants, experiment.target_kind, experiment.target_key)
+    for index, variant in enumerate(variants):
+        _check_weight(variant.weight, f"variants.{index}.weight")
     if experiment.is_bandit and experiment.bandit_floor > 1 / len(variants):
         raise ExperimentError(f"The floor must be at most 1/{len(variants)} for {len(variants)} arms.", "bandit_floor")
     if experiment.layer_id is not None:
@@ -501,8 +567,7 @@ def set_weights(
     for key, value in weights.items():
         if key not in known:
             raise ExperimentError(f"There is no variant {key!r}.", f"weights.{key}")
-        if not math.isfinite(float(value)) or float(value) < 0:
-            raise ExperimentError("Must be a non-negative number.", f"weights.{key}")
+        _check_weight(value, f"weights.{key}")
     before = _weights(variants)
     after = {**before, **{k: float(v) for k, v in weights.items()}}
     if sum(after.values()) <= 0:

@@ -6,7 +6,10 @@ The numbers live in the Django-free core (``assignment``, ``stats``, ``sequentia
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -117,6 +120,12 @@ class Experiment(models.Model):
     mixture_variance = models.FloatField(
         null=True, blank=True, help_text="τ² of the sequential test of the primary metric, fixed at start."
     )
+    plan_warning = models.CharField(
+        max_length=500, blank=True, help_text="Set when the plan needs more people than the target can reach."
+    )
+    refused_exposures = models.PositiveIntegerField(
+        default=0, help_text="Exposures refused because they named a variant the person was not assigned."
+    )
 
     is_bandit = models.BooleanField(default=False)
     bandit_floor = models.FloatField(default=0.05, validators=[MinValueValidator(0), MaxValueValidator(0.5)])
@@ -161,7 +170,9 @@ class Variant(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     key = models.SlugField(max_length=100)
     name = models.CharField(max_length=200, blank=True)
-    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0)])
+    weight = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0), MaxValueValidator(1000)], help_text="Relative share, 0 to 1000."
+    )
     payload = models.JSONField(
         default=dict,
         blank=True,
@@ -182,6 +193,11 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}:{self.key}"
+
+    def clean(self) -> None:
+        # The validators let NaN through (every comparison with it is false).
+        if self.weight is not None and not math.isfinite(self.weight):
+            raise ValidationError({"weight": "A finite number from 0 to 1000 is required."})
 
 
 class Exposure(models.Model):

@@ -4,7 +4,11 @@ Assignment and exposures (hot path, no database query to assign)::
 
     assign(experiment_key, person_id) -> Assignment | None
     assignments_for(person_id, target_kind=None, target_key=None) -> list[Assignment]
-    log_exposure(experiment_key, person_id, variant_key, at=None) -> bool
+    log_exposure(experiment_key, person_id, variant_key, at=None) -> bool   (refuses a variant not assigned)
+
+What variant payloads refer to (apps above register their checks when they load)::
+
+    register_target(target_kind, check=..., audience=...); eligible_audience(kind, key)
 
 Lifecycle (each one audited)::
 
@@ -36,7 +40,8 @@ from experiments.lifecycle import (
 from experiments.metrics import METRICS, MetricDefinition
 from experiments.results import compute_results, latest_results, lift_history, plan, record_results
 from experiments.reweighting import reweight, reweight_bandits
-from experiments.serving import Assignment, UnknownVariant, assign, assignments_for, log_exposure
+from experiments.serving import Assignment, NotAssigned, UnknownVariant, assign, assignments_for, log_exposure
+from experiments.targets import PayloadError, eligible_audience, model_version_number, register_target
 
 __all__ = [
     "METRICS",
@@ -44,6 +49,8 @@ __all__ = [
     "ExperimentError",
     "GuardrailStop",
     "MetricDefinition",
+    "NotAssigned",
+    "PayloadError",
     "UnknownVariant",
     "VariantSpec",
     "apply_guardrails",
@@ -53,12 +60,15 @@ __all__ = [
     "conclude",
     "create_experiment",
     "effective_shares",
+    "eligible_audience",
     "latest_results",
     "lift_history",
     "log_exposure",
+    "model_version_number",
     "plan",
     "rebucket",
     "record_results",
+    "register_target",
     "reweight",
     "reweight_bandits",
     "run_guardrails",

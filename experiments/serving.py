@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from experiments.assignment import Allocation, ExperimentSplit
@@ -247,12 +248,21 @@ class UnknownVariant(ValueError):
     pass
 
 
-def log_exposure(experiment_key: str, person_id: int, variant_key: str, at: datetime | None = None) -> bool:
+class NotAssigned(ValueError):
+    """An exposure to a variant the person was not assigned (or in an experiment they are not in)."""
+
+
+def log_exposure(
+    experiment_key: str, person_id: int, variant_key: str, at: datetime | None = None, *, assigned: bool = False
+) -> bool:
     """Record that the person was shown ``variant_key``; True only for the first exposure.
 
     Ignored (False) when the experiment is not running, the variant was stopped by a guardrail,
     the person has already been exposed, or the person refused analytics. ``person_id`` must be
-    an existing person. Raises ``UnknownVariant`` for a key the experiment does not have.
+    an existing person. Raises ``UnknownVariant`` for a key the experiment does not have, and
+    ``NotAssigned`` (counted on the experiment) for a variant the person is not assigned now;
+    ``assigned=True`` is for callers that hold an assignment the service made earlier (a campaign
+    message prepared before a weight change), which stays true for what was shown.
     """
     config = _configuration()
     state = config.experiments.get(experiment_key)
@@ -263,6 +273,13 @@ def log_exposure(experiment_key: str, person_id: int, variant_key: str, at: date
         raise UnknownVariant(f"Experiment {experiment_key!r} has no variant {variant_key!r}.")
     if variant.stopped:
         return False
+    if not assigned:
+        current = _assign(config, state, person_id)
+        if current is None or current.variant != variant_key:
+            Experiment.objects.filter(pk=state.id).update(refused_exposures=F("refused_exposures") + 1)
+            if current is None:
+                raise NotAssigned(f"This person is not in experiment {experiment_key!r}.")
+            raise NotAssigned(f"This person is assigned {current.variant!r}, not {variant_key!r}.")
     gate = f"experiments:exposed:{state.id}:{state.generation}:{person_id}"
     if not cache.add(gate, 1, timeout=EXPOSURE_GATE_SECONDS):
         return False

@@ -12,3 +12,7 @@ class PersonalizationConfig(AppConfig):
         from personalization.celery import app
 
         app.set_default()
+
+        from personalization import experiment_targets
+
+        experiment_targets.register()

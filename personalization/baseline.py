@@ -48,6 +48,15 @@ class Recommendations:
     recommendation_id: str
     personalized: bool
     items: list[RecommendedItem] = field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str = ""
+    # What made it personal: "history" (the person's own events) or "session" (this visit's context);
+    # None when it is what anybody would get.
+    personalized_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.personalized and self.personalized_by is None:
+            self.personalized_by = "history"
 
 
 def _popular() -> list[tuple[str, float]]:

@@ -7,6 +7,7 @@ at most every ``CHECK_SECONDS``; a new activation is picked up by every process 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from personalization.engine.engine import Engine
 from personalization.models import ModelVersion, VersionStatus
 
 ACTIVE_KEY = "registry:active-version:v1"
+logger = logging.getLogger(__name__)
+
 CHECK_SECONDS = 2.0
 
 
@@ -59,6 +62,8 @@ class _Loaded:
         self.version_id: int | None = None
         self.engine: Engine | None = None
         self.checked_at = 0.0
+        # Why the active version is not the one serving (its files are missing or unreadable), or "".
+        self.problem = ""
 
     def current(self) -> tuple[int | None, Engine | None]:
         now = time.monotonic()
@@ -73,7 +78,15 @@ class _Loaded:
                 wanted = version.pk if version else 0
                 cache.set(ACTIVE_KEY, wanted, None)
             if wanted != (self.version_id or 0):
-                self._load(wanted)
+                try:
+                    self._load(wanted)
+                    self.problem = ""
+                except Exception as exc:
+                    # Never a 500 for this: serve what this process holds (or the fallback), say why,
+                    # and try again at the next check.
+                    missing = isinstance(exc, FileNotFoundError)
+                    self.problem = f"model files of version {wanted} {'missing' if missing else 'unreadable'}"
+                    logger.error("Cannot load model version %s: %s", wanted, exc)
             self.checked_at = now
             return self.version_id, self.engine
 
@@ -92,7 +105,7 @@ class _Loaded:
 
     def forget(self) -> None:
         with self.lock:
-            self.version_id, self.engine, self.checked_at = None, None, 0.0
+            self.version_id, self.engine, self.checked_at, self.problem = None, None, 0.0, ""
 
 
 def settle_heap() -> None:
@@ -109,6 +122,11 @@ _loaded = _Loaded()
 def serving_engine() -> tuple[int | None, Engine | None]:
     """(version id, engine) this process should serve with; (None, None) before any training."""
     return _loaded.current()
+
+
+def serving_problem() -> str:
+    """Why this process does not serve with the active version (its files could not be loaded), or ""."""
+    return _loaded.problem
 
 
 def forget_loaded_engine() -> None:

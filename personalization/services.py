@@ -20,6 +20,7 @@ class SurfaceAnswer:
     surface: str | None
     personalized: bool
     items: list[RecommendedItem]
+    degraded_reason: str = ""  # empty unless the answer is a fallback, e.g. the model could not be loaded
 
 
 def recommend(
@@ -42,9 +43,9 @@ def recommend(
             pass  # a surface not configured yet: the engine's plain answer below
         else:
             items = [RecommendedItem(i.item_id, i.title, i.score, i.source, i.reason) for i in served.items]
-            return SurfaceAnswer(served.recommendation_id, surface, served.personalized, items)
+            return SurfaceAnswer(served.recommendation_id, surface, served.personalized, items, served.degraded_reason)
     answer = serving.recommend(person_id, limit, kind, keep_profile=False)
-    return SurfaceAnswer(answer.recommendation_id, surface, answer.personalized, answer.items)
+    return SurfaceAnswer(answer.recommendation_id, surface, answer.personalized, answer.items, answer.degraded_reason)
 
 
 def _surface_request(

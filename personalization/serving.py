@@ -49,7 +49,14 @@ def recommend(
         return baseline.recommend(None, limit, kind)
     _, engine = registry.serving_engine()
     if engine is None:
-        return baseline.recommend(person_id, limit, kind)
+        fallback = baseline.recommend(person_id, limit, kind)
+        problem = registry.serving_problem()
+        if problem:  # trained, but this process cannot load the model: the fallback, and why
+            fallback.degraded, fallback.degraded_reason = True, problem
+        return fallback
+    # Personalized only if the model knows at least one of the person's items: otherwise the engine's
+    # answer is its popularity fallback, the same as anybody's.
+    used_history = any(item in engine.item_index for item in person.item_ids)
     ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
     items = [
@@ -61,4 +68,5 @@ def recommend(
         seen = {i.item_id for i in items}
         extra = [i for i in baseline.recommend(person_id, limit, kind).items if i.item_id not in seen]
         items += extra[: limit - len(items)]
-    return Recommendations(uuid.uuid4().hex, True, items)
+    by = "history" if used_history else None
+    return Recommendations(uuid.uuid4().hex, used_history, items, personalized_by=by)

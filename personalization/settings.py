@@ -23,14 +23,43 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("DATA_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 
-DEBUG = envbool("DEBUG", "True")
-SECRET_KEY = envstr("SECRET_KEY")
-if SECRET_KEY is None:
+# Off unless asked for: `make demo` turns it on for the embedded demo on 127.0.0.1.
+DEBUG = envbool("DEBUG", "False")
+
+
+def _required_key(name: str, demo_value: str) -> str:
+    """A signing key from the environment; only the debug demo may fall back to a local constant."""
+    value = envstr(name)
+    if value is not None:
+        return value
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-embedded-default-key-for-local-use-only"
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see README, 'Running it for real')")
+    return demo_value
+
+
+SECRET_KEY = _required_key("SECRET_KEY", "insecure-embedded-demo-key-for-127.0.0.1-only")
+# Tokens in emails (open pixel, click redirects, one-click unsubscribe) are signed with a key of their
+# own, so either key can be rotated without the other. Old tracking keys listed in
+# TRACKING_SECRET_KEYS_OLD still verify (not sign) during the grace period links in sent email need.
+TRACKING_SECRET_KEY = _required_key("TRACKING_SECRET_KEY", "insecure-embedded-demo-tracking-key")
+TRACKING_SECRET_KEYS_OLD = envlist("TRACKING_SECRET_KEYS_OLD")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# HTTPS: on by default whenever DEBUG is off. A plain-HTTP deployment (a private network, or a proxy
+# that does not terminate TLS) sets HTTPS=False; each setting below can also be set on its own.
+HTTPS = envbool("HTTPS", "False" if DEBUG else "True")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(HTTPS))
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(HTTPS))
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(HTTPS))
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", str(HTTPS))
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", str(HTTPS))
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips it from clients).
+if envbool("TRUST_X_FORWARDED_PROTO", "False"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Debug pages (the demo only) show no setting whose name speaks of a URL, host, key or password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "personalization.error_pages.QuietExceptionReporterFilter"
 SITE_URL = envstr("SITE_URL", "http://localhost:8000")
 
 INSTALLED_APPS = [
@@ -52,6 +81,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that every error answer passes through it (personalization/error_pages.py).
+    "personalization.error_pages.ErrorPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "personalization.chunked_requests.ChunkedRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -168,7 +199,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1800")
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", "1500")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+# Training may run longer than the other tasks (personalization.tasks.train_engine).
+TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", "3600")
+# Redis hands an unacknowledged task to another worker after the visibility timeout: it must exceed
+# every task's hard time limit, or a task still running is delivered twice (a test checks every task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TRAINING_TIME_LIMIT) + 600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -110,6 +110,7 @@ class ServedAnswer:
     version: int | None
     strategy: str  # personalized | cold_start | curated | popular
     personalized: bool
+    personalized_by: str | None  # "history" | "session" | None: what made it personal, if anything
     degraded: bool
     degraded_reason: str
     items: list[ServedItem]
@@ -156,6 +157,10 @@ def _active_engine(plan: _Plan) -> None:
         logger.warning("Active model lookup failed: %s", exc)
         plan.model_version, plan.engine = _last_engine
         plan.degraded.append("cache unavailable" + ("; serving the last loaded model" if plan.engine else ""))
+        return
+    problem = registry.serving_problem()
+    if problem:
+        plan.degraded.append(problem + ("; serving the last loaded model" if plan.engine else ""))
 
 
 def _pinned_engine(version_id: int) -> Engine | None:
@@ -198,24 +203,26 @@ def serve(request: ServeRequest) -> ServedAnswer:
         logger.warning("Consent lookup failed: %s", exc)
         consent, plan.degraded = False, [*plan.degraded, "consent unavailable"]
 
+    personalized_by: str | None = None
     if plan.holdout or not consent:
         strategy, items = "curated", _curated(surface, plan, size)
     else:
         if plan.engine is None:
             _active_engine(plan)
         try:
-            strategy, items = _personalized(surface, plan, request, size)
+            strategy, items, personalized_by = _personalized(surface, plan, request, size)
         except Exception as exc:  # never a 500: the curated default and the reason
             logger.exception("Personalized answer failed on %s", surface.key)
             plan.degraded.append(f"engine failed: {type(exc).__name__}")
-            strategy, items = "curated", _curated(surface, plan, size)
+            strategy, items, personalized_by = "curated", _curated(surface, plan, size), None
 
     answer = ServedAnswer(
         recommendation_id=uuid.uuid4().hex,
         surface=surface.key,
         version=plan.version,
         strategy=strategy,
-        personalized=strategy in ("personalized", "cold_start"),
+        personalized=personalized_by is not None,
+        personalized_by=personalized_by,
         degraded=bool(plan.degraded),
         degraded_reason="; ".join(plan.degraded),
         items=items,
@@ -400,11 +407,17 @@ def forget_popular_answers() -> None:
 # --- personalized -------------------------------------------------------------------------------
 
 
-def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size: int) -> tuple[str, list[ServedItem]]:
+def _personalized(
+    surface: LiveSurface, plan: _Plan, request: ServeRequest, size: int
+) -> tuple[str, list[ServedItem], str | None]:
+    """The strategy, the items, and what made them personal: "history" when the model knows one of the
+    person's own items, "session" when it knows one of this visit's or a cold-start rule matched this
+    visit's context, None when the answer is what anybody would get."""
     engine = plan.engine
     if engine is None:
-        plan.degraded.append("no trained model")
-        return "popular", _curated(surface, plan, size)
+        if not registry.serving_problem():  # else _active_engine already said why
+            plan.degraded.append("no trained model")
+        return "popular", _curated(surface, plan, size), None
 
     now = time.time()
     activity = request.activity
@@ -414,6 +427,8 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
     session += [("add_to_cart", item) for item in request.cart]
     if request.current_item:
         session.append(("view", request.current_item))
+    own_history = any(item in engine.item_index for item, *_ in events)
+    session_known = any(item in engine.item_index for _, item in session)
     events += [(item, now, kind, 1.0) for kind, item in session]
     country = str(request.context.get("country") or country or "") or None
 
@@ -497,7 +512,8 @@ def _personalized(surface: LiveSurface, plan: _Plan, request: ServeRequest, size
             ServedItem(str(ranked.item_id), table.title[i], round(ranked.score, 4), source, reason, ranked.exploring)
         )
     strategy = "cold_start" if cold and lead else "personalized"
-    return strategy, items
+    by = "history" if own_history else "session" if session_known or (lead and request.context) else None
+    return strategy, items, by
 
 
 def _top_categories(table: ItemTable, history_items: np.ndarray) -> set[str]:

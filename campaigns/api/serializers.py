@@ -249,6 +249,8 @@ class OnboardingSerializer(serializers.Serializer):
     peers = serializers.IntegerField(help_text="People sharing the segment.")
     population = serializers.IntegerField()
     items = NextActionSerializer(many=True)
+    degraded = serializers.BooleanField(help_text="True when the engine's candidates were a fallback.")
+    degraded_reason = serializers.CharField(help_text='Why, e.g. "model files of version 3 missing"; empty if not.')
     messages = InProductMessageSerializer(many=True, help_text="Onboarding campaign messages for this person.")
 
 

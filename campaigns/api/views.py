@@ -404,6 +404,8 @@ class OnboardingView(APIView):
             "peers": answer.peers,
             "population": answer.population,
             "items": [asdict(item) for item in answer.items],
+            "degraded": answer.degraded,
+            "degraded_reason": answer.degraded_reason,
             "messages": [
                 {"id": m.pk, "campaign": m.campaign.key, "subject": m.subject, "text": m.text, "html": m.html}
                 for m in shown

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -34,7 +35,15 @@ def _check_metrics(values: list[str]) -> list[str]:
 class VariantInputSerializer(serializers.Serializer):
     key = key_field("Letters, digits, '-' and '_'; unique in the experiment.")
     name = serializers.CharField(max_length=200, required=False, default="")
-    weight = serializers.FloatField(min_value=0, default=1.0, help_text="Relative share of the enrolled people.")
+    weight = serializers.FloatField(
+        min_value=0, max_value=1000, default=1.0, help_text="Relative share of the enrolled people, 0 to 1000."
+    )
+
+    def validate_weight(self, value: float) -> float:
+        if not math.isfinite(value):  # NaN passes the bounds: every comparison with it is false
+            raise serializers.ValidationError("A finite number from 0 to 1000 is required.")
+        return value
+
     payload = serializers.DictField(
         required=False,
         default=dict,
@@ -106,9 +115,9 @@ class ExperimentUpdateSerializer(_SettingsSerializer):
     name = serializers.CharField(max_length=200, required=False)
     variants = VariantInputSerializer(many=True, required=False, help_text="Drafts only: replaces the variants.")
     weights = serializers.DictField(
-        child=serializers.FloatField(min_value=0),
+        child=serializers.FloatField(min_value=0, max_value=1000),
         required=False,
-        help_text="New weights by variant key; while running only the people whose bucket must move move.",
+        help_text="New weights by variant key (0 to 1000); while running only the people whose bucket must move move.",
     )
 
 
@@ -156,6 +165,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "baseline_sd",
             "baseline_source",
             "planned_sample_size",
+            "plan_warning",
+            "refused_exposures",
             "is_bandit",
             "bandit_floor",
             "bandit_min_samples",

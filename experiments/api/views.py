@@ -241,7 +241,9 @@ class ExposuresView(APIView):
         request=ExposureInputSerializer,
         responses={
             200: ExposureResultSerializer,
-            400: OpenApiResponse(description="Unknown person or variant; `attr` names it."),
+            400: OpenApiResponse(
+                description="Unknown person or variant, or a variant the person is not assigned; `attr` names it."
+            ),
             404: NOT_FOUND,
         },
     )
@@ -261,6 +263,8 @@ class ExposuresView(APIView):
             )
         except services.UnknownVariant as error:
             raise exceptions.ValidationError({"variant": [str(error)]}, code="unknown") from None
+        except services.NotAssigned as error:
+            raise exceptions.ValidationError({"variant": [str(error)]}, code="not_assigned") from None
         return Response({"logged": logged})
 
 

@@ -24,5 +24,13 @@ class RecommendedItemSerializer(serializers.Serializer):
 
 class RecommendationsSerializer(serializers.Serializer):
     recommendation_id = serializers.CharField()
-    personalized = serializers.BooleanField(help_text="False when consent is missing or nothing is known yet.")
+    personalized = serializers.BooleanField(
+        help_text="True only when the answer used the person's own events; false for an unknown person, "
+        "without consent, or when nothing they did is known to the model."
+    )
+    personalized_by = serializers.ChoiceField(
+        choices=["history"], allow_null=True, help_text='"history": the person\'s own events; null: not personal.'
+    )
     items = RecommendedItemSerializer(many=True)
+    degraded = serializers.BooleanField(help_text="True when the trained model could not be used (see the reason).")
+    degraded_reason = serializers.CharField(help_text='Why, e.g. "model files of version 3 missing"; empty if not.')

@@ -52,7 +52,14 @@ class SurfaceAnswerSerializer(serializers.Serializer):
     surface = serializers.CharField()
     version = serializers.IntegerField(allow_null=True, help_text="The surface configuration version that answered.")
     strategy = serializers.ChoiceField(choices=["personalized", "cold_start", "curated", "popular"])
-    personalized = serializers.BooleanField()
+    personalized = serializers.BooleanField(
+        help_text="True only when the answer used the person's own events or this session's context."
+    )
+    personalized_by = serializers.ChoiceField(
+        choices=["history", "session"],
+        allow_null=True,
+        help_text='"history": the person\'s own events; "session": this visit\'s items or context; null: neither.',
+    )
     degraded = serializers.BooleanField(help_text="True when a fallback answered (no model, cache down…).")
     degraded_reason = serializers.CharField(allow_blank=True)
     model_version = serializers.IntegerField(allow_null=True)

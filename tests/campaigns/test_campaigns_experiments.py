@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core import mail
 
+from campaigns import services
 from campaigns.models import Message, MessageState, Reason
 from experiments import services as experiments
 from experiments.models import Experiment, Exposure, Status
@@ -65,6 +66,8 @@ def test_send_time_optimization_runs_with_a_holdout_sent_at_the_fixed_time(db):
 
 def test_template_variants_and_subject_lines_as_an_experiments_variants(db):
     _crowd()
+    variant_b = {"b": {"html": "<p>Variant B, {{ person.first_name }}</p>"}}
+    campaign = make_campaign("spring", variants=variant_b)  # the experiment's payloads name its variants
     experiment = experiments.create_experiment(
         "spring-subject",
         "Spring subject line",
@@ -76,8 +79,8 @@ def test_template_variants_and_subject_lines_as_an_experiments_variants(db):
         target_key="spring",
     )
     experiments.start(experiment)
-    variant_b = {"b": {"html": "<p>Variant B, {{ person.first_name }}</p>"}}
-    campaign = launch_and_prepare(make_campaign("spring", experiment_key="spring-subject", variants=variant_b))
+    campaign = services.update_campaign(campaign, {"experiment_key": "spring-subject"})
+    campaign = launch_and_prepare(campaign)
     messages = list(Message.objects.filter(campaign=campaign).select_related("person"))
     b = [m for m in messages if m.assignments.get("spring-subject") == "b"]
     a = [m for m in messages if m.assignments.get("spring-subject") == "a"]

@@ -102,8 +102,10 @@ DYNAMIC_ATTEMPTS = [
     "{{ (person|list)['_' ~ '_len__'] }}",
     "{{ [person, 2]|map(attribute='__class__')|list }}",
     "{% include '/etc/passwd' %}",
-    "{{ 'a' * 10**9 }}",
-    "{% for i in range(10**9) %}x{% endfor %}",
+    # Over budget only for this person's data (the same for everyone is refused at save, see
+    # tests/campaigns/test_render_budget.py).
+    "{{ 'a' * (10**9 if person.first_name == 'Ann' else 1) }}",
+    "{% for i in range(10**9 if person.first_name == 'Ann' else 1) %}x{% endfor %}",
 ]
 
 

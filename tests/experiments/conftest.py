@@ -111,3 +111,12 @@ def now() -> datetime:
 @pytest.fixture
 def days() -> Callable[[float], timedelta]:
     return lambda n: timedelta(days=n)
+
+
+def surface_with_versions(key: str = "homepage", versions: int = 5) -> None:
+    """A surface with versions 1..``versions``, for variant payloads that name one."""
+    from personalization.surfaces import change_config, create_surface
+
+    surface = create_surface(key, key.title(), {"size": 10}, by="tests")
+    for _ in range(versions - 1):
+        change_config(surface, {"size": 10}, by="tests")

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from experiments.models import ChangeAction, Experiment, ExperimentChange, Exposure, Variant
 from profiles.models import Event
 from tests.conftest import person_token
-from tests.experiments.conftest import event, expose, make_people
+from tests.experiments.conftest import event, expose, make_people, surface_with_versions
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +30,11 @@ NEW: dict[str, Any] = {
         {"key": "ranker-v2", "weight": 50, "payload": {"surface_version": 4}},
     ],
 }
+
+
+@pytest.fixture(autouse=True)
+def _homepage_surface(db) -> None:
+    surface_with_versions("homepage", 5)  # the variants' payloads name its versions 3 and 4
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from experiments import services
 from profiles.models import Event
-from tests.experiments.conftest import event, expose, make_people
+from tests.experiments.conftest import event, expose, make_people, surface_with_versions
 
 CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
 SCREENSHOT = Path(os.getenv("EXPERIMENTS_SCREENSHOT", "/tmp/experiment-results.png"))
@@ -22,6 +22,7 @@ pytestmark = [
 
 
 def _running_experiment_with_data(now, days) -> str:
+    surface_with_versions("homepage", 5)
     experiment = services.create_experiment(
         "hero-banner",
         "Homepage hero: seasonal vs evergreen",

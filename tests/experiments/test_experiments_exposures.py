@@ -63,7 +63,9 @@ def test_no_exposure_is_logged_when_the_experiment_is_not_running_or_analytics_w
     experiment = running("paused")
     first, second = make_people(2)
     record_consent(second, "analytics", False, source="banner")
-    assert services.log_exposure("paused", second, "control") is False
+    assigned = services.assign("paused", second)
+    assert assigned is not None
+    assert services.log_exposure("paused", second, assigned.variant) is False
     services.stop(experiment, staff)
     assert services.log_exposure("paused", first, "control") is False
     assert Exposure.objects.count() == 0

@@ -1,0 +1,18 @@
+"""The test suite's settings: the real ones, with keys of its own and plain HTTP.
+
+The settings refuse to start without ``SECRET_KEY`` and ``TRACKING_SECRET_KEY`` unless ``DEBUG`` is
+on, and redirect to HTTPS when it is off. The suite runs with ``DEBUG`` off, as production does, so
+it gives itself keys here (never used anywhere else) and speaks plain HTTP to its test client and
+live server. They are set in the environment, not only on the settings, so that the Celery workers
+and servers the tests start as subprocesses read the same ones. Anything already set wins.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-suite-only-secret-key-4c8e2f7a9b1d6e3f0a5c8b2d7e4f1a9c6b3e0d")
+os.environ.setdefault("TRACKING_SECRET_KEY", "test-suite-only-tracking-key-9e1f3a5c7b2d4e6f8a0c")
+os.environ.setdefault("HTTPS", "False")
+
+from personalization.settings import *  # noqa: F403
