@@ -41,6 +41,8 @@ from personalization.engine.regime import read_regime
 from personalization.engine.threads import blas_threads, serve_on_one_thread
 
 ARTIFACT_FORMAT = 2
+# The event-weight table's entry for event types it does not name.
+UNKNOWN_TYPE = "*"
 
 # Why an item is on the list, in words a marketer can show; keyed by the source that ranked it best.
 REASONS = {
@@ -113,6 +115,13 @@ class Engine:
             dataset = dataset.with_events(events.subset(events.time < as_of))
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        # The strongest kind of event in the data counts 1: type weights say how much one kind says
+        # relative to another, and a data set of ratings or plays alone is as strong as purchases
+        # (ALS's confidences and the history features would otherwise shrink with the type's weight).
+        strongest = max((event_weight(t) for t in dataset.event_types), default=1.0) if len(dataset.events) else 1.0
+        scale = 1.0 / strongest if strongest > 0 else 1.0
+        if scale != 1.0:
+            dataset = dataset.with_events(replace(dataset.events, weight=dataset.events.weight * np.float32(scale)))
         regime = read_regime(dataset)
         exclude_seen = regime.rare_repeats
         if progress:
@@ -166,8 +175,9 @@ class Engine:
         )
         timings["sources"] = time.perf_counter() - step
         timings["total"] = time.perf_counter() - started
-        weights = dict(DEFAULT_EVENT_WEIGHTS)
-        weights.update({t.strip().lower(): event_weight(t) for t in dataset.event_types})
+        weights = {name: weight * scale for name, weight in DEFAULT_EVENT_WEIGHTS.items()}
+        weights.update({t.strip().lower(): event_weight(t) * scale for t in dataset.event_types})
+        weights[UNKNOWN_TYPE] = UNKNOWN_EVENT_WEIGHT * scale
         return cls(
             config=config,
             sources=sources,
@@ -204,7 +214,8 @@ class Engine:
             # No clock: the order of the list is the clock, ending just before the fit time.
             times = self.sources.as_of - 1.0 - (len(person.item_ids) - 1 - positions).astype(np.float64)
         if person.event_types is not None:
-            type_weight = [self.event_weights.get(t.strip().lower(), UNKNOWN_EVENT_WEIGHT) for t in person.event_types]
+            unknown = self.event_weights.get(UNKNOWN_TYPE, UNKNOWN_EVENT_WEIGHT)
+            type_weight = [self.event_weights.get(t.strip().lower(), unknown) for t in person.event_types]
             weights = np.asarray(type_weight, dtype=np.float32)[positions] if known else np.zeros(0, np.float32)
         else:
             weights = np.ones(items.shape[0], dtype=np.float32)

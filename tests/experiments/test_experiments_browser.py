@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from experiments import services
 from profiles.models import Event
@@ -57,7 +58,8 @@ def test_the_results_page_of_a_running_experiment_shows_the_chart_and_the_srm_st
     from playwright.sync_api import sync_playwright
 
     key = _running_experiment_with_data(now, days)
-    get_user_model().objects.create_user("marketer", "marketer@example.com", "a-long-test-password", is_staff=True)
+    marketer = get_user_model().objects.create_user("marketer", "marketer@example.com", "a-long-test-password")
+    marketer.user_permissions.add(Permission.objects.get(codename="view_experiment"))
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -69,10 +71,10 @@ def test_the_results_page_of_a_running_experiment_shows_the_chart_and_the_srm_st
             offsite: list[str] = []
             page.on("request", lambda r: offsite.append(r.url) if not r.url.startswith(live_server.url) else None)
             page.goto(f"{live_server.url}/experiments/{key}/")
-            assert "/admin/login/" in page.url  # staff only
+            assert "/login/?next=" in page.url  # signed-in people only, through the console's login
             page.fill("#id_username", "marketer")
             page.fill("#id_password", "a-long-test-password")
-            page.click("input[type=submit]")
+            page.click("button[type=submit]")
             page.wait_for_url(f"**/experiments/{key}/")
 
             chart = page.locator("svg#lift-chart")

@@ -101,7 +101,7 @@ def test_a_template_variant_must_be_one_of_the_campaigns():
             assert "has no template variant 'c' (it has b, default)" in error.value.detail
 
 
-def test_finding_12_an_exposure_for_a_variant_not_assigned_is_refused_and_counted(running, ingest_client):
+def test_finding_12_an_exposure_for_a_variant_not_assigned_is_refused_and_counted(running, secret_client):
     experiment = running("assigned-only")
     make_people(1)
     [person] = make_people(1, prefix="p")
@@ -109,7 +109,7 @@ def test_finding_12_an_exposure_for_a_variant_not_assigned_is_refused_and_counte
     assert assigned is not None
     other = "control" if assigned.variant == "treatment" else "treatment"
 
-    response = ingest_client.post(
+    response = secret_client.post(
         "/api/v1/experiments/assigned-only/exposures", {"person": "p0", "variant": other}, format="json"
     )
     assert response.status_code == 400
@@ -119,7 +119,7 @@ def test_finding_12_an_exposure_for_a_variant_not_assigned_is_refused_and_counte
     experiment.refresh_from_db()
     assert experiment.refused_exposures == 1
 
-    ok = ingest_client.post(
+    ok = secret_client.post(
         "/api/v1/experiments/assigned-only/exposures", {"person": "p0", "variant": assigned.variant}, format="json"
     )
     assert ok.status_code == 200 and ok.json() == {"logged": True}

@@ -171,3 +171,14 @@ def test_the_timeline_counts_events_before_a_moment() -> None:
     assert timeline.counts_before(np.asarray([1, 2, 0]), now, 7.0).tolist() == [2.0, 1.0, 0.0]
     assert timeline.counts_before(np.asarray([1]), now, 1.5).tolist() == [0.0]
     assert timeline.counts_before(np.asarray([1]), 11 * 86_400.0, 30.0).tolist() == [3.0]
+
+
+def test_the_strongest_kind_of_event_in_the_data_counts_one(tmp_path: Path) -> None:
+    # ratings alone are as strong as purchases: ALS's confidences do not shrink with the type's weight
+    engine, _ = _fit(write_tastes(tmp_path / "t", timestamps=True))
+    assert engine.event_weights["rating"] == 1.0
+    assert engine.event_weights["view"] < 1.0 and engine.event_weights["purchase"] > 1.0
+    from personalization.engine.history import PersonContext
+
+    history = engine.history_for(PersonContext(item_ids=["g0-1", "g1-1"], event_types=["rating", "something else"]))
+    assert history.weights.tolist() == [1.0, engine.event_weights["*"]]
