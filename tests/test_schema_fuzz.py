@@ -92,6 +92,7 @@ def build_world() -> World:
 @pytest.fixture
 def world(db: Any, settings: Any) -> Iterator[World]:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]  # the WSGI client's host
+    settings.SURFACE_IMPRESSIONS_INLINE = True  # no writer thread outside the test's transaction
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"principal": "100000/min", "ingest": "100000/min"},
