@@ -287,6 +287,9 @@ class MessageListView(generics.ListAPIView):
         else:  # a secret API key reads everything (and decides nothing)
             messages = Message.objects.select_related("campaign", "account")
         params = self.request.query_params
+        for name in ("campaign", "account", "state"):
+            if "\x00" in params.get(name, ""):  # PostgreSQL text cannot hold it: no row can match
+                raise exceptions.ValidationError({name: ["Must not contain a NUL character."]})
         if params.get("campaign"):
             messages = messages.filter(campaign__key=params["campaign"])
         if params.get("account"):

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import exceptions, mixins, viewsets
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,6 +17,15 @@ from catalog.api.serializers import (
     first_field_error,
 )
 from catalog.models import Item
+
+
+class ItemMetadata(SimpleMetadata):
+    """``OPTIONS`` describes the single item's actions; the list's ``PUT`` is a batch with no one item."""
+
+    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+        if view.lookup_field not in view.kwargs:
+            return {}
+        return dict(super().determine_actions(request, view))
 
 
 @extend_schema_view(
@@ -36,9 +46,13 @@ class ItemViewSet(
     queryset = Item.objects.all()
     serializer_class = ItemSerializer
     lookup_field = "external_id"
+    metadata_class = ItemMetadata
 
     def get_queryset(self) -> QuerySet[Item]:
         queryset = Item.objects.all()
+        for param in ("kind", "brand", "active", "category"):
+            if "\x00" in self.request.query_params.get(param, ""):  # PostgreSQL text cannot hold it
+                raise exceptions.ValidationError({param: ["Must not contain a NUL character."]})
         for param in ("kind", "brand", "active"):
             value = self.request.query_params.get(param)
             if value is not None:

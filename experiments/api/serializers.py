@@ -122,13 +122,21 @@ class ExperimentUpdateSerializer(_SettingsSerializer):
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
-    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    started_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    stopped_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    concluded_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
     )
-    layer: serializers.SlugRelatedField[Layer] = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    started_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    stopped_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    concluded_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    layer: serializers.SlugRelatedField[Layer] = serializers.SlugRelatedField(
+        slug_field="key", read_only=True, allow_null=True
+    )
     variants = VariantSerializer(many=True, read_only=True)
     secondary_metrics = serializers.ListField(child=serializers.CharField(), read_only=True)
     guardrail_metrics = serializers.ListField(child=serializers.CharField(), read_only=True)

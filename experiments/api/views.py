@@ -90,6 +90,8 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         queryset = queryset.prefetch_related("variants")
         for param in ("status", "target_kind", "target_key"):
             value = self.request.query_params.get(param)
+            if value and "\x00" in value:  # PostgreSQL text cannot hold it
+                raise exceptions.ValidationError({param: ["Must not contain a NUL character."]})
             if value:
                 queryset = queryset.filter(**{param: value})
         return queryset.order_by("-created_at", "-id")
@@ -278,7 +280,11 @@ class ResultsView(APIView):
                 "fresh", bool, description="Compute and store a new look now instead of returning the latest one."
             )
         ],
-        responses={200: ResultsSerializer, 404: NOT_FOUND},
+        responses={
+            200: ResultsSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(description="A draft has no results yet; start it first."),
+        },
     )
     def get(self, request: Request, key: str) -> Response:
         experiment = get_object_or_404(Experiment, key=key)

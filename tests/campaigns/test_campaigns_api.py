@@ -171,3 +171,10 @@ def test_the_schema_lists_the_campaign_endpoints(tmp_path):
         "/api/v1/onboarding/{person_key}:",
     ):
         assert path in text
+
+
+def test_a_nul_in_a_message_filter_is_refused_with_the_field_named(secret_client):
+    # Found by tests/test_schema_fuzz.py: PostgreSQL refused the query and the API answered 500.
+    response = secret_client.get("/api/v1/messages", {"account": "ac\x00me"})
+    assert response.status_code == 400
+    assert response.json()["attr"] == "account"

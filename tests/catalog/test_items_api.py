@@ -69,3 +69,11 @@ def test_catalog_needs_a_secret_key(ingest_client, client):
     assert response.status_code == 401
     assert response.json()["type"] == "authentication_error"
     assert Item.objects.count() == 0
+
+
+def test_a_nul_in_a_filter_is_refused_with_the_field_named_and_options_answers(secret_client, make_item):
+    # Found by tests/test_schema_fuzz.py: both answered 500.
+    response = secret_client.get("/api/v1/catalog/items", {"brand": "Ac\x00me"})
+    assert response.status_code == 400
+    assert response.json()["attr"] == "brand"
+    assert secret_client.options("/api/v1/catalog/items").status_code == 200

@@ -172,3 +172,10 @@ def test_a_staff_session_may_use_the_api_and_becomes_the_owner(staff_client, sta
     assert response.json()["owner"] == "marketer"
     change = ExperimentChange.objects.get(action=ChangeAction.CREATE)
     assert change.changed_by == staff
+
+
+def test_a_nul_in_a_list_filter_is_refused_with_the_field_named(secret_client):
+    # Found by tests/test_schema_fuzz.py: PostgreSQL refused the query and the API answered 500.
+    response = secret_client.get("/api/v1/experiments/", {"target_key": "home\x00page"})
+    assert response.status_code == 400
+    assert response.json()["attr"] == "target_key"
