@@ -50,12 +50,13 @@ def engine(db: Any, settings: Any, shared_storage: Path) -> Iterator[ModelVersio
         forget()
     forget_local_configuration()
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    if "dir" not in _trained:
+    # Keyed by the storage: a module that imports this fixture gets its own session-scoped folder.
+    if _trained.get("storage") != str(shared_storage):
         version = ModelVersion.objects.create(requested_by="tests")
         train_engine.apply(args=[version.pk])
         version.refresh_from_db()
         assert version.status == VersionStatus.ACTIVE, version.error
-        _trained["dir"] = version.artifact_dir
+        _trained.update(dir=version.artifact_dir, storage=str(shared_storage))
     else:
         version = ModelVersion.objects.create(status=VersionStatus.READY, artifact_dir=_trained["dir"])
         version = registry.activate(version, by="tests")
