@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from personalization.engine.baselines import top_k
 from personalization.engine.collaborative import EASEModel
 from personalization.engine.config import EngineConfig
 from personalization.engine.dataset import Dataset
 from personalization.engine.examples import ExampleWindow, target_events
+from personalization.engine.metrics import ndcg_of_hits
 from personalization.engine.threads import blas_threads
 
 # People scored per setting: enough for a stable mean, few enough to keep the grid cheap.
@@ -30,15 +32,11 @@ def _columns(items: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 def ndcg_of_top(scores: np.ndarray, relevant: list[np.ndarray], k: int = 20, ideal: list[int] | None = None) -> float:
     """Mean NDCG@k (binary gain) of each row's top ``k`` against its relevant items (``ideal``: how
     many relevant items each row has in all, when some are outside ``scores``' columns)."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"), axis=1)
-    total = 0.0
     counts = ideal if ideal is not None else [w.shape[0] for w in relevant]
-    for row, wanted, count in zip(top, relevant, counts, strict=True):
-        hits = np.isin(row, wanted)
-        total += float((hits * discounts[: row.shape[0]]).sum()) / discounts[: min(count, k)].sum()
+    lists = top_k(scores, k)
+    total = sum(
+        ndcg_of_hits(np.isin(row, wanted), count, k) for row, wanted, count in zip(lists, relevant, counts, strict=True)
+    )
     return total / max(len(relevant), 1)
 
 

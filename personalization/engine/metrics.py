@@ -27,15 +27,18 @@ def recall_at_k(recommended: Sequence[int] | np.ndarray, relevant: set[int] | np
     return float(_hits(recommended, relevant, k).sum()) / min(n_relevant, k)
 
 
-def ndcg_at_k(recommended: Sequence[int] | np.ndarray, relevant: set[int] | np.ndarray, k: int) -> float:
-    n_relevant = len(relevant)
-    if n_relevant == 0:
+def ndcg_of_hits(hits: np.ndarray, n_relevant: int, k: int) -> float:
+    """NDCG@k of one ranked list given as hit flags (or gains of 0/1) best first, against
+    ``n_relevant`` relevant items in all: the one formula every ranking figure here uses."""
+    if n_relevant <= 0:
         return 0.0
-    hits = _hits(recommended, relevant, k)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = float(discounts[: hits.shape[0]][hits].sum())
-    ideal = float(discounts[: min(n_relevant, k)].sum())
-    return dcg / ideal
+    top = np.asarray(hits, dtype=np.float64)[:k]
+    return float((top * discounts[: top.shape[0]]).sum()) / float(discounts[: min(n_relevant, k)].sum())
+
+
+def ndcg_at_k(recommended: Sequence[int] | np.ndarray, relevant: set[int] | np.ndarray, k: int) -> float:
+    return ndcg_of_hits(_hits(recommended, relevant, k), len(relevant), k)
 
 
 def average_precision_at_k(recommended: Sequence[int] | np.ndarray, relevant: set[int] | np.ndarray, k: int) -> float:

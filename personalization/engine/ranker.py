@@ -27,6 +27,7 @@ import numpy as np
 from personalization.engine.config import EngineConfig
 from personalization.engine.examples import TrainingExamples
 from personalization.engine.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from personalization.engine.metrics import ndcg_of_hits
 
 logger = logging.getLogger(__name__)
 
@@ -176,16 +177,14 @@ def fallback_scores(features: np.ndarray, order: str) -> np.ndarray:
 
 
 def list_ndcg(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, k: int = 20) -> float:
-    """Mean NDCG@k (binary gain) of the lists, each ordered by ``scores``, ties in list order."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    """Mean NDCG@k (binary gain) of the lists, each ordered by ``scores``, ties in list order;
+    a list's ideal counts only the positives among its own candidates."""
     total, start = 0.0, 0
     for size in group_sizes.tolist():
         end = start + size
         relevant = labels[start:end]
-        ideal = discounts[: min(int(relevant.sum()), k)].sum()
-        if ideal > 0:
-            top = np.argsort(-scores[start:end], kind="stable")[:k]
-            total += float((relevant[top] * discounts[: top.shape[0]]).sum()) / ideal
+        top = np.argsort(-scores[start:end], kind="stable")[:k]
+        total += ndcg_of_hits(relevant[top], int(relevant.sum()), k)
         start = end
     return total / max(int(group_sizes.shape[0]), 1)
 
