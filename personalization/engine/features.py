@@ -13,104 +13,70 @@ import numpy as np
 from personalization.engine.candidates import Candidates, CandidateSources, Signals
 from personalization.engine.history import History
 
-FEATURE_NAMES = (
+# Each feature, and whether it only means something with real timestamps: without them those are
+# missing (NaN), so that the order of rows in a file never passes for time.
+_FEATURES: tuple[tuple[str, bool], ...] = (
     # the person and this item
-    "history_count",
-    "history_decayed",
-    "history_quantity",
-    "history_active_days",
-    "history_days_since_last",
-    "history_days_since_first",
-    "history_repeat_due",
-    "history_order_share",
-    "history_in_last_visit",
-    "history_gap_ratio",
+    ("history_count", False),
+    ("history_decayed", True),
+    ("history_quantity", False),
+    ("history_active_days", True),
+    ("history_days_since_last", True),
+    ("history_days_since_first", True),
+    ("history_repeat_due", True),
+    ("history_order_share", True),
+    ("history_in_last_visit", True),
+    ("history_gap_ratio", True),
     # collaborative and neighbourhood scores
-    "als_score",
-    "als_rank",
-    "als_gap_to_best",
-    "ease_score",
-    "ease_rank",
-    "item_knn_score",
-    "covisitation_recent",
-    "covisitation_all",
-    "covisitation_rank",
-    "content_score",
-    "candidate_best_rank",
-    "candidate_source",
+    ("als_score", False),
+    ("als_rank", False),
+    ("als_gap_to_best", False),
+    ("ease_score", False),
+    ("ease_rank", False),
+    ("item_knn_score", False),
+    ("covisitation_recent", True),
+    ("covisitation_all", False),
+    ("covisitation_rank", True),
+    ("content_score", False),
+    ("candidate_best_rank", False),
+    ("candidate_source", False),
     # the item
-    "item_count_7",
-    "item_count_14",
-    "item_count_30",
-    "item_count_90",
-    "item_count_all",
-    "item_people",
-    "item_trend",
-    "item_trending",
-    "item_segment_share",
-    "item_segment_trending",
-    "item_first_seen_days",
-    "item_last_seen_days",
-    "item_repurchase_rate",
-    "item_repeat_interval",
-    "item_price",
+    ("item_count_7", True),
+    ("item_count_14", True),
+    ("item_count_30", True),
+    ("item_count_90", True),
+    ("item_count_all", False),
+    ("item_people", False),
+    ("item_trend", True),
+    ("item_trending", True),
+    ("item_segment_share", False),
+    ("item_segment_trending", True),
+    ("item_first_seen_days", True),
+    ("item_last_seen_days", True),
+    ("item_repurchase_rate", False),
+    ("item_repeat_interval", True),
+    ("item_price", False),
     # the person
-    "person_events",
-    "person_items",
-    "person_active_days",
-    "person_span_days",
-    "person_days_since_last",
-    "person_visit_rate",
-    "person_events_per_visit",
-    "person_repeat_share",
+    ("person_events", False),
+    ("person_items", False),
+    ("person_active_days", True),
+    ("person_span_days", True),
+    ("person_days_since_last", True),
+    ("person_visit_rate", True),
+    ("person_events_per_visit", True),
+    ("person_repeat_share", False),
     # what people take next, and what was popular just before this person's now
-    "sequence_score",
-    "sequence_share",
-    "sequence_rank",
-    "item_recent_7",
-    "item_recent_30",
-    "item_recent_90",
-    "item_before_now",
+    ("sequence_score", True),
+    ("sequence_share", True),
+    ("sequence_rank", True),
+    ("item_recent_7", True),
+    ("item_recent_30", True),
+    ("item_recent_90", True),
+    ("item_before_now", True),
 )
+FEATURE_NAMES = tuple(name for name, _ in _FEATURES)
+TIME_FEATURES = frozenset(name for name, needs_time in _FEATURES if needs_time)
 CATEGORICAL_FEATURES = ("candidate_source",)
-# Features that only mean something with real timestamps; without them they are missing (NaN),
-# so that the order of rows in a file never passes for time.
-TIME_FEATURES = frozenset(
-    {
-        "history_decayed",
-        "history_active_days",
-        "history_days_since_last",
-        "history_days_since_first",
-        "history_repeat_due",
-        "history_order_share",
-        "history_in_last_visit",
-        "history_gap_ratio",
-        "covisitation_recent",
-        "covisitation_rank",
-        "item_count_7",
-        "item_count_14",
-        "item_count_30",
-        "item_count_90",
-        "item_trend",
-        "item_trending",
-        "item_segment_trending",
-        "item_first_seen_days",
-        "item_last_seen_days",
-        "item_repeat_interval",
-        "person_active_days",
-        "person_span_days",
-        "person_days_since_last",
-        "person_visit_rate",
-        "person_events_per_visit",
-        "sequence_score",
-        "sequence_share",
-        "sequence_rank",
-        "item_recent_7",
-        "item_recent_30",
-        "item_recent_90",
-        "item_before_now",
-    }
-)
 _TIME_COLUMNS = np.asarray([name in TIME_FEATURES for name in FEATURE_NAMES])
 
 
@@ -213,15 +179,16 @@ def candidate_features(
     ]
     if sources.has_time:
         sequence = signals.sequence[items]
-        timeline, now = sources.timeline, history.now
-        before_now = timeline.counts_before(items, now, 1e5)
+        recent_7, recent_30, recent_90, before_now = sources.timeline.counts_before(
+            items, history.now, (7.0, 30.0, 90.0, 1e5)
+        )
         columns += [
             sequence,
             sequence / (popularity.people[items] + 1.0),
             _rank_share(sequence),
-            timeline.counts_before(items, now, 7.0),
-            timeline.counts_before(items, now, 30.0),
-            timeline.counts_before(items, now, 90.0),
+            recent_7,
+            recent_30,
+            recent_90,
             before_now,
         ]
     else:

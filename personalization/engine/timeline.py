@@ -36,10 +36,14 @@ class ItemTimeline:
     def _offset(times: np.ndarray | float, origin: float) -> np.ndarray:
         return np.clip(np.floor(np.asarray(times, dtype=np.float64) - origin), 0, _LOW).astype(np.int64)
 
-    def counts_before(self, items: np.ndarray, now: float, days: float) -> np.ndarray:
-        """Events of each item in ``[now - days, now)``."""
+    def counts_before(self, items: np.ndarray, now: float, days: float | tuple[float, ...]) -> np.ndarray:
+        """Events of each item in ``[now - days, now)``; with several spans, one row per span
+        (the end of every window is searched once)."""
+        spans = (days,) if isinstance(days, int | float) else days
         base = items.astype(np.int64) << 32
-        start = base | self._offset(now - days * SECONDS_PER_DAY, self.origin)
-        end = base | self._offset(now, self.origin)
-        counts = np.searchsorted(self.keys, end, side="left") - np.searchsorted(self.keys, start, side="left")
-        return counts.astype(np.float32)
+        end = np.searchsorted(self.keys, base | self._offset(now, self.origin), side="left")
+        counts = np.empty((len(spans), items.shape[0]), dtype=np.float32)
+        for row, span in enumerate(spans):
+            start = base | self._offset(now - span * SECONDS_PER_DAY, self.origin)
+            counts[row] = end - np.searchsorted(self.keys, start, side="left")
+        return counts[0] if isinstance(days, int | float) else counts

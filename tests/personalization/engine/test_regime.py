@@ -182,3 +182,14 @@ def test_the_strongest_kind_of_event_in_the_data_counts_one(tmp_path: Path) -> N
 
     history = engine.history_for(PersonContext(item_ids=["g0-1", "g1-1"], event_types=["rating", "something else"]))
     assert history.weights.tolist() == [1.0, engine.event_weights["*"]]
+
+
+def test_counting_several_spans_at_once_gives_each_span_its_own_row() -> None:
+    day = 86_400.0
+    times = np.asarray([1.0, 2.0, 5.0, 9.0, 9.5]) * day
+    timeline = ItemTimeline.fit(_log(np.zeros(5, np.int32), np.asarray([1, 2, 1, 1, 2], np.int32), times))
+    items, now = np.asarray([1, 2, 3]), 10 * day
+    together = timeline.counts_before(items, now, (2.0, 6.0, 1e5))
+    for row, span in enumerate((2.0, 6.0, 1e5)):
+        assert together[row].tolist() == timeline.counts_before(items, now, span).tolist()
+    assert together.tolist() == [[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 2.0, 0.0]]
