@@ -27,7 +27,7 @@ import numpy as np
 from personalization.engine.config import EngineConfig
 from personalization.engine.examples import TrainingExamples
 from personalization.engine.features import CATEGORICAL_FEATURES, FEATURE_NAMES
-from personalization.engine.metrics import ndcg_of_hits
+from personalization.engine.metrics import ndcg_of_hits, paired_bootstrap_interval
 
 logger = logging.getLogger(__name__)
 
@@ -176,17 +176,25 @@ def fallback_scores(features: np.ndarray, order: str) -> np.ndarray:
     return np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
 
 
-def list_ndcg(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, k: int = 20) -> float:
-    """Mean NDCG@k (binary gain) of the lists, each ordered by ``scores``, ties in list order;
-    a list's ideal counts only the positives among its own candidates."""
-    total, start = 0.0, 0
-    for size in group_sizes.tolist():
+def list_ndcgs(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, k: int = 20) -> np.ndarray:
+    """NDCG@k (binary gain) of each list ordered by ``scores``, ties in list order; a list's ideal
+    counts only the positives among its own candidates."""
+    figures = np.zeros(group_sizes.shape[0], dtype=np.float64)
+    start = 0
+    for n, size in enumerate(group_sizes.tolist()):
         end = start + size
         relevant = labels[start:end]
         top = np.argsort(-scores[start:end], kind="stable")[:k]
-        total += ndcg_of_hits(relevant[top], int(relevant.sum()), k)
+        figures[n] = ndcg_of_hits(relevant[top], int(relevant.sum()), k)
         start = end
-    return total / max(int(group_sizes.shape[0]), 1)
+    return figures
+
+
+def gain_interval(ranker_lists: np.ndarray, order_lists: np.ndarray, seed: int) -> tuple[float, float]:
+    """Paired bootstrap 90 % interval of the ranker's NDCG gain over an order on the same lists.
+    The ranker ships only when the lower end is above zero: a gain inside the noise of a few hundred
+    lists is as likely a loss on the people it will serve."""
+    return paired_bootstrap_interval(ranker_lists - order_lists, samples=1000, seed=seed, level=0.9)
 
 
 def choose_ranker(examples: TrainingExamples, config: EngineConfig) -> tuple[Ranker, dict[str, object]]:
@@ -209,24 +217,30 @@ def choose_ranker(examples: TrainingExamples, config: EngineConfig) -> tuple[Ran
         ranker = Ranker.fit(examples, config)
         chosen = "lightgbm" if ranker.booster else DEFAULT_FALLBACK
         return ranker, {"lists": n_groups, "validation_lists": 0, "chosen": chosen}
-    orders = {
-        order: round(float(list_ndcg(fallback_scores(valid.features, order), valid.labels, valid.group_sizes)), 4)
+    per_order = {
+        order: list_ndcgs(fallback_scores(valid.features, order), valid.labels, valid.group_sizes)
         for order in FALLBACK_ORDERS
         if not np.isnan(valid.features[:, FEATURE_NAMES.index(order)]).all()
     }
+    orders = {order: round(float(figures.mean()), 4) for order, figures in per_order.items()}
     trial = Ranker.fit(train, config, stop_on=examples.take_groups(is_stopping))
-    ranker_ndcg = round(float(list_ndcg(trial.score(valid.features), valid.labels, valid.group_sizes)), 4)
     best = max(orders, key=lambda name: orders[name])
     trees = (trial.booster.best_iteration or config.ranker_trees) if trial.booster is not None else 0
-    summary: dict[str, object] = {
-        "lists": n_groups,
-        "validation_lists": valid.n_groups,
-        "validation_ndcg": {"lightgbm": ranker_ndcg, **orders},
-        "trees": trees,
-    }
-    if trial.booster is not None and ranker_ndcg > orders[best]:
-        summary["chosen"] = "lightgbm"
-        return Ranker.fit(examples, config, trees=max(trees, 1)), summary
+    summary: dict[str, object] = {"lists": n_groups, "validation_lists": valid.n_groups, "trees": trees}
+    if trial.booster is None:
+        summary["validation_ndcg"] = orders
+        summary["why"] = "no ranker could be trained on these lists"
+    else:
+        ranker_lists = list_ndcgs(trial.score(valid.features), valid.labels, valid.group_sizes)
+        summary["validation_ndcg"] = {"lightgbm": round(float(ranker_lists.mean()), 4), **orders}
+        low, high = gain_interval(ranker_lists, per_order[best], config.seed)
+        summary["lightgbm_minus_best"] = [round(low, 4), round(high, 4)]
+        if low > 0:
+            summary["chosen"] = "lightgbm"
+            return Ranker.fit(examples, config, trees=max(trees, 1)), summary
+        summary["why"] = (
+            f"the ranker validated at {ranker_lists.mean():.4f}, the {best} order at {orders[best]:.4f}"
+            f" (difference {low:+.4f} to {high:+.4f}, 90 % interval): not better beyond noise"
+        )
     summary["chosen"] = best
-    summary["why"] = f"the ranker validated at {ranker_ndcg:.4f}, the {best} order at {orders[best]:.4f}"
     return Ranker(booster=None, fallback=best), summary

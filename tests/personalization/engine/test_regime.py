@@ -193,3 +193,15 @@ def test_counting_several_spans_at_once_gives_each_span_its_own_row() -> None:
     for row, span in enumerate((2.0, 6.0, 1e5)):
         assert together[row].tolist() == timeline.counts_before(items, now, span).tolist()
     assert together.tolist() == [[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 2.0, 0.0]]
+
+
+def test_a_ranker_gain_inside_the_noise_of_the_lists_is_not_a_gain() -> None:
+    from personalization.engine.ranker import gain_interval
+
+    rng = np.random.default_rng(3)
+    order = rng.uniform(0.0, 1.0, 500)
+    noisy = np.clip(order + rng.normal(0.002, 0.2, 500), 0.0, 1.0)  # a mean gain far below its noise
+    low, high = gain_interval(noisy, order, seed=0)
+    assert low < 0 < high
+    better = np.clip(order + rng.normal(0.05, 0.05, 500), 0.0, 1.0)
+    assert gain_interval(better, order, seed=0)[0] > 0
