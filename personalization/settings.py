@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from personalization import queues
 from personalization.env import envbool, envfloat, envint, envlist, envstr
 
 # One thread each for BLAS, OpenMP (LightGBM, faiss) in web and worker processes: the box has
@@ -205,6 +206,11 @@ TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", "3600")
 # every task's hard time limit, or a task still running is delivered twice (a test checks every task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TRAINING_TIME_LIMIT) + 600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A queue per kind of work (personalization/queues.py), so that a long training or a large campaign
+# preparation never delays a send or a profile refresh; each queue gets workers of its own.
+CELERY_TASK_QUEUES = queues.celery_queues()
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT_QUEUE
+CELERY_TASK_ROUTES = queues.celery_routes()
 CELERY_TIMEZONE = TIME_ZONE
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
