@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test lint install serve worker clean-demo
+.PHONY: demo test lint install serve worker beat clean-demo \
+	worker-ingestion worker-serving worker-training worker-preparation worker-sending worker-maintenance
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -43,8 +44,21 @@ lint: install
 serve: install
 	$(BIN)/gunicorn personalization.wsgi --bind 0.0.0.0:$(PORT) --workers 2
 
+# One worker for every queue: enough for a small box.
 worker: install
 	$(BIN)/celery -A personalization worker --loglevel info --concurrency 2
+
+# A worker per kind of work (personalization/queues.py, docs/deploy.md): `make worker-sending`, ...
+# CONCURRENCY sets the processes of one worker (training: keep it at 1 per box, it uses a core).
+CONCURRENCY ?= 2
+worker-ingestion worker-serving worker-preparation worker-sending worker-maintenance: worker-%: install
+	$(BIN)/celery -A personalization worker -Q $* -n $*@%h --loglevel info --concurrency $(CONCURRENCY)
+
+worker-training: install
+	$(BIN)/celery -A personalization worker -Q training -n training@%h --loglevel info --concurrency 1
+
+beat: install
+	$(BIN)/celery -A personalization beat --loglevel info
 
 clean-demo:
 	rm -rf var/

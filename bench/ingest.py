@@ -218,7 +218,9 @@ def main() -> None:
         # No worker ran: drop the profile refreshes the run queued, they point at a database about to go.
         import redis
 
-        redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
+        from personalization import queues
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*queues.QUEUES)
     if not args.keep:
         drop_database(base_url, args.database)
 

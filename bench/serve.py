@@ -588,7 +588,9 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         if os.environ.get("REDIS_URL"):
             import redis
 
-            redis.Redis.from_url(os.environ["REDIS_URL"]).delete("celery")
+            from personalization import queues
+
+            redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*queues.QUEUES)
         if args.keep or reuse:
             print(f"kept the database {args.database} and the model artifacts in {storage} (--reuse {storage})")
         else:

@@ -115,7 +115,7 @@ class ModelVersion(models.Model):
     """One trained engine: its artifact folder, its hold-out metrics, and whether it serves."""
 
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING)
-    artifact_dir = models.CharField(max_length=500, blank=True, help_text="Relative to MODEL_STORAGE_DIR.")
+    artifact_dir = models.CharField(max_length=500, blank=True, help_text="Its folder in the model storage.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Hold-out scores of this and the active version.")
     training = models.JSONField(default=dict, blank=True, help_text="Data sizes, timings, settings.")
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while training.")
@@ -137,6 +137,24 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"Model v{self.pk} ({self.status})"
+
+
+class ArtifactChunk(models.Model):
+    """A piece of one model artifact file, for ``MODEL_STORAGE=database`` (personalization/model_storage.py):
+    every machine that reaches PostgreSQL reads the same files. A file is cut into parts of at most
+    ``MODEL_STORAGE_CHUNK_BYTES``; a folder's ``MANIFEST.json`` is written in the same transaction as
+    its files, so a folder is either whole or absent."""
+
+    folder = models.CharField(max_length=500, help_text="The version's artifact folder (ModelVersion.artifact_dir).")
+    file = models.CharField(max_length=200)
+    part = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["folder", "file", "part"], name="artifactchunk_unique_part")]
+
+    def __str__(self) -> str:
+        return f"{self.folder}/{self.file} part {self.part}"
 
 
 class SurfaceKind(models.TextChoices):

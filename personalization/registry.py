@@ -2,6 +2,8 @@
 
 Web and worker processes keep the active engine in memory and look up which version is active
 at most every ``CHECK_SECONDS``; a new activation is picked up by every process within that time.
+The files come from the model storage (``personalization.model_storage``: a local folder, the
+database or an object store), so processes on several machines serve the same version.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import threading
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from personalization import model_storage
 from personalization.engine.engine import Engine
 from personalization.models import ModelVersion, VersionStatus
 
@@ -31,7 +33,13 @@ class ActivationRefused(Exception):
 
 
 def artifact_path(version: ModelVersion) -> Path:
-    return Path(settings.MODEL_STORAGE_DIR) / version.artifact_dir
+    """A local folder holding the version's files (from a shared storage: this process's copy of
+    them); ``FileNotFoundError`` when the storage has none."""
+    return model_storage.store().local_folder(version.artifact_dir)
+
+
+def has_artifacts(version: ModelVersion) -> bool:
+    return model_storage.store().has(version.artifact_dir)
 
 
 def active_version() -> ModelVersion | None:
@@ -43,8 +51,9 @@ def activate(version: ModelVersion, by: str) -> ModelVersion:
     """Make ``version`` the one that serves; the previous active one is retired. Also a rollback."""
     if version.status not in (VersionStatus.READY, VersionStatus.RETIRED, VersionStatus.ACTIVE):
         raise ActivationRefused(f"Version {version.pk} is {version.get_status_display().lower()}; it cannot serve.")
-    if not (artifact_path(version) / "engine.json").exists():
-        raise ActivationRefused(f"Version {version.pk} has no artifacts at {artifact_path(version)}.")
+    if not has_artifacts(version):
+        where = model_storage.store().describe(version.artifact_dir)
+        raise ActivationRefused(f"Version {version.pk} has no artifacts at {where}.")
     ModelVersion.objects.filter(status=VersionStatus.ACTIVE).exclude(pk=version.pk).update(status=VersionStatus.RETIRED)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.ACTIVE, activated_at=timezone.now(), activated_by=by

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from personalization import queues
 from personalization.env import envbool, envfloat, envint, envlist, envstr
 
 # One thread each for BLAS, OpenMP (LightGBM, faiss) in web and worker processes: the box has
@@ -205,6 +206,11 @@ TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", "3600")
 # every task's hard time limit, or a task still running is delivered twice (a test checks every task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TRAINING_TIME_LIMIT) + 600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A queue per kind of work (personalization/queues.py), so that a long training or a large campaign
+# preparation never delays a send or a profile refresh; each queue gets workers of its own.
+CELERY_TASK_QUEUES = queues.celery_queues()
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT_QUEUE
+CELERY_TASK_ROUTES = queues.celery_routes()
 CELERY_TIMEZONE = TIME_ZONE
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
@@ -266,4 +272,34 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# Model artifacts (personalization/model_storage.py): "local" folders under MODEL_STORAGE_DIR (one
+# machine, or a directory every machine mounts), "database" (PostgreSQL: every machine reads them) or
+# "s3" (an S3-compatible object store through django-storages). Processes copy a version from a shared
+# storage into MODEL_CACHE_DIR (default: a temporary directory of each process) and load it from there.
+MODEL_STORAGE = envstr("MODEL_STORAGE", "local") or "local"
+if MODEL_STORAGE not in ("local", "database", "s3"):
+    raise ImproperlyConfigured(f"Unexpected value MODEL_STORAGE={MODEL_STORAGE}, use local, database or s3")
 MODEL_STORAGE_DIR = Path(envstr("MODEL_STORAGE_DIR", str(DATA_DIR / "models")) or DATA_DIR / "models")
+MODEL_CACHE_DIR = envstr("MODEL_CACHE_DIR")
+MODEL_STORAGE_CHUNK_BYTES = envint("MODEL_STORAGE_CHUNK_BYTES", str(8 * 1024 * 1024))
+if MODEL_STORAGE == "s3":
+    _bucket = envstr("MODEL_STORAGE_BUCKET")
+    if not _bucket:
+        raise ImproperlyConfigured("MODEL_STORAGE=s3 needs MODEL_STORAGE_BUCKET")
+    # Credentials come the usual boto3 way (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, a role).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        "model_artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": _bucket,
+                "endpoint_url": envstr("MODEL_STORAGE_ENDPOINT_URL"),  # MinIO, Ceph, R2, ...; unset: AWS
+                "region_name": envstr("MODEL_STORAGE_REGION"),
+                "location": envstr("MODEL_STORAGE_PREFIX", "models") or "",
+                "file_overwrite": True,
+                "default_acl": None,
+                "querystring_auth": False,
+            },
+        },
+    }

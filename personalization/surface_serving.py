@@ -169,7 +169,7 @@ def _pinned_engine(version_id: int) -> Engine | None:
         from personalization.models import ModelVersion
 
         version = ModelVersion.objects.filter(pk=version_id).first()
-        if version is None or not (registry.artifact_path(version) / "engine.json").exists():
+        if version is None or not registry.has_artifacts(version):
             return None
         engine = Engine.load(registry.artifact_path(version))
         engine.ranker.compile()

@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import Item
-from personalization import registry
+from personalization import model_storage, registry
 from personalization.engine.dataset import Dataset, load_interchange
 from personalization.engine.engine import Engine
 from personalization.engine.evaluation import EvaluationSplit, split_by_cutoff, split_by_holdout
@@ -105,14 +104,15 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
         active = registry.active_version()
         active_score, basis = _active_score(active, split)
         passed = not_worse(score, active_score)
-        folder = Path(settings.MODEL_STORAGE_DIR) / f"v{version.pk}"
-        if passed:
-            step(70, "refitting on all events")
-            Engine.fit(dataset).save(folder)
-        else:
-            candidate.save(folder)  # kept for inspection; it never serves
+        folder = f"v{version.pk}"
+        with model_storage.store().new_folder(folder) as written:
+            if passed:
+                step(70, "refitting on all events")
+                Engine.fit(dataset).save(written)
+            else:
+                candidate.save(written)  # kept for inspection; it never serves
         data_end = float(dataset.events.time.max()) if dataset.has_timestamps else None
-        version.artifact_dir = folder.name
+        version.artifact_dir = folder
         version.metrics = {
             "holdout": score.as_dict(),
             "split": split.description,

@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
-from personalization import shared_cache
+from personalization import queues, shared_cache
 from personalization.celery import app
 from personalization.models import ApiKey, KeyScope
 from profiles import outbox
@@ -72,7 +72,8 @@ class OwnRedis:
         self.process = None
 
     def queued_tasks(self) -> int:
-        return int(redis.Redis.from_url(self.url(1)).llen("celery"))
+        client = redis.Redis.from_url(self.url(1))
+        return sum(int(client.llen(queue)) for queue in queues.QUEUES)
 
 
 def _point_celery_at(url: str) -> None:
