@@ -48,7 +48,6 @@ from personalization import services as engine
 from profiles import services as profiles
 
 logger = logging.getLogger(__name__)
-CHUNK = 500
 
 
 def compiled_campaign(campaign: Campaign) -> CompiledCampaign:
@@ -380,7 +379,8 @@ def prepare(campaign_id: int, now: datetime | None = None) -> PrepareResult:
         return result
     prep = preparation_for(campaign, now)
     audience = parse_rule(campaign.audience, "audience")
-    for ids in people.audience_ids(audience, exclude_campaign_id=campaign.pk, chunk=CHUNK):
+    chunk = conf.preparation_chunk()
+    for ids in people.audience_ids(audience, exclude_campaign_id=campaign.pk, chunk=chunk):
         if not _heartbeat(campaign_id, claim):
             result.claimed = False
             return result
@@ -389,7 +389,7 @@ def prepare(campaign_id: int, now: datetime | None = None) -> PrepareResult:
             if not _heartbeat(campaign_id, claim):  # locks the campaign's row until this chunk commits
                 result.claimed = False
                 return result
-            Message.objects.bulk_create(messages, ignore_conflicts=True, batch_size=CHUNK)
+            Message.objects.bulk_create(messages, ignore_conflicts=True, batch_size=chunk)
             drafts = Message.objects.filter(campaign=campaign, person_id__in=ids, state=MessageState.DRAFT)
             drafts.filter(needs_approval=True).update(state=MessageState.PENDING_APPROVAL, updated_at=timezone.now())
             drafts.filter(needs_approval=False).update(state=MessageState.SCHEDULED, updated_at=timezone.now())
