@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import conf, onboarding, people, scheduling
+from campaigns.account_people import account_key
 from campaigns.consent import email_refusal
 from campaigns.models import (
     Account,
@@ -100,14 +101,6 @@ def preparation_for(campaign: Campaign, now: datetime | None = None, model: Send
 
 
 # --- accounts ---------------------------------------------------------------------------------------------
-
-
-def account_key(traits: Mapping[str, Any]) -> str | None:
-    for name in ("account_id", "company_id", "company"):
-        value = traits.get(name)
-        if value not in (None, ""):
-            return str(value)[:200]
-    return None
 
 
 def accounts_for(traits: Mapping[int, Mapping[str, Any]], create: bool = True) -> dict[int, Account]:
