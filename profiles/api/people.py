@@ -158,7 +158,7 @@ class PersonView(APIView):
                         "receipt",
                         {
                             "receipt": "0b7c8a52-2f55-4f0e-9f55-3c1d5a6f1e11",
-                            "requested_by": "api-key:sk_AbCdEf",
+                            "requested_by": "api-key:sk_AbCdEfG",
                             "requested_at": "2026-11-27T08:00:00Z",
                             "people": 2,
                             "counts": {"profiles.Event": 41, "profiles.Identity": 3, "profiles.Person": 2},
