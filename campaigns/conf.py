@@ -10,6 +10,7 @@
 | ``CAMPAIGN_STO_SAMPLE`` | 20000 | engaged people whose history teaches the population and segment patterns |
 | ``CAMPAIGN_UNSUBSCRIBE_MAILTO`` | (empty) | an address added to ``List-Unsubscribe`` beside the one-click URL |
 | ``CAMPAIGN_PREPARATION_STALE_SECONDS`` | 300 | a preparation silent for this long lost its worker and is resumed |
+| ``CAMPAIGN_PREPARATION_CHUNK`` | 500 | people prepared per chunk; the heartbeat is refreshed at every chunk |
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def send_lease_seconds() -> int:
 
 def preparation_stale_seconds() -> int:
     return _int("CAMPAIGN_PREPARATION_STALE_SECONDS", 300)
+
+
+def preparation_chunk() -> int:
+    return _int("CAMPAIGN_PREPARATION_CHUNK", 500)
 
 
 def send_batch() -> int:

@@ -35,6 +35,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name", "external_id"]
+        permissions = [("view_account_people", "Can view the people of the accounts they manage")]
 
     def __str__(self) -> str:
         return self.name or self.external_id

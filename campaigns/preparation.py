@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import conf, onboarding, people, scheduling
+from campaigns.account_people import account_key
 from campaigns.consent import email_refusal
 from campaigns.models import (
     Account,
@@ -48,7 +49,6 @@ from personalization import services as engine
 from profiles import services as profiles
 
 logger = logging.getLogger(__name__)
-CHUNK = 500
 
 
 def compiled_campaign(campaign: Campaign) -> CompiledCampaign:
@@ -101,14 +101,6 @@ def preparation_for(campaign: Campaign, now: datetime | None = None, model: Send
 
 
 # --- accounts ---------------------------------------------------------------------------------------------
-
-
-def account_key(traits: Mapping[str, Any]) -> str | None:
-    for name in ("account_id", "company_id", "company"):
-        value = traits.get(name)
-        if value not in (None, ""):
-            return str(value)[:200]
-    return None
 
 
 def accounts_for(traits: Mapping[int, Mapping[str, Any]], create: bool = True) -> dict[int, Account]:
@@ -380,7 +372,8 @@ def prepare(campaign_id: int, now: datetime | None = None) -> PrepareResult:
         return result
     prep = preparation_for(campaign, now)
     audience = parse_rule(campaign.audience, "audience")
-    for ids in people.audience_ids(audience, exclude_campaign_id=campaign.pk, chunk=CHUNK):
+    chunk = conf.preparation_chunk()
+    for ids in people.audience_ids(audience, exclude_campaign_id=campaign.pk, chunk=chunk):
         if not _heartbeat(campaign_id, claim):
             result.claimed = False
             return result
@@ -389,7 +382,7 @@ def prepare(campaign_id: int, now: datetime | None = None) -> PrepareResult:
             if not _heartbeat(campaign_id, claim):  # locks the campaign's row until this chunk commits
                 result.claimed = False
                 return result
-            Message.objects.bulk_create(messages, ignore_conflicts=True, batch_size=CHUNK)
+            Message.objects.bulk_create(messages, ignore_conflicts=True, batch_size=chunk)
             drafts = Message.objects.filter(campaign=campaign, person_id__in=ids, state=MessageState.DRAFT)
             drafts.filter(needs_approval=True).update(state=MessageState.PENDING_APPROVAL, updated_at=timezone.now())
             drafts.filter(needs_approval=False).update(state=MessageState.SCHEDULED, updated_at=timezone.now())

@@ -53,8 +53,9 @@ ROLES: dict[str, list[str]] = {
         "personalization.conclude_experiment",
         *PEOPLE_READ,
     ],
-    # The approval queue of the accounts they manage (campaigns.approvals narrows it to them).
-    "CSM": ["campaigns.approve_message", "campaigns.view_account"],
+    # The approval queue and the people of the accounts they manage (campaigns.approvals and
+    # campaigns.account_people narrow both to them).
+    "CSM": ["campaigns.approve_message", "campaigns.view_account", "campaigns.view_account_people"],
     "Analyst": [
         "catalog.view_item",
         *SURFACES_READ,
@@ -85,14 +86,17 @@ ROLES: dict[str, list[str]] = {
 }
 
 
-def ensure_roles(group_model: Any, permission_model: Any) -> None:
-    """Create the groups and give each exactly its permissions (a missing permission is an error)."""
+def ensure_roles(group_model: Any, permission_model: Any, skip_missing: bool = False) -> None:
+    """Create the groups and give each exactly its permissions (a missing permission is an error,
+    unless ``skip_missing``: a migration that runs before the one adding a permission)."""
     for name, codes in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=name)
         permissions = []
         for code in codes:
             app_label, codename = code.split(".")
             found = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if found is None and skip_missing:
+                continue
             if found is None:
                 raise LookupError(f"Role {name}: no permission {code}")
             permissions.append(found)

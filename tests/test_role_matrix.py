@@ -85,8 +85,9 @@ EXPECTED: dict[str, Entry] = {
     "api/v1/people/<str:person_key>/consent": Entry(
         {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "PUT": may(ADMIN, SECRET)}, {"person_key": "ann"}
     ),
+    # Ann is in the CSM's account; tests/profiles/test_people_api.py checks one outside it is a 404.
     "api/v1/people/<str:person_key>": Entry(
-        {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "DELETE": may(ADMIN, SECRET)}, {"person_key": "ann"}
+        {"GET": may(MARKETER, ANALYST, CSM, ADMIN, SECRET), "DELETE": may(ADMIN, SECRET)}, {"person_key": "ann"}
     ),
     "api/v1/people/<str:person_key>/export": Entry({"GET": may(ADMIN, SECRET)}, {"person_key": "ann"}),
     "api/v1/recommendations": Entry({"GET": may(MARKETER, SECRET)}),

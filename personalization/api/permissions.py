@@ -55,7 +55,8 @@ REQUIRED: dict[str, dict[str, Requirement]] = {
     "page": {"POST": "profiles.add_event"},
     "batch": {"POST": ("profiles.add_event", "profiles.change_person")},
     "consent": {"GET": ("profiles.view_person", "profiles.view_consent"), "PUT": "profiles.change_consent"},
-    "person": {"GET": "profiles.view_person", "DELETE": ERASE_PERSON},
+    # A CSM's account_people reads only the people of their accounts (profiles.api.people narrows it).
+    "person": {"GET": AnyOf("profiles.view_person", "campaigns.view_account_people"), "DELETE": ERASE_PERSON},
     "person-export": {"GET": EXPORT_PERSON},
     "recommendations": {"GET": PREVIEW},
     "popular-recommendations": {"GET": "personalization.view_surface"},

@@ -3,7 +3,9 @@
 ``<person_key>`` is a user id, an anonymous id or an email, tried in that order (as everywhere in
 the API). Only a secret key, or a logged-in person with the permission of the action, may call them:
 ``profiles.view_person`` to read, ``profiles.export_person`` to export, ``profiles.erase_person``
-to erase. The browser-safe ingest key never can.
+to erase. A CSM reads with ``campaigns.view_account_people`` instead, and only the people of the
+accounts they manage (``campaigns.account_people``); anyone else answers 404 exactly as an unknown
+key does, so the answer does not tell whether the person exists. The browser-safe ingest key never can.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from campaigns.account_people import manages_person
+from personalization.models import ApiKey
 from profiles import erasure, export
 from profiles.identity import find_person
 from profiles.models import Person
@@ -38,6 +42,21 @@ def _person_or_404(person_key: str) -> Person:
         return person
     refuse_if_erased(person_key)
     raise exceptions.NotFound(f"No person is known by {person_key!r}.")
+
+
+def reads_only_own_accounts(request: Request) -> bool:
+    """A signed-in person who reads people through their accounts only (a CSM), not everyone."""
+    return not isinstance(request.auth, ApiKey) and not request.user.has_perm("profiles.view_person")
+
+
+def _readable_person_or_404(request: Request, person_key: str) -> Person:
+    if not reads_only_own_accounts(request):
+        return _person_or_404(person_key)
+    person = find_person(person_key)
+    if person is None or not manages_person(request.user, person.pk, person.traits):
+        # The same answer as for a key nobody holds (not "erased", not 403): nothing to learn from it.
+        raise exceptions.NotFound(f"No person is known by {person_key!r}.")
+    return person
 
 
 class PersonIdentitySerializer(serializers.Serializer):
@@ -96,7 +115,10 @@ def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
     described = {
         401: "No credentials.",
         403: "An ingest key, or a session without the permission.",
-        404: 'No person is known by this key (code "not_found"), or they were erased (code "erased").',
+        404: (
+            'No person is known by this key (code "not_found"), or they were erased (code "erased"); for a CSM, '
+            "also a person outside the accounts they manage."
+        ),
     }
     return {s: OpenApiResponse(ApiErrorSerializer, description=described[s]) for s in statuses}
 
@@ -118,7 +140,7 @@ class PersonView(APIView):
         responses={200: PersonSummarySerializer, **_errors(401, 403, 404)},
     )
     def get(self, request: Request, person_key: str) -> Response:
-        return Response(export.person_summary(_person_or_404(person_key)))
+        return Response(export.person_summary(_readable_person_or_404(request, person_key)))
 
     @extend_schema(
         tags=["people"],
@@ -136,7 +158,7 @@ class PersonView(APIView):
                         "receipt",
                         {
                             "receipt": "0b7c8a52-2f55-4f0e-9f55-3c1d5a6f1e11",
-                            "requested_by": "api-key:sk_AbCdEf",
+                            "requested_by": "api-key:sk_AbCdEfG",
                             "requested_at": "2026-11-27T08:00:00Z",
                             "people": 2,
                             "counts": {"profiles.Event": 41, "profiles.Identity": 3, "profiles.Person": 2},

@@ -4,6 +4,7 @@ events or this session's context, and ``personalized_by`` says which."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,16 @@ def test_a_known_person_the_model_knows_nothing_of_is_not_personalized(engine):
     assert person is not None
     answer = serving.recommend(person.pk, 10)
     assert (answer.personalized, answer.personalized_by) == (False, None)
+
+
+def test_finding_13_the_readme_and_the_campaign_docs_state_the_delivery_guarantee_exactly():
+    """The README said "exactly-once" delivery while a message whose worker died awaiting the server's
+    250 is marked unconfirmed and not resent: both now say at most once for that moment."""
+    root = Path(__file__).resolve().parents[2]
+    for name in ("README.md", "docs/campaigns.md"):
+        text = " ".join((root / name).read_text().split())
+        promises = [
+            m.group(0) for m in re.finditer(r"exactly[- ]once", text, re.I) if not text[: m.start()].endswith("not ")
+        ]
+        assert not promises, f"{name} promises exactly-once delivery"
+        assert "at most once" in text and "unconfirmed" in text and "not resent" in text.replace("**", ""), name
