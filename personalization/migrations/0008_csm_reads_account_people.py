@@ -16,7 +16,7 @@ def update_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("personalization", "0006_roles"),
+        ("personalization", "0007_artifact_chunks"),
         ("campaigns", "0004_account_people_permission"),
     ]
 
