@@ -96,9 +96,15 @@ class _Buffer:
     def _run(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
+            rows = self.take()
+            if not rows:
+                # Idle: hold no database connection (an idle web process would otherwise keep one
+                # open, and ask the server whether it is usable, every second).
+                connection.close()
+                continue
             try:
                 close_old_connections()
-                write(self.take())
+                write(rows)
             except Exception:  # a lost batch of impressions must not stop the flusher
                 logger.exception("Could not write impressions")
 

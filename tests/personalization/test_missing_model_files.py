@@ -5,7 +5,6 @@ fallback with ``degraded`` and the reason, like the surfaces do."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from django.core.management import call_command
 from personalization import registry
 from personalization.models import ModelVersion, VersionStatus
 from personalization.tasks import train_engine
-
-
-@pytest.fixture
-def model_storage(settings, tmp_path: Path) -> Iterator[Path]:
-    settings.MODEL_STORAGE_DIR = tmp_path
-    registry.forget_loaded_engine()
-    yield tmp_path
-    registry.forget_loaded_engine()
 
 
 @pytest.fixture

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from django.core.management import call_command
 
@@ -10,14 +7,6 @@ from personalization import registry, serving
 from personalization.models import ModelVersion, VersionStatus
 from personalization.tasks import train_engine
 from profiles.services import find_person, record_consent
-
-
-@pytest.fixture
-def model_storage(settings, tmp_path: Path) -> Iterator[Path]:
-    settings.MODEL_STORAGE_DIR = tmp_path
-    registry.forget_loaded_engine()
-    yield tmp_path
-    registry.forget_loaded_engine()
 
 
 @pytest.fixture
