@@ -111,6 +111,12 @@ class VersionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class FitTrigger(models.TextChoices):
+    MANUAL = "manual", "Asked for by someone"
+    SCHEDULE = "schedule", "The retraining schedule"
+    DRIFT = "drift", "The drift rule"
+
+
 class ModelVersion(models.Model):
     """One trained engine: its artifact folder, its hold-out metrics, and whether it serves."""
 
@@ -122,6 +128,8 @@ class ModelVersion(models.Model):
     stage = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     requested_by = models.CharField(max_length=200, blank=True)
+    trigger = models.CharField(max_length=16, choices=FitTrigger.choices, default=FitTrigger.MANUAL)
+    trigger_reason = models.TextField(blank=True, help_text="Why the drift rule started this fit.")
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -246,3 +254,18 @@ class SurfaceItemExposure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.surface_id} {self.item_id}"
+
+
+class LoopChange(models.Model):
+    """Who changed the retraining schedule or the drift rule, when, and to what."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.CharField(max_length=200)
+    what = models.CharField(max_length=32, help_text="schedule | drift_rule")
+    detail = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.what} by {self.by} at {self.at:%Y-%m-%d %H:%M}"

@@ -6,8 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from personalization import feedback, training
-from personalization.models import ModelVersion
+from personalization import feedback, retraining, training
+from personalization.models import FitTrigger, ModelVersion
 
 
 @shared_task(
@@ -20,6 +20,18 @@ from personalization.models import ModelVersion
 def train_engine(version_id: int) -> None:
     """Fit, gate and (if not worse) activate a new engine version; progress is on the version row."""
     training.train_version(ModelVersion.objects.get(pk=version_id))
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.TRAINING_TIME_LIMIT,
+    soft_time_limit=settings.TRAINING_TIME_LIMIT - 300,
+)
+def retrain_on_schedule() -> None:
+    """What the retraining schedule runs: a fit through the gate; failures are recorded on the version row."""
+    retraining.retrain(FitTrigger.SCHEDULE)
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
