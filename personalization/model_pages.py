@@ -16,12 +16,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from personalization import registry, retraining
+from personalization import loop_charts, registry, retraining
 from personalization.access import requires
 from personalization.api.permissions import SEES_MODEL, TRAINS_MODEL, satisfied
-from personalization.models import LoopChange, ModelVersion
+from personalization.loop_charts import Value
+from personalization.loop_stats import wilson
+from personalization.models import LoopChange, ModelHealthSnapshot, ModelVersion
 
 RECENT_FITS = 12
+CHART_DAYS = 30
 
 
 class ScheduleForm(forms.Form):
@@ -51,7 +54,99 @@ def _context(request: HttpRequest, schedule_form: ScheduleForm | None = None) ->
         "fits": [(fit, retraining.outcome(fit)) for fit in fits],
         "problem": retraining.fit_problem(),
         "changes": LoopChange.objects.all()[:10],
+        **_watch(),
     }
+
+
+def _pooled(snapshot: ModelHealthSnapshot, arm: str, metric: str) -> Value | None:
+    """One arm's rate over every surface of the day, with its interval."""
+    hits = n = 0
+    for surface in (snapshot.online.get("surfaces") or {}).values():
+        figures = (surface.get("arms") or {}).get(arm)
+        if figures:
+            hits += figures[metric]["hits"]
+            n += figures[metric]["n"]
+    if not n:
+        return None
+    rate = wilson(hits, n)
+    return Value(snapshot.day, rate.value, rate.low, rate.high)
+
+
+def _series(snapshots: list[ModelHealthSnapshot], pick: Any) -> list[Value]:
+    values = []
+    for snapshot in snapshots:
+        value = pick(snapshot)
+        if isinstance(value, Value):
+            values.append(value)
+        elif isinstance(value, int | float):
+            values.append(Value(snapshot.day, float(value)))
+    return values
+
+
+def _watch() -> dict[str, Any]:
+    snapshots = list(reversed(ModelHealthSnapshot.objects.order_by("-day")[:CHART_DAYS]))
+    if not snapshots:
+        return {"latest": None, "charts": []}
+    first = snapshots[0].day
+    activations = [
+        (activated.date(), f"v{pk} activated")
+        for pk, activated in ModelVersion.objects.filter(activated_at__date__gte=first).values_list(
+            "pk", "activated_at"
+        )
+        if activated is not None
+    ]
+    active = registry.active_version()
+    at_activation = ((active.metrics or {}).get("holdout") or {}).get("ndcg") if active else None
+    charts = [
+        loop_charts.daily_chart(
+            "ctr",
+            "Click-through of answers: personalized against curated",
+            [
+                (arm, _series(snapshots, lambda s, arm=arm: _pooled(s, arm, "ctr")))
+                for arm in ("personalized", "curated")
+            ],
+            percent=True,
+            markers=activations,
+        ),
+        loop_charts.daily_chart(
+            "conversion",
+            "Conversion of answers: personalized against curated",
+            [
+                (arm, _series(snapshots, lambda s, arm=arm: _pooled(s, arm, "conversion")))
+                for arm in ("personalized", "curated")
+            ],
+            percent=True,
+            markers=activations,
+        ),
+        loop_charts.daily_chart(
+            "ndcg",
+            "NDCG@20 on the days since training, against the figure at activation",
+            [("recent days", _series(snapshots, lambda s: (s.offline or {}).get("ndcg")))],
+            reference=(at_activation, f"at activation {at_activation:.4f}") if at_activation else None,
+            markers=activations,
+        ),
+        loop_charts.daily_chart(
+            "shares",
+            "Shares: item events on unknown items, people without history, degraded answers",
+            [
+                ("unknown items", _series(snapshots, lambda s: (s.data or {}).get("unknown_item_share"))),
+                (
+                    "people without history",
+                    _series(snapshots, lambda s: (s.data or {}).get("people_without_history_share")),
+                ),
+                ("degraded answers", _series(snapshots, lambda s: (s.online or {}).get("degraded_share"))),
+            ],
+            percent=True,
+            markers=activations,
+        ),
+        loop_charts.daily_chart(
+            "events",
+            "Events per day",
+            [("events", _series(snapshots, lambda s: (s.data or {}).get("events")))],
+            markers=activations,
+        ),
+    ]
+    return {"latest": snapshots[-1], "charts": charts}
 
 
 @require_GET

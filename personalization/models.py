@@ -201,6 +201,9 @@ class Impression(models.Model):
     person_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     item_ids = models.JSONField(default=list)
     strategy = models.CharField(max_length=32, blank=True, help_text="personalized, curated, cold_start, degraded…")
+    degraded = models.BooleanField(
+        default=False, db_default=False, help_text="Served without the active model, or without part of it."
+    )
     experiment = models.CharField(max_length=100, blank=True)
     variant = models.CharField(max_length=100, blank=True)
     served_at = models.DateTimeField(db_index=True)
@@ -269,3 +272,23 @@ class LoopChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.what} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ModelHealthSnapshot(models.Model):
+    """One day of the watch over the active version (``personalization/watch.py``): online, data and
+    offline figures, the feedback-loop latency, and what the drift rule decided."""
+
+    day = models.DateField(unique=True)
+    model_version = models.BigIntegerField(null=True, blank=True, help_text="The version active when it was computed.")
+    online = models.JSONField(default=dict, help_text="Per surface: answers, click-through and conversion by arm.")
+    data = models.JSONField(default=dict, help_text="Event volume, unknown items, new items, people without history.")
+    offline = models.JSONField(default=dict, help_text="NDCG@20 on the recent days against the figure at activation.")
+    latency = models.JSONField(default=dict, help_text="From an item event to the next answer for that person.")
+    drift = models.JSONField(default=dict, help_text="The drift rule's verdict and what it started.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"watch {self.day}"

@@ -39,3 +39,12 @@ def attribute_surface_feedback(day: str | None = None) -> None:
     """Per-surface daily click-through and conversion (default: yesterday, whose click window has closed)."""
     wanted = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
     feedback.compute_daily_stats(wanted)
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
+def watch_active_model(day: str | None = None) -> None:
+    """The day's watch over the active version (default: yesterday), stored for the model page."""
+    from personalization import watch
+
+    wanted = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
+    watch.compute_snapshot(wanted)
