@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -21,7 +21,7 @@ from personalization.access import requires
 from personalization.api.permissions import SEES_MODEL, TRAINS_MODEL, satisfied
 from personalization.loop_charts import Value
 from personalization.loop_stats import wilson
-from personalization.models import LoopChange, ModelHealthSnapshot, ModelVersion
+from personalization.models import DriftRule, LoopChange, ModelHealthSnapshot, ModelVersion
 
 RECENT_FITS = 12
 CHART_DAYS = 30
@@ -38,18 +38,45 @@ class ScheduleForm(forms.Form):
     )
 
 
+class DriftRuleForm(forms.ModelForm):
+    class Meta:
+        model = DriftRule
+        fields = [
+            "enabled",
+            "unknown_item_share",
+            "ndcg_drop",
+            "ctr_drop",
+            "min_answers",
+            "baseline_days",
+            "cooldown_hours",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("unknown_item_share", "ndcg_drop", "ctr_drop"):
+            value = data.get(name)
+            if value is not None and not 0 < value < 1:
+                self.add_error(name, "A share between 0 and 1, e.g. 0.2 for 20%.")
+        if data.get("baseline_days") is not None and not 1 <= data["baseline_days"] <= 60:
+            self.add_error("baseline_days", "Between 1 and 60 days.")
+        return data
+
+
 def _schedule_form(data: Any = None) -> ScheduleForm:
     current = retraining.schedule()
     initial = {"enabled": current.enabled, "hour": current.hour, "minute": current.minute, "days": current.days}
     return ScheduleForm(data, initial=initial)
 
 
-def _context(request: HttpRequest, schedule_form: ScheduleForm | None = None) -> dict[str, Any]:
+def _context(
+    request: HttpRequest, schedule_form: ScheduleForm | None = None, drift_form: DriftRuleForm | None = None
+) -> dict[str, Any]:
     fits = list(ModelVersion.objects.order_by("-id")[:RECENT_FITS])
     return {
         "active": registry.active_version(),
         "schedule": retraining.schedule(),
         "schedule_form": schedule_form or _schedule_form(),
+        "drift_form": drift_form or DriftRuleForm(instance=DriftRule.current()),
         "may_change": satisfied(request.user, TRAINS_MODEL),
         "fits": [(fit, retraining.outcome(fit)) for fit in fits],
         "problem": retraining.fit_problem(),
@@ -166,6 +193,23 @@ def change_schedule(request: HttpRequest) -> HttpResponse:
         data["enabled"], data["hour"], data["minute"], list(data["days"]), by=request.user.get_username()
     )
     messages.success(request, f"Retraining schedule: {after.text}.")
+    return HttpResponseRedirect("/model/")
+
+
+@require_POST
+@requires(TRAINS_MODEL)
+def change_drift_rule(request: HttpRequest) -> HttpResponse:
+    form = DriftRuleForm(request.POST, instance=DriftRule.current())
+    if not form.is_valid():
+        return render(request, "personalization/model.html", _context(request, drift_form=form), status=400)
+    with transaction.atomic():
+        rule = form.save(commit=False)
+        rule.updated_by = request.user.get_username()
+        rule.save()
+        LoopChange.objects.create(
+            by=rule.updated_by, what="drift_rule", detail={name: form.cleaned_data[name] for name in form.fields}
+        )
+    messages.success(request, "Drift rule saved; the next daily watch judges by it.")
     return HttpResponseRedirect("/model/")
 
 

@@ -292,3 +292,37 @@ class ModelHealthSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"watch {self.day}"
+
+
+class DriftRule(models.Model):
+    """The thresholds of the drift rule (``personalization/drift.py``); one row, edited on the model page."""
+
+    enabled = models.BooleanField(default=True, help_text="Start a retraining early when the rule fires.")
+    unknown_item_share = models.FloatField(
+        default=0.30, help_text="Fires above this share of a day's item events on items the model does not know."
+    )
+    ndcg_drop = models.FloatField(
+        default=0.20, help_text="Fires when NDCG@20 on recent days is this much (relative) below its activation figure."
+    )
+    ctr_drop = models.FloatField(
+        default=0.15,
+        help_text="Fires when a surface's personalized click-through falls this much (relative) below the days "
+        "before and the 95% interval of the change excludes zero.",
+    )
+    min_answers = models.PositiveIntegerField(
+        default=500, help_text="Answers needed on the day and on the days before for the click-through check."
+    )
+    baseline_days = models.PositiveSmallIntegerField(default=7, help_text="Days the click-through is compared with.")
+    cooldown_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="No second early retraining within this many hours of the last one."
+    )
+    updated_by = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "drift rule"
+
+    @classmethod
+    def current(cls) -> DriftRule:
+        rule, _ = cls.objects.get_or_create(pk=1)
+        return rule

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -39,7 +39,7 @@ class Schedule:
     minute: int
     days: list[str]  # cron day-of-week codes, Sunday = "0"
     time_zone: str
-    last_run_at: object | None = None
+    last_run_at: datetime | None = None
 
     @property
     def days_text(self) -> str:
@@ -53,15 +53,14 @@ class Schedule:
         when = f"{self.days_text} at {self.hour:02d}:{self.minute:02d} ({self.time_zone})"
         return when if self.enabled else f"off (was {when})"
 
-    def next_run(self, now: object | None = None) -> object | None:
+    def next_run(self, now: datetime | None = None) -> datetime | None:
         """When the schedule next starts a fit (aware datetime), or None when it is off."""
         import zoneinfo
-        from datetime import datetime
 
         if not self.enabled or not self.days:
             return None
         zone = zoneinfo.ZoneInfo(self.time_zone)
-        current = (now if isinstance(now, datetime) else timezone.now()).astimezone(zone)
+        current = (now or timezone.now()).astimezone(zone)
         for ahead in range(8):
             day = current.date() + timedelta(days=ahead)
             at = datetime(day.year, day.month, day.day, self.hour, self.minute, tzinfo=zone)

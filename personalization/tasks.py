@@ -43,8 +43,9 @@ def attribute_surface_feedback(day: str | None = None) -> None:
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
 def watch_active_model(day: str | None = None) -> None:
-    """The day's watch over the active version (default: yesterday), stored for the model page."""
+    """The day's watch over the active version (default: yesterday), stored for the model page; the
+    drift rule then judges it and may start a retraining early."""
     from personalization import watch
 
     wanted = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
-    watch.compute_snapshot(wanted)
+    watch.apply_drift_rule(watch.compute_snapshot(wanted))

@@ -11,7 +11,7 @@ from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
-from personalization.model_pages import change_schedule, model_page
+from personalization.model_pages import change_drift_rule, change_schedule, model_page
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
@@ -48,5 +48,6 @@ urlpatterns = [
     path("surfaces/", surface_overview, name="surfaces"),
     path("model/", model_page, name="model"),
     path("model/schedule", change_schedule, name="model-schedule"),
+    path("model/drift-rule", change_drift_rule, name="model-drift-rule"),
     path("", include("campaigns.urls")),
 ]

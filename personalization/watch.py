@@ -27,18 +27,27 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from catalog.models import Item
-from personalization import registry, training
+from personalization import drift, registry, retraining, training
 from personalization.engine.dataset import load_interchange
 from personalization.engine.engine import Engine
 from personalization.engine.evaluation import split_by_cutoff
 from personalization.feedback import CLICK_KINDS, CLICK_WINDOW, PURCHASE_WINDOW
 from personalization.gate import holdout_score
 from personalization.loop_stats import difference, wilson
-from personalization.models import Impression, ModelHealthSnapshot, ModelVersion, Surface
+from personalization.models import (
+    DriftRule,
+    FitTrigger,
+    Impression,
+    ModelHealthSnapshot,
+    ModelVersion,
+    Surface,
+    VersionStatus,
+)
 from profiles.models import Event
 
 logger = logging.getLogger(__name__)
@@ -272,3 +281,83 @@ def compute_snapshot(day: date) -> ModelHealthSnapshot:
         },
     )
     return snapshot
+
+
+# --- the drift rule --------------------------------------------------------------------------------
+
+
+def thresholds() -> drift.Thresholds:
+    rule = DriftRule.current()
+    return drift.Thresholds(
+        enabled=rule.enabled,
+        unknown_item_share=rule.unknown_item_share,
+        ndcg_drop=rule.ndcg_drop,
+        ctr_drop=rule.ctr_drop,
+        min_answers=rule.min_answers,
+        baseline_days=rule.baseline_days,
+        cooldown_hours=rule.cooldown_hours,
+    )
+
+
+def _personalized_clicks(snapshot: ModelHealthSnapshot, surface: str) -> tuple[int, int]:
+    ctr = (((snapshot.online.get("surfaces") or {}).get(surface) or {}).get("arms") or {}).get("personalized", {})
+    ctr = ctr.get("ctr") or {}
+    return int(ctr.get("hits", 0)), int(ctr.get("n", 0))
+
+
+def surface_clicks(snapshot: ModelHealthSnapshot, baseline_days: int) -> list[drift.SurfaceClicks]:
+    """Per surface: the day's personalized answers and clicks, and those of the ``baseline_days`` before."""
+    earlier = list(
+        ModelHealthSnapshot.objects.filter(day__gte=snapshot.day - timedelta(days=baseline_days), day__lt=snapshot.day)
+    )
+    found = []
+    for surface in snapshot.online.get("surfaces") or {}:
+        before = [_personalized_clicks(s, surface) for s in earlier]
+        found.append(
+            drift.SurfaceClicks(
+                surface,
+                _personalized_clicks(snapshot, surface),
+                (sum(h for h, _ in before), sum(n for _, n in before)),
+            )
+        )
+    return found
+
+
+def apply_drift_rule(snapshot: ModelHealthSnapshot) -> drift.Verdict:
+    """Judge the snapshot by the rule; when it fires, start a retraining now (after this commits) and
+    record why, unless one was started within the cooldown or a newer version serves already."""
+    rule = thresholds()
+    clicks = surface_clicks(snapshot, rule.baseline_days)
+    _, day_end = day_bounds(snapshot.day)
+    active = registry.active_version()
+    replaced_since = active is not None and active.activated_at is not None and active.activated_at >= day_end
+    if replaced_since:
+        clicks = []  # the day's answers came from a version that no longer serves
+    verdict = drift.evaluate(
+        rule,
+        unknown_item_share=snapshot.data.get("unknown_item_share"),
+        item_events=int(snapshot.data.get("item_events") or 0),
+        ndcg_recent=snapshot.offline.get("ndcg"),
+        ndcg_at_activation=snapshot.offline.get("at_activation"),
+        clicks=clicks,
+    )
+    action = ""
+    if verdict.fired:
+        action = _retrain_early(verdict, rule)
+    snapshot.drift = {**verdict.as_dict(), "thresholds": rule.as_dict(), "action": action}
+    snapshot.save(update_fields=["drift", "computed_at"])
+    return verdict
+
+
+def _retrain_early(verdict: drift.Verdict, rule: drift.Thresholds) -> str:
+    from personalization.tasks import train_engine
+
+    since = timezone.now() - timedelta(hours=rule.cooldown_hours)
+    recent = ModelVersion.objects.filter(trigger=FitTrigger.DRIFT, created_at__gte=since).order_by("-id").first()
+    if recent is not None:
+        return f"not retrained: v{recent.pk} was started by the drift rule at {recent.created_at:%Y-%m-%d %H:%M}"
+    version = retraining.start_fit(FitTrigger.DRIFT, reason=verdict.text)
+    if version.status == VersionStatus.FAILED:
+        return f"not retrained: {version.error}"
+    transaction.on_commit(lambda: train_engine.delay(version.pk))
+    return f"retraining: v{version.pk}"

@@ -180,4 +180,5 @@ def test_the_model_page_charts_the_snapshots(db):
     for chart in ("ctr", "conversion", "ndcg", "shares", "events"):
         assert f'id="chart-{chart}"' in page or chart == "ndcg"
     assert page.count("<circle") >= 5 * 2 + 5  # two arms of click-through, events per day
-    assert json.dumps(ModelHealthSnapshot.objects.first().online)  # stored as plain JSON
+    stored = ModelHealthSnapshot.objects.first()
+    assert stored is not None and json.dumps(stored.online)  # stored as plain JSON
