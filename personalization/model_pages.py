@@ -82,6 +82,54 @@ def _context(
         "problem": retraining.fit_problem(),
         "changes": LoopChange.objects.all()[:10],
         **_watch(),
+        "latency": feedback_latency(),
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def feedback_latency() -> dict[str, Any]:
+    """How long a click takes to reach (a) the next answer for that person and (b) the model's weights."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = timezone.now()
+    latest = ModelHealthSnapshot.objects.order_by("-day").first()
+    observed = (latest.latency if latest else {}) or {}
+    schedule = retraining.schedule()
+    next_run = schedule.next_run(now)
+    active = registry.active_version()
+    data_end = (active.training or {}).get("data_end") if active else None
+    lag = None
+    if active and active.activated_at and data_end is not None:
+        lag = active.activated_at.timestamp() - float(data_end)
+    fit_seconds = (active.training or {}).get("seconds") if active else None
+    worst = None
+    if next_run is not None:
+        worst = (next_run - now).total_seconds() + float(fit_seconds or 0)
+    return {
+        "hot_profile_seconds": settings.HOT_PROFILE_SECONDS,
+        "observed_day": latest.day if latest else None,
+        "observed": observed,
+        "median_wait": _duration(observed.get("median_seconds")),
+        "p90_wait": _duration(observed.get("p90_seconds")),
+        "schedule": schedule,
+        "next_run": next_run,
+        "until_next_run": _duration((next_run - now).total_seconds()) if next_run else None,
+        "worst_case": _duration(worst),
+        "fit_seconds": _duration(float(fit_seconds)) if fit_seconds is not None else "–",
+        "active": active,
+        "activation_lag": _duration(lag),
     }
 
 
