@@ -50,6 +50,15 @@ class DriftRuleForm(forms.ModelForm):
             "baseline_days",
             "cooldown_hours",
         ]
+        labels = {
+            "enabled": "On",
+            "unknown_item_share": "Unknown-item share",
+            "ndcg_drop": "NDCG@20 drop",
+            "ctr_drop": "Click-through drop",
+            "min_answers": "Minimum answers",
+            "baseline_days": "Baseline days",
+            "cooldown_hours": "Cooldown hours",
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -112,7 +121,8 @@ def feedback_latency() -> dict[str, Any]:
     data_end = (active.training or {}).get("data_end") if active else None
     lag = None
     if active and active.activated_at and data_end is not None:
-        lag = active.activated_at.timestamp() - float(data_end)
+        # Demo and imported data may carry timestamps up to the moment of the fit, or past it.
+        lag = max(active.activated_at.timestamp() - float(data_end), 0.0)
     fit_seconds = (active.training or {}).get("seconds") if active else None
     worst = None
     if next_run is not None:

@@ -185,7 +185,7 @@ def test_an_administrator_edits_the_thresholds_and_bad_ones_are_refused(db):
 
     response = admin.post("/model/drift-rule", {**good, "ndcg_drop": "1.5"})
     assert response.status_code == 400
-    assert "NDCG" in response.content.decode() and "A share between 0 and 1" in response.content.decode()
+    assert "NDCG@20 drop: A share between 0 and 1, e.g. 0.2 for 20%." in response.content.decode()
     assert DriftRule.current().ndcg_drop == 0.25
 
     analyst = Client()
