@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
-from personalization.api.permissions import SEES_MESSAGES, Requirement, satisfied
+from personalization.api.permissions import SEES_MESSAGES, SEES_MODEL, Requirement, satisfied
 
 View = Callable[..., HttpResponse]
 
@@ -39,6 +39,7 @@ CONSOLE: list[tuple[str, Requirement]] = [
     ("/campaigns/", "campaigns.view_campaign"),
     ("/approvals/", SEES_MESSAGES),
     ("/experiments/", "experiments.view_experiment"),
+    ("/model/", SEES_MODEL),
 ]
 
 

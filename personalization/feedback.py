@@ -57,6 +57,7 @@ class ImpressionRow:
     experiment: str
     variant: str
     served_at: datetime
+    degraded: bool = False
 
 
 def _as_model(row: ImpressionRow) -> Impression:
@@ -71,6 +72,7 @@ def _as_model(row: ImpressionRow) -> Impression:
         experiment=row.experiment,
         variant=row.variant,
         served_at=row.served_at,
+        degraded=row.degraded,
     )
 
 
@@ -127,15 +129,16 @@ IMPRESSION_COLUMNS = (
     "experiment",
     "variant",
     "served_at",
+    "degraded",
 )
 # One statement with one array per column: the flusher shares the web process's interpreter, and
 # building a model instance per row held it for ~10 ms a second at 100 answers a second.
 _UNNEST_INSERT = (
     f"INSERT INTO {Impression._meta.db_table} ({', '.join(IMPRESSION_COLUMNS)}) "
-    "SELECT r, s, v, m, p, i::jsonb, st, e, va, t FROM unnest("
+    "SELECT r, s, v, m, p, i::jsonb, st, e, va, t, d FROM unnest("
     "%b::varchar[], %b::bigint[], %b::integer[], %b::bigint[], %b::bigint[], %b::text[], %b::varchar[],"
-    " %b::varchar[], %b::varchar[], %b::timestamptz[]"
-    ") AS x(r, s, v, m, p, i, st, e, va, t) ON CONFLICT (recommendation_id) DO NOTHING"
+    " %b::varchar[], %b::varchar[], %b::timestamptz[], %b::boolean[]"
+    ") AS x(r, s, v, m, p, i, st, e, va, t, d) ON CONFLICT (recommendation_id) DO NOTHING"
 )
 
 
@@ -155,6 +158,7 @@ def write(rows: list[ImpressionRow]) -> int:
             [r.experiment for r in rows],
             [r.variant for r in rows],
             [r.served_at for r in rows],
+            [r.degraded for r in rows],
         )
         with server_bound_cursor() as cursor:
             cursor.execute(_UNNEST_INSERT, columns, binary=True)

@@ -111,6 +111,12 @@ class VersionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class FitTrigger(models.TextChoices):
+    MANUAL = "manual", "Asked for by someone"
+    SCHEDULE = "schedule", "The retraining schedule"
+    DRIFT = "drift", "The drift rule"
+
+
 class ModelVersion(models.Model):
     """One trained engine: its artifact folder, its hold-out metrics, and whether it serves."""
 
@@ -122,6 +128,8 @@ class ModelVersion(models.Model):
     stage = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     requested_by = models.CharField(max_length=200, blank=True)
+    trigger = models.CharField(max_length=16, choices=FitTrigger.choices, default=FitTrigger.MANUAL)
+    trigger_reason = models.TextField(blank=True, help_text="Why the drift rule started this fit.")
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -211,6 +219,9 @@ class Impression(models.Model):
     person_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     item_ids = models.JSONField(default=list)
     strategy = models.CharField(max_length=32, blank=True, help_text="personalized, curated, cold_start, degraded…")
+    degraded = models.BooleanField(
+        default=False, db_default=False, help_text="Served without the active model, or without part of it."
+    )
     experiment = models.CharField(max_length=100, blank=True)
     variant = models.CharField(max_length=100, blank=True)
     served_at = models.DateTimeField(db_index=True)
@@ -264,3 +275,72 @@ class SurfaceItemExposure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.surface_id} {self.item_id}"
+
+
+class LoopChange(models.Model):
+    """Who changed the retraining schedule or the drift rule, when, and to what."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.CharField(max_length=200)
+    what = models.CharField(max_length=32, help_text="schedule | drift_rule")
+    detail = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.what} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ModelHealthSnapshot(models.Model):
+    """One day of the watch over the active version (``personalization/watch.py``): online, data and
+    offline figures, the feedback-loop latency, and what the drift rule decided."""
+
+    day = models.DateField(unique=True)
+    model_version = models.BigIntegerField(null=True, blank=True, help_text="The version active when it was computed.")
+    online = models.JSONField(default=dict, help_text="Per surface: answers, click-through and conversion by arm.")
+    data = models.JSONField(default=dict, help_text="Event volume, unknown items, new items, people without history.")
+    offline = models.JSONField(default=dict, help_text="NDCG@20 on the recent days against the figure at activation.")
+    latency = models.JSONField(default=dict, help_text="From an item event to the next answer for that person.")
+    drift = models.JSONField(default=dict, help_text="The drift rule's verdict and what it started.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"watch {self.day}"
+
+
+class DriftRule(models.Model):
+    """The thresholds of the drift rule (``personalization/drift.py``); one row, edited on the model page."""
+
+    enabled = models.BooleanField(default=True, help_text="Start a retraining early when the rule fires.")
+    unknown_item_share = models.FloatField(
+        default=0.30, help_text="Fires above this share of a day's item events on items the model does not know."
+    )
+    ndcg_drop = models.FloatField(
+        default=0.20, help_text="Fires when NDCG@20 on recent days is this much (relative) below its activation figure."
+    )
+    ctr_drop = models.FloatField(
+        default=0.15,
+        help_text="Fires when a surface's personalized click-through falls this much (relative) below the days "
+        "before and the 95% interval of the change excludes zero.",
+    )
+    min_answers = models.PositiveIntegerField(
+        default=500, help_text="Answers needed on the day and on the days before for the click-through check."
+    )
+    baseline_days = models.PositiveSmallIntegerField(default=7, help_text="Days the click-through is compared with.")
+    cooldown_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="No second early retraining within this many hours of the last one."
+    )
+    updated_by = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "drift rule"
+
+    @classmethod
+    def current(cls) -> DriftRule:
+        rule, _ = cls.objects.get_or_create(pk=1)
+        return rule

@@ -282,6 +282,7 @@ def _log(answer: ServedAnswer, surface: LiveSurface, plan: _Plan, person_id: int
             experiment=answer.experiment,
             variant=answer.variant,
             served_at=timezone.now(),
+            degraded=answer.degraded,
         )
     )
 

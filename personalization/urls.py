@@ -11,6 +11,7 @@ from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
+from personalization.model_pages import change_drift_rule, change_schedule, model_page
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
@@ -45,5 +46,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("experiments/", include("experiments.urls")),
     path("surfaces/", surface_overview, name="surfaces"),
+    path("model/", model_page, name="model"),
+    path("model/schedule", change_schedule, name="model-schedule"),
+    path("model/drift-rule", change_drift_rule, name="model-drift-rule"),
     path("", include("campaigns.urls")),
 ]

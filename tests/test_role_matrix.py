@@ -73,6 +73,20 @@ EXPECTED: dict[str, Entry] = {
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),
     "experiments/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "exp", "action": "stop"}),
+    "model/": Entry({"GET": may(ANALYST, ADMIN)}),
+    "model/schedule": Entry({"POST": may(ADMIN)}, data={"enabled": "on", "hour": "4", "minute": "5", "days": "1"}),
+    "model/drift-rule": Entry(
+        {"POST": may(ADMIN)},
+        data={
+            "enabled": "on",
+            "unknown_item_share": "0.4",
+            "ndcg_drop": "0.2",
+            "ctr_drop": "0.15",
+            "min_answers": "500",
+            "baseline_days": "7",
+            "cooldown_hours": "24",
+        },
+    ),
     # --- the API ---
     "api/v1/catalog/items": Entry({"GET": may(MARKETER, ANALYST, SECRET), "PUT": may(SECRET)}),
     "api/v1/catalog/items/<str:external_id>": Entry(

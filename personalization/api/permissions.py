@@ -43,6 +43,9 @@ CONCLUDE_EXPERIMENT = "personalization.conclude_experiment"
 PREVIEW = "personalization.preview_recommendations"
 EXPORT_PERSON = "profiles.export_person"
 ERASE_PERSON = "profiles.erase_person"
+# The model page (/model/) and what changes the closed loop: the retraining schedule, the drift rule.
+SEES_MODEL = "personalization.view_modelversion"
+TRAINS_MODEL = "personalization.change_modelversion"
 SEES_MESSAGES = AnyOf("campaigns.view_message", "campaigns.approve_message")
 
 # URL name → HTTP method → what a signed-in person needs.
