@@ -46,6 +46,8 @@ ROUTES: dict[str, str] = {
     "experiments.tasks.reweight_bandits": SERVING,
     "personalization.tasks.attribute_surface_feedback": SERVING,
     "personalization.tasks.train_engine": TRAINING,
+    "personalization.tasks.retrain_on_schedule": TRAINING,
+    "personalization.tasks.watch_active_model": MAINTENANCE,
     "campaigns.tasks.prepare_campaign": PREPARATION,
     "campaigns.tasks.resume_stalled_preparations": PREPARATION,
     "campaigns.tasks.send_due_messages": SENDING,
