@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
+from personalization.engine.collaborative import ease_weights
 from personalization.engine.dataset import SECONDS_PER_DAY, Dataset
 
 BATCH = 512
@@ -222,23 +222,7 @@ class EASEBaseline(Baseline):
         if self._gram_of is not data:
             self._gram = np.asarray((data.binary.T @ data.binary).toarray(), dtype=np.float32)
             self._gram_of = data
-        system = self._gram.copy()
-        system[np.diag_indices_from(system)] += float(settings["lambda"])
-        factor, info = lapack.spotrf(system, lower=1, overwrite_a=1)
-        if info != 0:
-            raise ArithmeticError(f"EASE: XᵀX + λI is not positive definite (LAPACK info {info})")
-        inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
-        if info != 0:
-            raise ArithmeticError(f"EASE: inversion failed (LAPACK info {info})")
-        del factor, system
-        lower = np.tril(inverse)
-        del inverse
-        precision = lower + np.tril(lower, -1).T
-        del lower
-        diagonal = np.diag(precision).copy()
-        precision /= -diagonal[None, :]
-        precision[np.diag_indices_from(precision)] = 0.0
-        self.weights = precision
+        self.weights = ease_weights(self._gram, float(settings["lambda"]))
 
     def scores(self, people: np.ndarray) -> np.ndarray:
         return np.asarray(self.data.binary[people] @ self.weights, dtype=np.float32)

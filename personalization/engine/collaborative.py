@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 
 @dataclass
@@ -108,6 +109,30 @@ class ALSModel:
         return scipy.linalg.solve(system, rhs, assume_a="pos", check_finite=False).astype(np.float32)
 
 
+def ease_weights(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """EASE (Steck, 2019): B = I − P·diag(1/diag P) with P = (G + λI)⁻¹ and a zero diagonal, for a
+    Gram matrix G = XᵀX. In float32 by Cholesky (LAPACK spotrf/spotri), which is about four times
+    quicker than a float64 general inverse and exact enough for a ranking."""
+    system = np.array(gram, dtype=np.float32, copy=True)
+    system[np.diag_indices_from(system)] += np.float32(regularization)
+    factor, info = lapack.spotrf(system, lower=1, overwrite_a=1)
+    if info != 0:
+        raise ArithmeticError(f"EASE: XᵀX + λI is not positive definite (LAPACK info {info})")
+    del system
+    inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise ArithmeticError(f"EASE: inversion failed (LAPACK info {info})")
+    del factor
+    lower = np.tril(inverse)  # spotri fills one triangle only
+    del inverse
+    precision = lower + np.tril(lower, -1).T
+    del lower
+    diagonal = np.diag(precision).copy()
+    precision /= -diagonal[None, :]
+    precision[np.diag_indices_from(precision)] = 0.0
+    return precision
+
+
 @dataclass
 class EASEModel:
     """EASE over the items with enough support: ``items`` (sorted catalogue indices) and their
@@ -150,16 +175,11 @@ class EASEModel:
             return []
         binary = sp.csr_matrix(matrix[:, items], dtype=np.float32, copy=True)
         binary.data[:] = 1.0
-        gram = (binary.T @ binary).toarray().astype(np.float64)
-        models = []
-        for regularization in regularizations:
-            system = gram.copy()
-            system[np.diag_indices_from(system)] += regularization
-            precision = scipy.linalg.inv(system, overwrite_a=True, check_finite=False)
-            weights = precision / (-np.diag(precision))
-            weights[np.diag_indices_from(weights)] = 0.0
-            models.append(cls(items=items, weights=weights.astype(np.float32), n_items=n_items))
-        return models
+        gram = (binary.T @ binary).toarray()
+        return [
+            cls(items=items, weights=ease_weights(gram, regularization), n_items=n_items)
+            for regularization in regularizations
+        ]
 
     def scores(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
         out = np.zeros(self.n_items, dtype=np.float32)

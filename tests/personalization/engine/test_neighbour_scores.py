@@ -36,3 +36,20 @@ def test_ties_are_broken_by_item_index_and_zeros_are_never_proposed() -> None:
     assert scores.best(2).tolist() == [1, 2]
     assert scores.best(10).tolist() == [1, 2, 4]
     assert score_from_neighbours(similarity, np.array([1]), np.ones(1, np.float32)).best(5).tolist() == []
+
+
+def test_ease_by_float32_cholesky_equals_the_float64_inverse() -> None:
+    from personalization.engine.collaborative import ease_weights
+
+    interactions = sp.random(400, 120, density=0.08, random_state=1, format="csr")
+    interactions.data[:] = 1.0
+    gram = (interactions.T @ interactions).toarray()
+    for regularization in (5.0, 200.0):
+        precision = np.linalg.inv(gram + regularization * np.eye(gram.shape[0]))
+        expected = precision / -np.diag(precision)[None, :]
+        np.fill_diagonal(expected, 0.0)
+        weights = ease_weights(gram.astype(np.float32), regularization)
+        assert weights.dtype == np.float32
+        assert np.abs(weights - expected).max() < 1e-4 * max(np.abs(expected).max(), 1.0)
+        # the same ranking of every row
+        assert (np.argsort(-weights, axis=1)[:, :10] == np.argsort(-expected, axis=1)[:, :10]).mean() > 0.99
