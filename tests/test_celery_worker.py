@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from personalization.celery import app
 from profiles.models import Profile
 from profiles.services import find_person
 from tests.conftest import track
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -26,16 +26,10 @@ pytestmark = [
 ]
 
 
-def _database_url_of_test_db() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def worker():
     app.control.purge()  # leftovers of earlier runs would point at people who no longer exist
-    env = {**os.environ, "DATABASE_URL": _database_url_of_test_db()}
+    env = {**os.environ, "DATABASE_URL": database_url_of_test_db()}
     process = subprocess.Popen(
         [
             sys.executable,

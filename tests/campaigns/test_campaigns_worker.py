@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from campaigns.models import Message, MessageState, Reason
 from campaigns.tasks import send_due_messages
 from personalization.celery import app
 from tests.campaigns.conftest import Mailbox, launch_and_prepare, make_campaign, person
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -39,19 +39,13 @@ RECIPIENTS = 6
 LEASE_SECONDS = 3
 
 
-def _database_url_of_test_db() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 class Worker:
     """A Celery worker process sending through the loopback SMTP server."""
 
     def __init__(self, port: int, log: Path) -> None:
         self.env = {
             **os.environ,
-            "DATABASE_URL": _database_url_of_test_db(),
+            "DATABASE_URL": database_url_of_test_db(),
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(port),

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -34,6 +33,7 @@ from personalization.celery import app
 from profiles import services as profiles
 from profiles.models import Person
 from tests.campaigns.conftest import make_campaign
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -52,12 +52,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECK_TASK = "campaigns.tasks.resume_stalled_preparations"
 
 
-def _database_url_of_test_db() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 class Process:
     """``celery -A personalization <args>`` against the test database and broker, logging to a file."""
 
@@ -66,7 +60,7 @@ class Process:
         self.name = " ".join(args[:1])
         env = {
             **os.environ,
-            "DATABASE_URL": _database_url_of_test_db(),
+            "DATABASE_URL": database_url_of_test_db(),
             "CAMPAIGN_PREPARATION_STALE_SECONDS": str(STALE_SECONDS),
             "CAMPAIGN_PREPARATION_CHUNK": str(CHUNK),
         }

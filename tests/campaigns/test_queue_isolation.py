@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 
 from campaigns.models import Message, MessageState
 from campaigns.tasks import send_due_messages
 from personalization.celery import app
 from tests import queue_probe
 from tests.campaigns.conftest import Mailbox, launch_and_prepare, make_campaign, person
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -39,16 +39,10 @@ RECIPIENTS = 4
 TRAINING_SECONDS = 40.0
 
 
-def _database_url_of_test_db() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def start_worker(queue: str, smtp_port: int, log: Path) -> subprocess.Popen[str]:
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url_of_test_db(),
+        "DATABASE_URL": database_url_of_test_db(),
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp_port),

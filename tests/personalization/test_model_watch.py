@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from celery import current_app
@@ -55,14 +53,6 @@ def answer(surface, person: Person | None, items: list[str], strategy: str, when
         served_at=when,
     )
     return rec_id
-
-
-@pytest.fixture
-def model_storage(settings, tmp_path: Path) -> Iterator[Path]:
-    settings.MODEL_STORAGE_DIR = tmp_path
-    registry.forget_loaded_engine()
-    yield tmp_path
-    registry.forget_loaded_engine()
 
 
 def test_the_watch_is_scheduled_daily(db):

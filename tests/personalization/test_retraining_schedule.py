@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery import current_app
@@ -25,14 +23,6 @@ def session_client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def model_storage(settings, tmp_path: Path) -> Iterator[Path]:
-    settings.MODEL_STORAGE_DIR = tmp_path
-    registry.forget_loaded_engine()
-    yield tmp_path
-    registry.forget_loaded_engine()
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from personalization import registry
 from personalization.models import ApiKey, ArtifactChunk, KeyScope, ModelVersion, VersionStatus
 from personalization.tasks import train_engine
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -43,12 +43,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _database_url_of_test_db() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @dataclass
@@ -77,7 +71,7 @@ def _start_web(name: str, tmp_path: Path) -> Web:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "personalization.settings_for_tests",
-        "DATABASE_URL": _database_url_of_test_db(),
+        "DATABASE_URL": database_url_of_test_db(),
         "MODEL_STORAGE": "database",
         "MODEL_STORAGE_DIR": str(folder / "models"),
         "MODEL_CACHE_DIR": str(folder / "cache"),
