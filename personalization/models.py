@@ -246,3 +246,18 @@ class SurfaceItemExposure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.surface_id} {self.item_id}"
+
+
+class ConsoleSettings(models.Model):
+    """A console user's own settings: the time zone pages show times in (empty: the project's TIME_ZONE)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_settings")
+    time_zone = models.CharField(max_length=64, blank=True, help_text="An IANA zone, e.g. Europe/Berlin.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "console settings"
+        verbose_name_plural = "console settings"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or 'project time zone'}"

@@ -59,6 +59,7 @@ EXPECTED: dict[str, Entry] = {
     "": Entry({"GET": SIGNED_IN}),  # home: each signed-in person to their first page
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
+    "settings/": Entry({"GET": SIGNED_IN, "POST": SIGNED_IN}, data={"time_zone": "Europe/Berlin"}),  # one's own
     "surfaces/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
