@@ -39,6 +39,7 @@ CONSOLE: list[tuple[str, Requirement]] = [
     ("/campaigns/", "campaigns.view_campaign"),
     ("/approvals/", SEES_MESSAGES),
     ("/experiments/", "experiments.view_experiment"),
+    ("/audit/", "personalization.view_audit"),
 ]
 
 

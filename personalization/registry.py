@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from personalization import audit
 from personalization.engine.engine import Engine
 from personalization.models import ModelVersion, VersionStatus
 
@@ -45,9 +46,24 @@ def activate(version: ModelVersion, by: str) -> ModelVersion:
         raise ActivationRefused(f"Version {version.pk} is {version.get_status_display().lower()}; it cannot serve.")
     if not (artifact_path(version) / "engine.json").exists():
         raise ActivationRefused(f"Version {version.pk} has no artifacts at {artifact_path(version)}.")
+    previous = active_version()
     ModelVersion.objects.filter(status=VersionStatus.ACTIVE).exclude(pk=version.pk).update(status=VersionStatus.RETIRED)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.ACTIVE, activated_at=timezone.now(), activated_by=by
+    )
+    rolled_back = previous is not None and previous.pk > version.pk
+    holdout = (version.metrics or {}).get("holdout") or {}
+    audit.record(
+        "models",
+        "rolled back" if rolled_back else "activated",
+        f"Model v{version.pk}",
+        by=by,
+        target_id=version.pk,
+        before={"active version": previous.pk if previous else None},
+        after={
+            "active version": version.pk,
+            "hold-out NDCG": holdout.get("ndcg"),
+        },
     )
     transaction.on_commit(lambda: cache.set(ACTIVE_KEY, version.pk, None))
     version.refresh_from_db()

@@ -11,6 +11,7 @@ from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
+from personalization.audit_page import audit_log, rollback_surface
 from personalization.console_settings import your_settings
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
@@ -47,5 +48,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("experiments/", include("experiments.urls")),
     path("surfaces/", surface_overview, name="surfaces"),
+    path("audit/", audit_log, name="audit"),
+    path("audit/rollback/<slug:key>/<int:number>", rollback_surface, name="audit-rollback-surface"),
     path("", include("campaigns.urls")),
 ]

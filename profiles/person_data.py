@@ -54,6 +54,8 @@ NOT_PERSON_DATA: dict[str, str] = {
     "personalization.ModelVersion.training": "data sizes, timings and settings of a training run",
     "personalization.Surface.item_kinds": "item kinds",
     "personalization.SurfaceVersion.config": "ranking configuration: weights, item ids, quotas",
+    "personalization.AuditEntry.before": "model versions and API keys as they were (ids, names, prefixes)",
+    "personalization.AuditEntry.after": "model versions and API keys as they became",
     "personalization.Impression.item_ids": "rows go with the person (PERSON_ID_FIELDS)",
     "experiments.Layer.slices": "bucket allocation",
     "experiments.Experiment.secondary_metrics": "metric names",

@@ -72,6 +72,8 @@ EXPECTED: dict[str, Entry] = {
     "t/c/<str:token>": Entry({"GET": EVERYONE}, {"token": "{click}"}),
     "t/u/<str:token>": Entry({"GET": EVERYONE, "POST": EVERYONE}, {"token": "{unsubscribe}"}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER)}, {"key": "homepage", "number": "1"}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),
     "experiments/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "exp", "action": "stop"}),
     # --- the API ---

@@ -12,7 +12,12 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    # view_audit comes with 0008, which gives it to the roles.
+    ensure_roles(
+        apps.get_model("auth", "Group"),
+        apps.get_model("auth", "Permission"),
+        later=frozenset({"personalization.view_audit"}),
+    )
 
 
 def remove_roles(apps, schema_editor):
