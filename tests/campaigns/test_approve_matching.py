@@ -15,38 +15,16 @@ from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import ApprovalAction, ApprovalPolicy, Campaign, Message, MessageState
-from profiles import services as profiles
 from tests.access import PASSWORD, role_user
-from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, user
+from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, many_people, user
 
 pytestmark = pytest.mark.django_db
 
 
-def people(prefix: str, n: int, account_id: str) -> None:
-    """``n`` people of one account, identified in one batch, each with email marketing consent."""
-    result = profiles.ingest_messages(
-        [
-            {
-                "type": "identify",
-                "userId": f"{prefix}{i}",
-                "traits": {"email": f"{prefix}{i}@example.com", "first_name": f"P{i}", "account_id": account_id},
-                "messageId": f"identify-{prefix}{i}",
-            }
-            for i in range(n)
-        ],
-        refresh=False,
-    )
-    assert not result.rejected
-    for i in range(n):
-        found = profiles.find_person(f"{prefix}{i}")
-        assert found is not None
-        profiles.record_consent(found.pk, "email_marketing", True, source="signup form")
-
-
 def queue(csm: User) -> Campaign:
     """120 messages of Acme (the CSM's) and 7 of Globex (another CSM's), all waiting for approval."""
-    people("a", 120, "acme")
-    people("g", 7, "globex")
+    many_people("a", 120, "acme")
+    many_people("g", 7, "globex")
     account("acme", csm=csm, name="Acme")
     account("globex", csm=user("olga", "campaigns.approve_message"), name="Globex")
     return launch_and_prepare(make_campaign("spring", name="Spring", approval_policy=ApprovalPolicy.ALL))
