@@ -40,6 +40,7 @@ from campaigns.approvals import (
     decide,
     decide_matching,
     edit,
+    matching_decidable,
     may_decide,
     visible_messages,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "finish_campaigns",
     "in_product_messages",
     "launch",
+    "matching_decidable",
     "may_decide",
     "next_best_actions",
     "outgoing",

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -17,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import services, tracking
+from campaigns import conf, services, tracking
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
 from campaigns.rules import RuleError, describe, parse_rule
 from personalization.access import requires
@@ -232,6 +233,8 @@ def _decide_matching(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(reverse("campaigns:queue"))
     note = request.POST.get("note", "")
     confirmed, up_to = request.POST.get("confirmed", ""), request.POST.get("up_to", "")
+    if confirmed.isdigit() and up_to.isdigit() and int(confirmed) > conf.bulk_decision_inline():
+        return _decide_matching_later(request, filters, action, int(confirmed), int(up_to), note)
     if confirmed.isdigit() and up_to.isdigit():
         try:
             result = services.decide_matching(
@@ -265,6 +268,31 @@ def _decide_matching(request: HttpRequest) -> HttpResponse:
         "back": _queue_url(filters),
     }
     return render(request, "campaigns/approval_confirm.html", context)
+
+
+def _decide_matching_later(
+    request: HttpRequest, filters: services.QueueFilters, action: str, confirmed: int, up_to: int, note: str
+) -> HttpResponse:
+    """Many messages: checked now (more than confirmed changes nothing), decided by a worker."""
+    from campaigns.tasks import decide_matching_messages
+
+    found = services.matching_decidable(request.user, filters).filter(pk__lte=up_to).count()
+    if found > confirmed:
+        messages.warning(
+            request,
+            f"{_plural(found)} match these filters now, more than the {confirmed} you confirmed; nothing was "
+            "changed. Check the count and confirm again.",
+        )
+        return HttpResponseRedirect(_queue_url(filters))
+    args = (request.user.pk, filters.as_params(), action, confirmed, up_to, note)
+    transaction.on_commit(lambda: decide_matching_messages.delay(*args))
+    verb = "Approving" if action == "approve" else "Rejecting"
+    messages.success(
+        request,
+        f"{verb} {_plural(found)} matching the filters in the background; they leave the queue as they are "
+        "decided (a few thousand a minute). Each is recorded in its audit trail.",
+    )
+    return HttpResponseRedirect(_queue_url(filters))
 
 
 def _decide(request: HttpRequest, ids: list[int]) -> HttpResponse:

@@ -100,9 +100,7 @@ def test_a_csms_bulk_decision_never_touches_another_accounts_messages(client, cs
     top = Message.objects.order_by("-pk").values_list("pk", flat=True)[0]
     count, _, html = confirm(client, "reject")
     assert count == 120 and "all of your queue" in html
-    client.post(
-        "/approvals/", {"scope": "matching", "action": "reject", "state": "", "confirmed": 10_000, "up_to": top}
-    )
+    client.post("/approvals/", {"scope": "matching", "action": "reject", "state": "", "confirmed": 120, "up_to": top})
     assert Message.objects.filter(account__external_id="acme", state=MessageState.REJECTED).count() == 120
     assert pending("globex") == 7
     assert not ApprovalAction.objects.filter(message__account__external_id="globex").exists()
@@ -260,3 +258,41 @@ def test_times_are_shown_in_the_users_time_zone(client, csm, settings):
 
     client.post("/settings/", {"time_zone": ""})
     assert "Times in UTC" in client.get("/approvals/").content.decode()
+
+
+def test_more_than_a_request_decides_goes_to_a_worker_with_the_same_guarantees(
+    client, csm, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from campaigns import tasks
+
+    settings.CAMPAIGN_BULK_DECISION_INLINE = 50  # 120 is "many" here
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.decide_matching_messages, "delay", lambda *args: queued.append(args))
+    queue(csm)
+    client.force_login(csm)
+    count, up_to, _ = confirm(client, "approve", account="acme")
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            "/approvals/",
+            {"scope": "matching", "action": "approve", "account": "acme", "confirmed": count, "up_to": up_to},
+            follow=True,
+        )
+    assert "Approving 120 messages matching the filters in the background" in answer.content.decode()
+    assert pending("acme") == 120 and len(queued) == 1  # queued after the commit, not decided in the request
+
+    tasks.decide_matching_messages.apply(queued[0])  # the worker
+    assert Message.objects.filter(account__external_id="acme", state=MessageState.SCHEDULED).count() == 120
+    assert ApprovalAction.objects.filter(actor=csm, action="approve").count() == 120
+    assert pending("globex") == 7
+    tasks.decide_matching_messages.apply(queued[0])  # delivered twice: nothing more happens
+    assert ApprovalAction.objects.count() == 120
+
+    # More matching than confirmed: refused before anything is queued.
+    launch_and_prepare(make_campaign("late", name="Late", approval_policy=ApprovalPolicy.ALL))
+    queue_more = client.post(
+        "/approvals/",
+        {"scope": "matching", "action": "reject", "state": "", "confirmed": 60, "up_to": 10**9},
+        follow=True,
+    )
+    assert "120 messages match these filters now, more than the 60 you confirmed" in queue_more.content.decode()
+    assert len(queued) == 1 and pending("acme") == 120
