@@ -154,6 +154,8 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tup
     for name in dict.fromkeys([*old, *new]):
         if name in old and name in new and old[name] == new[name]:
             continue
+        if old.get(name) in (None, "") and new.get(name) in (None, ""):
+            continue  # empty before and after (a launch without a holdout): nothing to show
         rows.append((name, _shown(old[name]) if name in old else "", _shown(new[name]) if name in new else ""))
     return rows
 

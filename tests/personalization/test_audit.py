@@ -217,7 +217,7 @@ def test_pages_go_back_in_time_fifty_at_a_time(history):
 def test_a_change_without_a_trail_of_its_own_is_an_audit_entry():
     assert AuditEntry.objects.count() == 0
     assert changes(AuditQuery(kinds=frozenset({"models"}))) == []
-    assert differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 2}, "c": 2, "d": None}) == [
+    assert differences({"a": {"b": 1}, "c": 2, "e": ""}, {"a": {"b": 2}, "c": 2, "d": 0, "e": None}) == [
         ("a.b", "1", "2"),
-        ("d", "", "–"),
+        ("d", "", "0"),
     ]
