@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
 from campaigns.models import ApprovalAction, ApprovalPolicy, Message, MessageState
 from personalization.models import ConsoleSettings
+from personalization.roles import ensure_roles
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, many_people
 
 CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -29,6 +30,7 @@ pytestmark = [
 
 
 def _user(username: str, role: str, *, staff: bool) -> User:
+    ensure_roles(Group, Permission)  # a transactional test before this one flushed the migration's groups
     created = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=staff)
     created.groups.add(Group.objects.get(name=role))
     return created

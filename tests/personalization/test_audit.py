@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from campaigns import services as campaigns
-from campaigns.models import Account, ApprovalPolicy, Message
+from campaigns.models import Account, ApprovalAction, ApprovalPolicy, Message
 from experiments import services as experiments
 from personalization import registry
 from personalization.audit import KINDS, AuditQuery, changes, differences
@@ -50,9 +50,10 @@ def history(settings, tmp_path: Path) -> dict[str, Any]:
     account("acme", csm=casey, name="Acme")
     spring = make_campaign("spring", owner=mara, name="Spring", approval_policy=ApprovalPolicy.ALL)
     campaigns.update_campaign(spring, {"subject": "Spring is here, {{ person.first_name }}"}, mara)
-    campaigns.update_campaign(spring, {"holdout_share": 0.1}, mara)
+    campaigns.update_campaign(spring, {"cap_per_day": 2}, mara)  # no holdout: Ann's message must wait for approval
     launch_and_prepare(spring, by=mara)
     message = Message.objects.get(campaign=spring)
+    assert message.state == "pending_approval"
     campaigns.decide(casey, [message.pk], "approve", "looks right")
 
     variants = [
@@ -109,7 +110,7 @@ def test_every_kind_of_change_is_listed_with_who_and_the_before_and_after(histor
     assert [name for name, _, _ in template["diff"]] == ["subject"]
     assert template["diff"][0][2] == "Spring is here, {{ person.first_name }}"
     settings_change = by[("campaigns", "changed")]
-    assert ("holdout_share", "0.0", "0.1") in settings_change["diff"]
+    assert ("cap_per_day", "–", "2") in settings_change["diff"]
     assert ("campaigns", "launched") in by
 
     approval = by[("approvals", "approved")]
@@ -202,7 +203,11 @@ def test_pages_go_back_in_time_fifty_at_a_time(history):
     launch_and_prepare(make_campaign("many", name="Many", approval_policy=ApprovalPolicy.ALL))
     pending = list(Message.objects.filter(campaign__key="many").values_list("pk", flat=True))
     assert len(pending) == 61
-    campaigns.decide(casey, pending, "reject")
+    states = sorted(set(Message.objects.filter(pk__in=pending).values_list("state", flat=True)))
+    decision = campaigns.decide(casey, pending, "reject")
+    assert len(decision.done) == 61, (states, decision.skipped)
+    total = ApprovalAction.objects.count()
+    assert total == 62
     client = Client()
     client.force_login(history["mara"])
     first = client.get("/audit/", {"kind": "approvals"})

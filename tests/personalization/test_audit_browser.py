@@ -11,13 +11,14 @@ import os
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from campaigns import services as campaigns
 from campaigns.models import ApprovalPolicy, Message
 from personalization import audit
 from personalization.models import ApiKey, KeyScope, Surface
+from personalization.roles import ensure_roles
 from personalization.surfaces import change_config, create_surface
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person
 
@@ -32,6 +33,7 @@ pytestmark = [
 
 
 def _user(username: str, role: str, *, staff: bool = False) -> User:
+    ensure_roles(Group, Permission)  # a transactional test before this one flushed the migration's groups
     created = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=staff)
     created.groups.add(Group.objects.get(name=role))
     return created
