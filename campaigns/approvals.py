@@ -10,18 +10,26 @@
 A decision is all or nothing: if any message in a request may not be decided by the user, nothing
 changes. Each change is a conditional update from ``pending_approval``, so two CSMs deciding the
 same message at once cannot both win; the loser's message is reported as skipped.
+
+"Approve (or reject) all that match these filters" (:func:`decide_matching`) acts on the pending
+messages the user may decide among those the queue's filters select, across every page. It is
+confirmed against a count and a high-water mark (the largest message id the count saw): messages that
+arrive after the confirmation are never decided by it, and if more match than were confirmed nothing
+changes. The messages go through :func:`decide` in chunks, so each one gets the same conditional
+update, audit record and scheduling as a single approval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from campaigns import delivery
@@ -69,6 +77,92 @@ def may_decide(user: Any, message: Message) -> bool:
     if decides_every_account(user):
         return True
     return message.account is not None and message.account.csm_id == user.pk
+
+
+def decidable_messages(user: Any) -> QuerySet[Message]:
+    """Every message this user may approve or reject (in whatever state it is now)."""
+    messages = Message.objects.all()
+    if not _has(user, "campaigns.approve_message"):
+        return messages.none()
+    if decides_every_account(user):
+        return messages
+    return messages.filter(account__csm_id=user.pk)
+
+
+# --- the queue's filters --------------------------------------------------------------------------------------
+
+# How long a message has been waiting (since it was prepared), as the queue offers it.
+AGES: dict[str, tuple[str, timedelta]] = {
+    "1h": ("Waiting over an hour", timedelta(hours=1)),
+    "1d": ("Waiting over a day", timedelta(days=1)),
+    "3d": ("Waiting over 3 days", timedelta(days=3)),
+    "7d": ("Waiting over a week", timedelta(days=7)),
+}
+
+
+class FilterError(ValueError):
+    def __init__(self, attr: str, detail: str) -> None:
+        super().__init__(f"{attr}: {detail}")
+        self.attr = attr
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What the approval queue is narrowed to; empty means any."""
+
+    campaign: str = ""
+    account: str = ""
+    state: str = MessageState.PENDING_APPROVAL
+    age: str = ""
+
+    @classmethod
+    def read(cls, params: Mapping[str, Any], *, default_state: str = MessageState.PENDING_APPROVAL) -> QueueFilters:
+        """From a query string or form; an unknown state or age is an error naming the field."""
+        values = {name: str(params.get(name, "") or "").strip() for name in ("campaign", "account", "age")}
+        state = str(params.get("state", default_state) or "").strip()
+        if state and state not in MessageState.values:
+            raise FilterError("state", f"unknown state {state!r}")
+        if values["age"] and values["age"] not in AGES:
+            raise FilterError("age", f"unknown age {values['age']!r}; one of {', '.join(AGES)}")
+        for name in ("campaign", "account"):
+            if len(values[name]) > 200:
+                raise FilterError(name, "longer than 200 characters")
+        return cls(state=state, **values)
+
+    def apply(self, messages: QuerySet[Message], now: datetime | None = None) -> QuerySet[Message]:
+        if self.campaign:
+            messages = messages.filter(campaign__key=self.campaign)
+        if self.account:
+            messages = messages.filter(account__external_id=self.account)
+        if self.state:
+            messages = messages.filter(state=self.state)
+        if self.age:
+            messages = messages.filter(created_at__lte=(now or timezone.now()) - AGES[self.age][1])
+        return messages
+
+    def as_params(self) -> dict[str, str]:
+        return {"campaign": self.campaign, "account": self.account, "state": self.state, "age": self.age}
+
+
+@dataclass(frozen=True)
+class Matching:
+    """How many pending messages the user may decide match the filters, and the largest id among them."""
+
+    count: int
+    up_to: int
+
+
+def matching_decidable(user: Any, filters: QueueFilters, now: datetime | None = None) -> QuerySet[Message]:
+    """The pending messages the user may decide that the filters select (the state filter aside:
+    only pending messages can be decided)."""
+    selected = filters.apply(decidable_messages(user), now)
+    return selected.filter(state=MessageState.PENDING_APPROVAL)
+
+
+def count_matching(user: Any, filters: QueueFilters, now: datetime | None = None) -> Matching:
+    found = matching_decidable(user, filters, now).aggregate(n=Count("pk"), top=Max("pk"))
+    return Matching(count=found["n"] or 0, up_to=found["top"] or 0)
 
 
 @dataclass
@@ -171,3 +265,46 @@ def edit(user: Any, message_id: int, changes: Mapping[str, Any], note: str = "")
         )
         message.refresh_from_db()
     return message
+
+
+BULK_CHUNK = 200
+
+
+def decide_matching(
+    user: Any,
+    filters: QueueFilters,
+    action: str,
+    *,
+    confirmed: int,
+    up_to: int,
+    note: str = "",
+    chunk: int = BULK_CHUNK,
+) -> Decision:
+    """Approve or reject every pending message the user may decide that the filters select, as
+    confirmed: at most ``confirmed`` messages, none with an id above ``up_to`` (those arrived after
+    the count was shown). More matching than confirmed changes nothing (the count is shown again).
+
+    Each chunk goes through :func:`decide` in its own transaction: the same visibility check,
+    conditional update, audit record and scheduling as one approval; a message someone else decided
+    meanwhile is skipped.
+    """
+    if action not in (ApprovalAction.Action.APPROVE, ApprovalAction.Action.REJECT):
+        raise ValueError(f"Unknown action {action!r}; approve or reject.")
+    if not _has(user, "campaigns.approve_message"):
+        raise ApprovalDenied("You may not approve or reject messages.")
+    ids = list(matching_decidable(user, filters).filter(pk__lte=up_to).order_by("pk").values_list("pk", flat=True))
+    if len(ids) > confirmed:
+        raise CountChanged(len(ids), confirmed)
+    result = Decision()
+    for start in range(0, len(ids), chunk):
+        part = decide(user, ids[start : start + chunk], action, note)
+        result.done += part.done
+        result.skipped += part.skipped
+    return result
+
+
+class CountChanged(Exception):
+    def __init__(self, found: int, confirmed: int) -> None:
+        super().__init__(f"{found} messages match now, {confirmed} were confirmed.")
+        self.found = found
+        self.confirmed = confirmed

@@ -9,6 +9,7 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from campaigns import experiment_targets
+        from campaigns import audit_feeds, experiment_targets
 
         experiment_targets.register()
+        audit_feeds.register()

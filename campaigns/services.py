@@ -12,6 +12,7 @@ Messages::
     stalled_preparations() / claim_preparation(id)  resuming a preparation whose worker died, one run at a time
     due_message_batches() / send_batch(ids) the periodic sender (exactly once, see ``delivery``)
     decide(user, ids, "approve"|"reject") / edit(user, id, changes) / visible_messages(user)
+    count_matching(user, QueueFilters) / decide_matching(user, filters, action, confirmed=, up_to=)
     record_open(token) / record_click(token) / unsubscribe(token)
 
 Onboarding::
@@ -27,7 +28,22 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns import delivery
-from campaigns.approvals import ApprovalDenied, Decision, decide, edit, may_decide, visible_messages
+from campaigns.approvals import (
+    AGES,
+    ApprovalDenied,
+    CountChanged,
+    Decision,
+    FilterError,
+    Matching,
+    QueueFilters,
+    count_matching,
+    decide,
+    decide_matching,
+    edit,
+    matching_decidable,
+    may_decide,
+    visible_messages,
+)
 from campaigns.composition import Outgoing, outgoing
 from campaigns.delivery import recover_expired_claims, schedule_approved, send_batch
 from campaigns.feedback import Click, record_click, record_open, unsubscribe
@@ -49,24 +65,32 @@ from campaigns.onboarding import NextAction, OnboardingAnswer, next_best_actions
 from campaigns.preparation import Preview, claim_preparation, prepare, preview, stalled_preparations
 
 __all__ = [
+    "AGES",
     "ApprovalDenied",
     "CampaignError",
     "Click",
+    "CountChanged",
     "Decision",
+    "FilterError",
+    "Matching",
     "NextAction",
     "OnboardingAnswer",
     "Outgoing",
     "Preview",
+    "QueueFilters",
     "audience_count",
     "claim_preparation",
+    "count_matching",
     "create_campaign",
     "decide",
+    "decide_matching",
     "delete_campaign",
     "due_message_batches",
     "edit",
     "finish_campaigns",
     "in_product_messages",
     "launch",
+    "matching_decidable",
     "may_decide",
     "next_best_actions",
     "outgoing",

@@ -55,3 +55,26 @@ def send_due_messages() -> int:
 def send_messages(message_ids: list[int]) -> dict[str, int]:
     """Send a batch over one connection, each message exactly once."""
     return dict(services.send_batch(message_ids))
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+)
+def decide_matching_messages(
+    user_id: int, filters: dict[str, str], action: str, confirmed: int, up_to: int, note: str = ""
+) -> int:
+    """ "Approve/reject all that match" beyond what a request decides inline. Safe to run again: a
+    message already decided is no longer pending, and the user's permissions are checked now."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return 0
+    decision = services.decide_matching(
+        user, services.QueueFilters(**filters), action, confirmed=confirmed, up_to=up_to, note=note
+    )
+    return len(decision.done)

@@ -8,16 +8,17 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import services, tracking
+from campaigns import conf, services, tracking
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
 from campaigns.rules import RuleError, describe, parse_rule
 from personalization.access import requires
@@ -145,14 +146,6 @@ def campaign_action(request: HttpRequest, key: str, action: str) -> HttpResponse
 # --- the approval queue --------------------------------------------------------------------------------------
 
 
-def _queue_filters(request: HttpRequest) -> dict[str, str]:
-    return {
-        "campaign": request.GET.get("campaign", ""),
-        "account": request.GET.get("account", ""),
-        "state": request.GET.get("state", MessageState.PENDING_APPROVAL),
-    }
-
-
 def _back_to_queue(request: HttpRequest) -> HttpResponseRedirect:
     target = request.POST.get("next") or reverse("campaigns:queue")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -160,20 +153,25 @@ def _back_to_queue(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
+def _plural(n: int, word: str = "message") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @require_http_methods(["GET", "POST"])
 @requires(SEES_MESSAGES)
 def approval_queue(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        if request.POST.get("scope") == "matching":
+            return _decide_matching(request)
         return _decide(request, [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()])
-    filters = _queue_filters(request)
+    filter_error = None
+    try:
+        filters = services.QueueFilters.read(request.GET)
+    except services.FilterError as error:
+        filter_error = error
+        filters = services.QueueFilters()
     visible = services.visible_messages(request.user)
-    queue = visible
-    if filters["campaign"]:
-        queue = queue.filter(campaign__key=filters["campaign"])
-    if filters["account"]:
-        queue = queue.filter(account__external_id=filters["account"])
-    if filters["state"]:
-        queue = queue.filter(state=filters["state"])
+    queue = filters.apply(visible)
     page = Paginator(queue.order_by("scheduled_for", "id"), 50).get_page(request.GET.get("page"))
     rows = [
         {"message": m, "tone": STATE_TONES.get(m.state, ""), "may_decide": services.may_decide(request.user, m)}
@@ -181,19 +179,120 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
     ]
     campaign_ids = visible.values_list("campaign_id", flat=True).distinct()
     account_ids = visible.exclude(account=None).values_list("account_id", flat=True).distinct()
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "rows": rows,
         "page": page,
-        "filters": filters,
+        "filters": filters.as_params(),
+        "filter_error": filter_error,
         "campaigns": Campaign.objects.filter(pk__in=campaign_ids).order_by("name"),
         "accounts": Account.objects.filter(pk__in=account_ids).order_by("name"),
         "states": MessageState.choices,
+        "ages": [(key, label) for key, (label, _) in services.AGES.items()],
         "any_decidable": any(
             m.state == MessageState.PENDING_APPROVAL and services.may_decide(request.user, m) for m in page
         ),
-        "query": request.GET.urlencode(),
+        "matching": services.count_matching(request.user, filters),
+        "query": query.urlencode(),
     }
     return render(request, "campaigns/approval_queue.html", context)
+
+
+def _described(filters: services.QueueFilters) -> list[str]:
+    """The filters in words, for the confirmation."""
+    words = []
+    if filters.campaign:
+        campaign = Campaign.objects.filter(key=filters.campaign).first()
+        words.append(f"campaign {campaign.name if campaign else filters.campaign}")
+    if filters.account:
+        account = Account.objects.filter(external_id=filters.account).first()
+        words.append(f"account {account if account else filters.account}")
+    if filters.age:
+        words.append(services.AGES[filters.age][0].lower())
+    return words
+
+
+def _queue_url(filters: services.QueueFilters) -> str:
+    params = {k: v for k, v in filters.as_params().items() if v or k == "state"}
+    return reverse("campaigns:queue") + "?" + urlencode(params)
+
+
+def _decide_matching(request: HttpRequest) -> HttpResponse:
+    """Approve or reject all that match the filters: first a confirmation with the count, then the decision."""
+    if not request.user.has_perm("campaigns.approve_message"):
+        raise PermissionDenied("You may not approve or reject messages.")
+    action = request.POST.get("action", "")
+    if action not in ("approve", "reject"):
+        messages.error(request, "Choose approve or reject.")
+        return HttpResponseRedirect(reverse("campaigns:queue"))
+    try:
+        filters = services.QueueFilters.read(request.POST)
+    except services.FilterError as error:
+        messages.error(request, f"The {error.attr} filter is not valid: {error.detail}.")
+        return HttpResponseRedirect(reverse("campaigns:queue"))
+    note = request.POST.get("note", "")
+    confirmed, up_to = request.POST.get("confirmed", ""), request.POST.get("up_to", "")
+    if confirmed.isdigit() and up_to.isdigit() and int(confirmed) > conf.bulk_decision_inline():
+        return _decide_matching_later(request, filters, action, int(confirmed), int(up_to), note)
+    if confirmed.isdigit() and up_to.isdigit():
+        try:
+            result = services.decide_matching(
+                request.user, filters, action, confirmed=int(confirmed), up_to=int(up_to), note=note
+            )
+        except services.ApprovalDenied as error:
+            raise PermissionDenied(str(error)) from None
+        except services.CountChanged as changed:
+            messages.warning(
+                request,
+                f"{_plural(changed.found)} match these filters now, more than the {changed.confirmed} you "
+                "confirmed; nothing was changed. Check the count and confirm again.",
+            )
+        else:
+            verb = "Approved" if action == "approve" else "Rejected"
+            messages.success(request, f"{verb} {_plural(len(result.done))} matching the filters.")
+            if result.skipped:
+                messages.warning(request, f"{len(result.skipped)} had already been decided by someone else.")
+            return HttpResponseRedirect(_queue_url(filters))
+    matching = services.count_matching(request.user, filters)
+    if matching.count == 0:
+        messages.info(request, "No message waiting for your decision matches these filters.")
+        return HttpResponseRedirect(_queue_url(filters))
+    context = {
+        "action": action,
+        "verb": "Approve" if action == "approve" else "Reject",
+        "matching": matching,
+        "filters": filters.as_params(),
+        "described": _described(filters),
+        "note": note,
+        "back": _queue_url(filters),
+    }
+    return render(request, "campaigns/approval_confirm.html", context)
+
+
+def _decide_matching_later(
+    request: HttpRequest, filters: services.QueueFilters, action: str, confirmed: int, up_to: int, note: str
+) -> HttpResponse:
+    """Many messages: checked now (more than confirmed changes nothing), decided by a worker."""
+    from campaigns.tasks import decide_matching_messages
+
+    found = services.matching_decidable(request.user, filters).filter(pk__lte=up_to).count()
+    if found > confirmed:
+        messages.warning(
+            request,
+            f"{_plural(found)} match these filters now, more than the {confirmed} you confirmed; nothing was "
+            "changed. Check the count and confirm again.",
+        )
+        return HttpResponseRedirect(_queue_url(filters))
+    args = (request.user.pk, filters.as_params(), action, confirmed, up_to, note)
+    transaction.on_commit(lambda: decide_matching_messages.delay(*args))
+    verb = "Approving" if action == "approve" else "Rejecting"
+    messages.success(
+        request,
+        f"{verb} {_plural(found)} matching the filters in the background; they leave the queue as they are "
+        "decided (a few thousand a minute). Each is recorded in its audit trail.",
+    )
+    return HttpResponseRedirect(_queue_url(filters))
 
 
 def _decide(request: HttpRequest, ids: list[int]) -> HttpResponse:

@@ -40,6 +40,7 @@ CONSOLE: list[tuple[str, Requirement]] = [
     ("/approvals/", SEES_MESSAGES),
     ("/experiments/", "experiments.view_experiment"),
     ("/model/", SEES_MODEL),
+    ("/audit/", "personalization.view_audit"),
 ]
 
 

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest
 
-from personalization import registry
+from personalization import audit, registry
 from personalization.models import ApiKey, ModelVersion, Surface, SurfaceDailyStats, SurfaceVersion
 from personalization.tasks import train_engine
 
@@ -39,7 +39,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         from personalization.api.authentication import forget_keys
 
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        now = timezone.now()
+        for key in queryset.filter(revoked_at__isnull=True):
+            if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now) == 1:
+                audit.record(
+                    "keys",
+                    "revoked",
+                    str(key),
+                    by=request.user,
+                    target_id=key.pk,
+                    before={"revoked": False},
+                    after={"revoked": True},
+                )
         forget_keys()
 
     @admin.action(description="Rotate the identity-verification secret of selected ingest keys")
@@ -49,6 +60,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         for key in queryset.filter(scope="ingest", revoked_at__isnull=True):
             key.rotate_identity_secret()
+            audit.record(
+                "keys",
+                "rotated the identity secret",
+                str(key),
+                by=request.user,
+                target_id=key.pk,
+                note="the previous secret verifies for the grace period",
+            )
         forget_keys()
         hours = int(IDENTITY_SECRET_GRACE.total_seconds() // 3600)
         messages.info(request, f"Rotated; tokens signed with the previous secret are accepted for {hours} hours.")

@@ -96,6 +96,7 @@ class Access(models.Model):
             ("run_experiment", "Can start, stop and re-bucket experiments"),
             ("conclude_experiment", "Can conclude experiments and ship a winner"),
             ("preview_recommendations", "Can see what any person gets on a surface, and why"),
+            ("view_audit", "Can read the audit log of changes that alter what people see"),
         ]
 
     def __str__(self) -> str:
@@ -344,3 +345,47 @@ class DriftRule(models.Model):
     def current(cls) -> DriftRule:
         rule, _ = cls.objects.get_or_create(pk=1)
         return rule
+
+
+class ConsoleSettings(models.Model):
+    """A console user's own settings: the time zone pages show times in (empty: the project's TIME_ZONE)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_settings")
+    time_zone = models.CharField(max_length=64, blank=True, help_text="An IANA zone, e.g. Europe/Berlin.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "console settings"
+        verbose_name_plural = "console settings"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or 'project time zone'}"
+
+
+class AuditEntry(models.Model):
+    """A change that alters what people see and that no table of its own records with who, when and
+    the before (a model activation or rollback, a key revoked or its identity secret rotated).
+
+    Surface versions, campaign changes, approval actions, experiment changes, erasure receipts and the
+    admin's log already record theirs; the audit page (``personalization/audit.py``) reads them all.
+    """
+
+    kind = models.CharField(max_length=32, db_index=True, help_text="models or keys.")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, help_text="What changed, as people name it.")
+    target_id = models.CharField(max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=200, blank=True, help_text="The user, key or job, as a name.")
+    at = models.DateTimeField(db_index=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.target} at {self.at:%Y-%m-%d %H:%M}"

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from personalization import model_storage
+from personalization import audit, model_storage
 from personalization.engine.engine import Engine
 from personalization.models import ModelVersion, VersionStatus
 
@@ -54,9 +54,24 @@ def activate(version: ModelVersion, by: str) -> ModelVersion:
     if not has_artifacts(version):
         where = model_storage.store().describe(version.artifact_dir)
         raise ActivationRefused(f"Version {version.pk} has no artifacts at {where}.")
+    previous = active_version()
     ModelVersion.objects.filter(status=VersionStatus.ACTIVE).exclude(pk=version.pk).update(status=VersionStatus.RETIRED)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.ACTIVE, activated_at=timezone.now(), activated_by=by
+    )
+    rolled_back = previous is not None and previous.pk > version.pk
+    holdout = (version.metrics or {}).get("holdout") or {}
+    audit.record(
+        "models",
+        "rolled back" if rolled_back else "activated",
+        f"Model v{version.pk}",
+        by=by,
+        target_id=version.pk,
+        before={"active version": previous.pk if previous else None},
+        after={
+            "active version": version.pk,
+            "hold-out NDCG": holdout.get("ndcg"),
+        },
     )
     transaction.on_commit(lambda: cache.set(ACTIVE_KEY, version.pk, None))
     version.refresh_from_db()

@@ -52,6 +52,7 @@ ROLES: dict[str, list[str]] = {
         "personalization.run_experiment",
         "personalization.conclude_experiment",
         *PEOPLE_READ,
+        "personalization.view_audit",
     ],
     # The approval queue and the people of the accounts they manage (campaigns.approvals and
     # campaigns.account_people narrow both to them).
@@ -63,6 +64,7 @@ ROLES: dict[str, list[str]] = {
         *CAMPAIGNS_READ,
         *EXPERIMENTS_READ,
         *PEOPLE_READ,
+        "personalization.view_audit",
     ],
     "Administrator": [
         "personalization.view_apikey",
@@ -82,6 +84,7 @@ ROLES: dict[str, list[str]] = {
         "profiles.change_consent",
         "profiles.export_person",
         "profiles.erase_person",
+        "personalization.view_audit",
     ],
 }
 

@@ -11,6 +11,8 @@ from personalization.access import home
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
+from personalization.audit_page import audit_log, rollback_surface
+from personalization.console_settings import your_settings
 from personalization.model_pages import change_drift_rule, change_schedule, model_page
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
@@ -40,6 +42,7 @@ urlpatterns = [
     # The console's own login: any active user (a CSM need not be staff); the admin keeps its own.
     path("login/", require_http_methods(["GET", "POST"])(auth_views.LoginView.as_view(next_page="home")), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("settings/", your_settings, name="console-settings"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -49,5 +52,7 @@ urlpatterns = [
     path("model/", model_page, name="model"),
     path("model/schedule", change_schedule, name="model-schedule"),
     path("model/drift-rule", change_drift_rule, name="model-drift-rule"),
+    path("audit/", audit_log, name="audit"),
+    path("audit/rollback/<slug:key>/<int:number>", rollback_surface, name="audit-rollback-surface"),
     path("", include("campaigns.urls")),
 ]

@@ -54,6 +54,8 @@ NOT_PERSON_DATA: dict[str, str] = {
     "personalization.ModelVersion.training": "data sizes, timings and settings of a training run",
     "personalization.Surface.item_kinds": "item kinds",
     "personalization.SurfaceVersion.config": "ranking configuration: weights, item ids, quotas",
+    "personalization.AuditEntry.before": "model versions and API keys as they were (ids, names, prefixes)",
+    "personalization.AuditEntry.after": "model versions and API keys as they became",
     "personalization.Impression.item_ids": "rows go with the person (PERSON_ID_FIELDS)",
     "personalization.LoopChange.detail": "retraining schedule times and drift-rule thresholds",
     "personalization.ModelHealthSnapshot.online": "answers, clicks and conversions counted per surface and arm",

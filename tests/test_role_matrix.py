@@ -59,6 +59,7 @@ EXPECTED: dict[str, Entry] = {
     "": Entry({"GET": SIGNED_IN}),  # home: each signed-in person to their first page
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
+    "settings/": Entry({"GET": SIGNED_IN, "POST": SIGNED_IN}, data={"time_zone": "Europe/Berlin"}),  # one's own
     "surfaces/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
@@ -71,6 +72,8 @@ EXPECTED: dict[str, Entry] = {
     "t/c/<str:token>": Entry({"GET": EVERYONE}, {"token": "{click}"}),
     "t/u/<str:token>": Entry({"GET": EVERYONE, "POST": EVERYONE}, {"token": "{unsubscribe}"}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER)}, {"key": "homepage", "number": "1"}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),
     "experiments/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "exp", "action": "stop"}),
     "model/": Entry({"GET": may(ANALYST, ADMIN)}),

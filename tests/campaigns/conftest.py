@@ -59,6 +59,27 @@ def person(
     return found
 
 
+def many_people(prefix: str, n: int, account_id: str) -> None:
+    """``n`` people of one account, identified in one batch, each with email marketing consent."""
+    result = profiles.ingest_messages(
+        [
+            {
+                "type": "identify",
+                "userId": f"{prefix}{i}",
+                "traits": {"email": f"{prefix}{i}@example.com", "first_name": f"P{i}", "account_id": account_id},
+                "messageId": f"identify-{prefix}{i}",
+            }
+            for i in range(n)
+        ],
+        refresh=False,
+    )
+    assert not result.rejected
+    for i in range(n):
+        found = profiles.find_person(f"{prefix}{i}")
+        assert found is not None
+        profiles.record_consent(found.pk, "email_marketing", True, source="signup form")
+
+
 def track(user_id: str, event: str, at: Any = None, **properties: Any) -> None:
     message: dict[str, Any] = {
         "type": "track",
