@@ -38,6 +38,15 @@ class Identity(models.Model):
     class Meta:
         verbose_name_plural = "identities"
         constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
+        indexes = [
+            # The console's people search looks keys up by prefix (``value LIKE 'ab%'``); the unique
+            # index above serves that only under the C collation, this one under any.
+            models.Index(
+                fields=["kind", "value"],
+                opclasses=["varchar_pattern_ops", "varchar_pattern_ops"],
+                name="identity_kind_value_prefix",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value}"
