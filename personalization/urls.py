@@ -46,4 +46,5 @@ urlpatterns = [
     path("experiments/", include("experiments.urls")),
     path("surfaces/", surface_overview, name="surfaces"),
     path("", include("campaigns.urls")),
+    path("", include("profiles.urls")),
 ]
