@@ -21,6 +21,9 @@ from profiles.models import Consent, Identity, IdentityKind, Person, Profile, Pu
 
 PAGE_SIZE = 25
 MAX_PAGE = 40
+# Shorter queries match exactly only: a prefix of one or two characters names nobody in particular,
+# and its matches would be most of an index range to order.
+MIN_PREFIX = 3
 # The order of kinds among prefix matches (a user id is what support is usually given).
 KIND_ORDER = (IdentityKind.USER_ID, IdentityKind.EMAIL, IdentityKind.ANONYMOUS_ID)
 
@@ -55,6 +58,10 @@ class SearchPage:
     too_deep: bool = False  # past MAX_PAGE: narrow the search
 
     @property
+    def exact_only(self) -> bool:
+        return 0 < len(self.query) < MIN_PREFIX
+
+    @property
     def has_previous(self) -> bool:
         return self.page > 1
 
@@ -70,6 +77,8 @@ def _candidates(query: str, want: int, within: QuerySet | None) -> list[tuple[in
         if within is not None:
             base = base.filter(person_id__in=within)
         exact += [(p, kind, value) for p in base.filter(value=value).values_list("person_id", flat=True)[:1]]
+        if len(query) < MIN_PREFIX:
+            continue
         rows = (
             base.filter(value__startswith=value)  # Django escapes % and _
             .exclude(value=value)
