@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 PALETTE = ("#2d5bd7", "#8e44ad", "#d35400", "#16a085", "#b7791f", "#5b6475")
+# Shares often coincide (two purposes at 100 %): each series has its own dash, so none hides another.
+DASHES = ("", "8 4", "3 3", "12 4 3 4")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Series:
     key: str
     name: str
     color: str
+    dash: str  # SVG stroke-dasharray
     line: str  # polyline points
     points: list[Point]
     last: str  # the latest share, as text
@@ -94,6 +97,7 @@ def share_chart(
                 key=key,
                 name=name,
                 color=PALETTE[n % len(PALETTE)],
+                dash=DASHES[n % len(DASHES)],
                 line=" ".join(f"{p.x:.1f},{p.y:.1f}" for p in points),
                 points=points,
                 last=_percent(known[-1]) if known else "",
