@@ -212,7 +212,7 @@ def test_an_administrator_exports_after_confirming():
     assert "Download the export" in admin.get(f"/people/{ann.pk}/export").content.decode()
     answer = admin.post(f"/people/{ann.pk}/export", {"confirm": "yes"})
     assert answer.status_code == 200 and answer["Content-Disposition"] == f'attachment; filename="person-{ann.pk}.json"'
-    body = b"".join(answer.streaming_content).decode()
+    body = b"".join(answer.streaming_content).decode()  # type: ignore[attr-defined]
     assert f'"person_id":{ann.pk}' in body and "ann-1@example.com" in body
 
 
