@@ -38,15 +38,8 @@ class Identity(models.Model):
     class Meta:
         verbose_name_plural = "identities"
         constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
-        indexes = [
-            # The console's people search looks keys up by prefix (``value LIKE 'ab%'``); the unique
-            # index above serves that only under the C collation, this one under any.
-            models.Index(
-                fields=["kind", "value"],
-                opclasses=["varchar_pattern_ops", "varchar_pattern_ops"],
-                name="identity_kind_value_prefix",
-            ),
-        ]
+        # On PostgreSQL, migration 0007 adds ``identity_kind_value_prefix`` on (kind, value COLLATE "C"),
+        # which the console's people search reads by prefix in order (profiles.people_search).
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value}"

@@ -1,9 +1,10 @@
 """The console's people search: by email, user id or anonymous id, exact or by prefix.
 
-Every lookup reads an index: one range scan per kind of key on ``(kind, value)`` (the
-``identity_kind_value_prefix`` index serves ``LIKE 'prefix%'`` under any collation), each in index
-order and stopped after the rows of the page asked for, so a one-letter prefix on a table of millions
-of anonymous ids costs as much as a long one. Exact matches come first, then user ids, emails and
+Every lookup reads an index: one range scan per kind of key, on PostgreSQL over
+``identity_kind_value_prefix`` (``(kind, value COLLATE "C")``, migration 0007), which holds both the
+range of ``LIKE 'prefix%'`` and its order under any database collation, so each scan stops after the
+rows of the page asked for, a one-letter prefix over millions of anonymous ids as cheap as a long one.
+A one-character query matches exactly only (``MIN_PREFIX``). Exact matches come first, then user ids, emails and
 anonymous ids in key order. No total is counted: pages go on while there is a next one, up to
 ``MAX_PAGE`` (past it, the search is to be narrowed).
 """
@@ -15,15 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.functions import Collate
 
 from profiles.models import Consent, Identity, IdentityKind, Person, Profile, Purpose
 
 PAGE_SIZE = 25
 MAX_PAGE = 40
-# Shorter queries match exactly only: a prefix of one or two characters names nobody in particular,
-# and its matches would be most of an index range to order.
-MIN_PREFIX = 3
+# A one-character query matches exactly only: as a prefix it names nobody in particular.
+MIN_PREFIX = 2
 # The order of kinds among prefix matches (a user id is what support is usually given).
 KIND_ORDER = (IdentityKind.USER_ID, IdentityKind.EMAIL, IdentityKind.ANONYMOUS_ID)
 
@@ -66,6 +68,14 @@ class SearchPage:
         return self.page > 1
 
 
+def _by_key(identities: QuerySet) -> QuerySet:
+    """Identities with ``key``: their value compared byte by byte, as the prefix index holds it on
+    PostgreSQL (migration 0007); SQLite compares bytes already."""
+    if connection.vendor == "postgresql":
+        return identities.annotate(key=Collate("value", "C"))
+    return identities.annotate(key=F("value"))
+
+
 def _candidates(query: str, want: int, within: QuerySet | None) -> list[tuple[int, str, str]]:
     """(person id, kind, value) of identities matching ``query``: exact ones first, then prefix ones
     per kind in index order; at most ``want`` per kind."""
@@ -80,9 +90,10 @@ def _candidates(query: str, want: int, within: QuerySet | None) -> list[tuple[in
         if len(query) < MIN_PREFIX:
             continue
         rows = (
-            base.filter(value__startswith=value)  # Django escapes % and _
+            _by_key(base)
+            .filter(key__startswith=value)  # Django escapes % and _
             .exclude(value=value)
-            .order_by("kind", "value")
+            .order_by("kind", "key")
             .values_list("person_id", "value")[:want]
         )
         prefixed += [(p, kind, v) for p, v in rows]
