@@ -153,7 +153,8 @@ def _what(kind: str, name: str) -> tuple[str, str]:
     label = KIND_LABELS.get(kind, kind)
     if kind in (EventKind.OTHER, EventKind.PAGE) and name:
         return (name if kind == EventKind.OTHER else f"Page: {name}"), ""
-    shown_name = name if name and name.lower().replace(" ", "_") != kind else ""
+    # The name as sent, where it says more than the label ("Email Opened" does not; "Product Viewed" does).
+    shown_name = name if name and name.lower() not in (label.lower(), kind, kind.replace("_", " ")) else ""
     return label, shown_name
 
 
