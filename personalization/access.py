@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
-from personalization.api.permissions import SEES_MESSAGES, SEES_MODEL, Requirement, satisfied
+from personalization.api.permissions import SEES_MESSAGES, SEES_MODEL, AnyOf, Requirement, satisfied
 
 View = Callable[..., HttpResponse]
 
@@ -39,6 +39,7 @@ CONSOLE: list[tuple[str, Requirement]] = [
     ("/campaigns/", "campaigns.view_campaign"),
     ("/approvals/", SEES_MESSAGES),
     ("/experiments/", "experiments.view_experiment"),
+    ("/people/", AnyOf("profiles.view_person", "campaigns.view_account_people")),
     ("/model/", SEES_MODEL),
     ("/audit/", "personalization.view_audit"),
 ]

@@ -55,4 +55,5 @@ urlpatterns = [
     path("audit/", audit_log, name="audit"),
     path("audit/rollback/<slug:key>/<int:number>", rollback_surface, name="audit-rollback-surface"),
     path("", include("campaigns.urls")),
+    path("", include("profiles.urls")),
 ]

@@ -38,6 +38,8 @@ class Identity(models.Model):
     class Meta:
         verbose_name_plural = "identities"
         constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
+        # On PostgreSQL, migration 0007 adds ``identity_kind_value_prefix`` on (kind, value COLLATE "C"),
+        # which the console's people search reads by prefix in order (profiles.people_search).
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value}"

@@ -71,6 +71,13 @@ EXPECTED: dict[str, Entry] = {
     "t/o/<str:token>.gif": Entry({"GET": EVERYONE}, {"token": "{open}"}),
     "t/c/<str:token>": Entry({"GET": EVERYONE}, {"token": "{click}"}),
     "t/u/<str:token>": Entry({"GET": EVERYONE, "POST": EVERYONE}, {"token": "{unsubscribe}"}),
+    # A CSM reads the people of their accounts (Ann is in theirs); tests/profiles/test_people_pages.py
+    # checks that one outside is a 404.
+    "people/": Entry({"GET": may(MARKETER, CSM, ANALYST, ADMIN)}),
+    "people/<int:pk>/": Entry({"GET": may(MARKETER, CSM, ANALYST, ADMIN)}, {"pk": "{person}"}),
+    "people/<int:pk>/export": Entry({"GET": may(ADMIN), "POST": may(ADMIN)}, {"pk": "{person}"}, {"confirm": "yes"}),
+    "people/<int:pk>/erase": Entry({"GET": may(ADMIN), "POST": may(ADMIN)}, {"pk": "{person}"}, {"confirm": "erase"}),
+    "consent/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
     "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER)}, {"key": "homepage", "number": "1"}),
@@ -200,7 +207,7 @@ def fingerprint(sql: str) -> dict[str, str]:
 
 
 def _fill(route: str, entry: Entry, world: World) -> str:
-    values = {"message": str(world.message.pk), **world.tokens}
+    values = {"message": str(world.message.pk), "person": str(world.message.person_id), **world.tokens}
     path = route
     for name, value in entry.params.items():
         value = values[value[1:-1]] if value.startswith("{") else value
