@@ -8,6 +8,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
 from personalization.access import home
+from personalization.api.surface_config_views import (
+    SurfaceRollbackView,
+    SurfacesView,
+    SurfaceVersionsView,
+    SurfaceView,
+)
 from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
@@ -29,6 +35,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("people/<str:person_key>", PersonView.as_view(), name="person"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("recommendations/popular", PopularRecommendationsView.as_view(), name="popular-recommendations"),
+    path("surfaces", SurfacesView.as_view(), name="surfaces-api"),
+    path("surfaces/<slug:key>", SurfaceView.as_view(), name="surface-api"),
+    path("surfaces/<slug:key>/versions", SurfaceVersionsView.as_view(), name="surface-versions"),
+    path("surfaces/<slug:key>/rollback", SurfaceRollbackView.as_view(), name="surface-rollback"),
     path("surfaces/<slug:key>/recommendations", SurfaceRecommendationsView.as_view(), name="surface-recommendations"),
     path("experiments/", include("experiments.api.urls")),
     path("", include("campaigns.api.urls")),

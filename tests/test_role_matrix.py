@@ -59,7 +59,7 @@ EXPECTED: dict[str, Entry] = {
     "": Entry({"GET": SIGNED_IN}),  # home: each signed-in person to their first page
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
-    "surfaces/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "surfaces/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
@@ -90,7 +90,13 @@ EXPECTED: dict[str, Entry] = {
     ),
     "api/v1/people/<str:person_key>/export": Entry({"GET": may(ADMIN, SECRET)}, {"person_key": "ann"}),
     "api/v1/recommendations": Entry({"GET": may(MARKETER, SECRET)}),
-    "api/v1/recommendations/popular": Entry({"GET": may(MARKETER, ANALYST, INGEST, SECRET)}),
+    "api/v1/recommendations/popular": Entry({"GET": may(MARKETER, ANALYST, ADMIN, INGEST, SECRET)}),
+    "api/v1/surfaces": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "POST": may(MARKETER, ADMIN, SECRET)}),
+    "api/v1/surfaces/<slug:key>": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "PATCH": may(MARKETER, ADMIN, SECRET)}, {"key": "homepage"}
+    ),
+    "api/v1/surfaces/<slug:key>/versions": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}, {"key": "homepage"}),
+    "api/v1/surfaces/<slug:key>/rollback": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "homepage"}),
     "api/v1/surfaces/<slug:key>/recommendations": Entry(
         {"GET": may(MARKETER, INGEST, SECRET), "POST": may(MARKETER, INGEST, SECRET)}, {"key": "homepage"}
     ),
