@@ -86,6 +86,8 @@ class ServeRequest:
     activity: profiles.RecentActivity | None = None
     log: bool = True
     rng: np.random.Generator | None = None
+    # Serve this configuration instead of the live one, outside any experiment (the console's preview).
+    config: SurfaceConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +188,10 @@ def serve(request: ServeRequest) -> ServedAnswer:
     if surface is None:
         raise UnknownSurface(request.surface)
     plan = _Plan(config=surface.config, version=surface.version_number)
+    if request.config is not None:
+        plan.config, plan.version = request.config, None
     person_id = request.person_id
-    if person_id is not None:
+    if person_id is not None and request.config is None:
         _resolve_experiment(plan, surface, person_id)
     size = request.limit or plan.config.size
 

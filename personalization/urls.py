@@ -14,9 +14,15 @@ from personalization.api.surface_config_views import (
     SurfaceVersionsView,
     SurfaceView,
 )
-from personalization.api.surface_pages import surface_overview
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
+from personalization.surface_console import (
+    item_search,
+    surface_detail,
+    surface_new,
+    surface_overview,
+    surface_rollback,
+)
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
@@ -55,5 +61,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("experiments/", include("experiments.urls")),
     path("surfaces/", surface_overview, name="surfaces"),
+    path("surfaces/new/", surface_new, name="surface-new"),
+    path("surfaces/items", item_search, name="surface-item-search"),
+    path("surfaces/<slug:key>/", surface_detail, name="surface"),
+    path("surfaces/<slug:key>/rollback", surface_rollback, name="surface-rollback"),
     path("", include("campaigns.urls")),
 ]

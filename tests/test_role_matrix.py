@@ -60,6 +60,12 @@ EXPECTED: dict[str, Entry] = {
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
     "surfaces/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "surfaces/new/": Entry({"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, data={"key": "grid"}),
+    "surfaces/items": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "surfaces/<slug:key>/": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN), "POST": may(MARKETER, ADMIN)}, {"key": "homepage"}, {"action": "save"}
+    ),
+    "surfaces/<slug:key>/rollback": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage"}, {"version": "1"}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),

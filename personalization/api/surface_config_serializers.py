@@ -178,6 +178,7 @@ class SurfaceSerializer(serializers.Serializer):
 
 
 ITEM_KINDS = ("product", "content", "feature")
+RESERVED_KEYS = ("new", "items")  # console paths under /surfaces/
 
 
 class SurfaceCreateSerializer(StrictSerializer):
@@ -193,6 +194,8 @@ class SurfaceCreateSerializer(StrictSerializer):
     def validate_key(self, value: str) -> str:
         from personalization.models import Surface
 
+        if value in RESERVED_KEYS:
+            raise serializers.ValidationError(f"{value!r} is reserved by the console; choose another key.")
         if Surface.objects.filter(key=value).exists():
             raise serializers.ValidationError(f"A surface {value!r} exists already.")
         return value
