@@ -187,18 +187,28 @@ def _contributions(sources: Any, source: str, history: np.ndarray, columns: np.n
         return np.asarray((vectors[history] @ vectors[columns].T).toarray(), dtype=np.float64)
     if source == "ease" and getattr(sources, "ease", None) is not None:
         ease = sources.ease
-        position = np.full(ease.n_items, -1, dtype=np.int64)
-        position[ease.items] = np.arange(ease.items.shape[0])
-        rows, cols = position[history], position[columns]
+        rows, cols = _positions(ease.items, history), _positions(ease.items, columns)
         out = np.zeros((history.shape[0], columns.shape[0]), dtype=np.float64)
         known_rows, known_cols = np.nonzero(rows >= 0)[0], np.nonzero(cols >= 0)[0]
         if known_rows.shape[0] and known_cols.shape[0]:
             out[np.ix_(known_rows, known_cols)] = ease.weights[np.ix_(rows[known_rows], cols[known_cols])]
         return out
     if source in ("als", "ease"):  # EASE without its model in memory: the nearest item by buyers
-        factors = np.asarray(sources.als.item_factors, dtype=np.float64)
-        norms = np.linalg.norm(factors, axis=1)
-        norms[norms == 0] = 1.0
-        unit = factors / norms[:, None]
-        return unit[history] @ unit[columns].T
+        factors = sources.als.item_factors
+        return _unit(factors[history]) @ _unit(factors[columns]).T
     return None
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float64)
+    norms = np.linalg.norm(rows, axis=1)
+    norms[norms == 0] = 1.0
+    return rows / norms[:, None]
+
+
+def _positions(sorted_items: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each wanted catalogue index sits in ``sorted_items``, or -1."""
+    if sorted_items.shape[0] == 0:
+        return np.full(wanted.shape[0], -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_items, wanted), sorted_items.shape[0] - 1)
+    return np.where(sorted_items[at] == wanted, at, -1).astype(np.int64)

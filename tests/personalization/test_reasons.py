@@ -108,3 +108,16 @@ def test_the_same_item_gets_the_same_words_on_the_surface_and_the_plain_api(engi
     assert shared, "the two paths share some items from the same source"
     for item_id in shared:
         assert surface[item_id][1] == plain[item_id][1], item_id
+
+
+def test_ease_and_als_anchors_come_from_their_own_weights():
+    sources = _sources(5, {})
+    # EASE knows items 0, 2 and 3 only: 3 is retrieved through 2's weight, 4 is outside the model.
+    weights = np.array([[0.0, 0.1, 0.2], [0.3, 0.0, 0.9], [0.2, 0.4, 0.0]], dtype=np.float32)
+    sources.ease = SimpleNamespace(items=np.array([0, 2, 3]), weights=weights, n_items=5)
+    factors = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1], [1, 1]], dtype=np.float32)
+    sources.als = SimpleNamespace(item_factors=factors)
+    person = {s: (np.array([0, 2, 1]), np.ones(3)) for s in ("ease", "als")}
+    found = anchors(sources, person, items=np.array([3, 4, 3, 2]), item_sources=["ease", "ease", "als", "als"])
+    # 3 by EASE: from 2 (0.9 beats 0.2); 4: nothing in the model; by ALS 3 is nearest to 1 and 2 to 0.
+    assert found == [2, None, 1, 0]
