@@ -145,6 +145,7 @@ def anchors(
     person: dict[str, PersonItems],
     items: np.ndarray,
     item_sources: Sequence[str],
+    titles: Sequence[str] | None = None,
 ) -> list[int | None]:
     """For each item, the person's item (an index into the catalogue) that contributed most to the
     score its source gave it, or None (a source without an anchor, or nothing contributed).
@@ -152,7 +153,8 @@ def anchors(
     ``sources`` holds the fitted matrices (``covisitation``, ``sequence``, ``item_knn``: item × item;
     ``content.vectors``: item × term; ``als.item_factors``; ``ease`` with ``items`` and ``weights``);
     ``person`` the person's items and weights per source (``person_items``). An item is never its
-    own anchor.
+    own anchor, nor (given ``titles``, by catalogue index) an item of the same title: a variant
+    would read "Similar to Sand Blouse" on a Sand Blouse.
     """
     found: list[int | None] = [None] * len(items)
     wanted: dict[str, list[int]] = {}
@@ -168,6 +170,10 @@ def anchors(
             continue
         contributions = contributions * weights[:, None]
         contributions[history_items[:, None] == columns[None, :]] = -np.inf  # never the item itself
+        if titles is not None:
+            theirs = np.asarray([titles[i] for i in history_items.tolist()], dtype=object)
+            shown = np.asarray([titles[i] for i in columns.tolist()], dtype=object)
+            contributions[theirs[:, None] == shown[None, :]] = -np.inf
         best = np.argmax(contributions, axis=0)
         for row, column, b in zip(rows, range(len(rows)), best.tolist(), strict=True):
             if contributions[b, column] > 0:
@@ -178,13 +184,12 @@ def anchors(
 def _contributions(sources: Any, source: str, history: np.ndarray, columns: np.ndarray) -> np.ndarray | None:
     """(len(history), len(columns)): how much each of the person's items adds to each item's score."""
     if source in ("covisitation", "sequence", "item_knn"):
-        matrix: sp.csr_matrix = getattr(sources, source)
-        return np.asarray(matrix[history][:, columns].toarray(), dtype=np.float64)
+        return _block(getattr(sources, source), history, columns)
     if source == "content":
         vectors = sources.content.vectors
         if vectors.shape[0] == 0:
             return None
-        return np.asarray((vectors[history] @ vectors[columns].T).toarray(), dtype=np.float64)
+        return np.asarray((_rows(vectors, history) @ _rows(vectors, columns).T).toarray(), dtype=np.float64)
     if source == "ease" and getattr(sources, "ease", None) is not None:
         ease = sources.ease
         rows, cols = _positions(ease.items, history), _positions(ease.items, columns)
@@ -197,6 +202,39 @@ def _contributions(sources: Any, source: str, history: np.ndarray, columns: np.n
         factors = sources.als.item_factors
         return _unit(factors[history]) @ _unit(factors[columns]).T
     return None
+
+
+def _segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored entries of ``rows``: which of ``rows`` each belongs to, and its position in the
+    matrix's arrays (scipy's fancy indexing costs ~100 µs a call; this is one pass of numpy)."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = (ends - starts).astype(np.int64)
+    owner = np.repeat(np.arange(rows.shape[0]), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, np.repeat(starts, lengths) + offsets
+
+
+def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    owner, positions = _segments(matrix, rows)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=rows.shape[0]))])
+    return sp.csr_matrix(
+        (matrix.data[positions], matrix.indices[positions], indptr), shape=(rows.shape[0], matrix.shape[1])
+    )
+
+
+def _block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, columns]`` as a dense array (``columns`` distinct)."""
+    out = np.zeros((rows.shape[0], columns.shape[0]), dtype=np.float64)
+    owner, positions = _segments(matrix, rows)
+    if positions.shape[0] == 0 or columns.shape[0] == 0:
+        return out
+    order = np.argsort(columns, kind="stable")
+    sorted_columns = columns[order]
+    found = matrix.indices[positions]
+    at = np.minimum(np.searchsorted(sorted_columns, found), sorted_columns.shape[0] - 1)
+    hit = sorted_columns[at] == found
+    out[owner[hit], order[at[hit]]] = matrix.data[positions[hit]]
+    return out
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -12,11 +12,12 @@ import uuid
 
 import numpy as np
 
-from catalog.services import ItemFacts, item_facts, servable_items
+from catalog.services import ItemFacts, servable_items
 from personalization import baseline, reasons, registry
 from personalization.baseline import Recommendations, RecommendedItem
 from personalization.engine.engine import Engine, Recommendation
 from personalization.engine.history import PersonContext
+from personalization.item_table import item_table
 from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
 from profiles.recent import RecentEvent
@@ -50,7 +51,7 @@ def recommend(
         consent, person = activity.consent, events_context(activity.events, activity.country, time.time())
     if not consent:
         return baseline.recommend(None, limit, kind)
-    _, engine = registry.serving_engine()
+    version, engine = registry.serving_engine()
     if engine is None:
         fallback = baseline.recommend(person_id, limit, kind)
         problem = registry.serving_problem()
@@ -63,7 +64,7 @@ def recommend(
     ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
     shown = [r for r in ranked if r.item_id in facts and (not kind or facts[r.item_id].kind == kind)][:limit]
-    worded = _reasons(engine, person, activity, shown, facts)
+    worded = _reasons(engine, item_table(version or id(engine), engine.item_ids).title, person, activity, shown, facts)
     items = [
         RecommendedItem(r.item_id, facts[r.item_id].title, round(r.score, 4), r.source, reason)
         for r, reason in zip(shown, worded, strict=True)
@@ -78,6 +79,7 @@ def recommend(
 
 def _reasons(
     engine: Engine,
+    titles: list[str],
     person: PersonContext,
     activity: profiles.RecentActivity | None,
     shown: list[Recommendation],
@@ -87,22 +89,16 @@ def _reasons(
     history = engine.history_for(person)
     index = np.asarray([engine.item_index[r.item_id] for r in shown], dtype=np.int64)
     anchored = reasons.anchors(
-        engine.sources, reasons.person_items(history, engine.config), index, [r.source for r in shown]
+        engine.sources, reasons.person_items(history, engine.config), index, [r.source for r in shown], titles
     )
     events = list(activity.events) if activity is not None else []
     kinds = reasons.strongest_kinds(events, engine.item_index)
     purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
-    anchor_facts = item_facts(engine.item_ids[a] for a in anchored if a is not None)
-    titles = {
-        a: anchor_facts[engine.item_ids[a]].title
-        for a in anchored
-        if a is not None and engine.item_ids[a] in anchor_facts
-    }
     worded = []
     for r, i, anchor in zip(shown, index.tolist(), anchored, strict=True):
         evidence = reasons.Evidence(
             r.source,
-            anchor=titles.get(anchor) if anchor is not None else None,
+            anchor=titles[anchor] if anchor is not None else None,
             anchor_kind=kinds.get(anchor, "view") if anchor is not None else "view",
             purchased=i in purchased,
             country=person.segment,

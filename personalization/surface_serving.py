@@ -496,7 +496,7 @@ def _personalized(
     chosen_sources = [reasons.EXPLORING if r.exploring else r.reason for r in chosen]
     # The person's item each one was retrieved from, named in its reason (never the item itself).
     anchored = reasons.anchors(
-        engine.sources, reasons.person_items(history, engine_config), chosen_index, chosen_sources
+        engine.sources, reasons.person_items(history, engine_config), chosen_index, chosen_sources, table.title
     )
     kinds = reasons.strongest_kinds(events, engine.item_index)
     items = list(lead)

@@ -121,3 +121,25 @@ def test_ease_and_als_anchors_come_from_their_own_weights():
     found = anchors(sources, person, items=np.array([3, 4, 3, 2]), item_sources=["ease", "ease", "als", "als"])
     # 3 by EASE: from 2 (0.9 beats 0.2); 4: nothing in the model; by ALS 3 is nearest to 1 and 2 to 0.
     assert found == [2, None, 1, 0]
+
+
+def test_the_sparse_blocks_read_what_scipy_indexing_reads():
+    from personalization.reasons import _block, _rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 60))
+        matrix = sp.random(n, n, density=rng.uniform(0, 0.3), format="csr", random_state=trial, dtype=np.float32)
+        rows = rng.integers(0, n, size=int(rng.integers(1, 10))).astype(np.int64)
+        columns = rng.choice(n, size=min(n, int(rng.integers(1, 10))), replace=False).astype(np.int64)
+        assert np.allclose(_block(matrix, rows, columns), matrix[rows][:, columns].toarray()), trial
+        assert np.allclose(_rows(matrix, rows).toarray(), matrix[rows].toarray()), trial
+
+
+def test_a_variant_of_the_same_title_is_not_named_as_the_anchor():
+    # Item 2 is another colourway of item 0 ("Sand Blouse"): the reason names 1, the next contributor.
+    sources = _sources(3, {"item_knn": [(0, 2, 0.9), (1, 2, 0.2)]})
+    person = {"item_knn": (np.array([0, 1]), np.array([1.0, 1.0]))}
+    titles = ["Sand Blouse", "Teal Scarf", "Sand Blouse"]
+    assert anchors(sources, person, np.array([2]), ["item_knn"]) == [0]
+    assert anchors(sources, person, np.array([2]), ["item_knn"], titles) == [1]
