@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Field
+from django.db.models import Field, Q
 
 from catalog.models import Item
 
@@ -66,6 +66,21 @@ def item_facts(external_ids: Iterable[str]) -> dict[str, ItemFacts]:
 def servable_items(external_ids: Iterable[str]) -> dict[str, ItemFacts]:
     """The subset that may be shown: active and in stock."""
     return {k: f for k, f in item_facts(external_ids).items() if f.active and f.in_stock}
+
+
+def search_items(query: str, limit: int = 20) -> list[ItemFacts]:
+    """Items whose title (or id) contains ``query``, active first: the console's item picker."""
+    query = query.strip()
+    if not query:
+        return []
+    found = Item.objects.filter(Q(title__icontains=query) | Q(external_id__iexact=query))
+    return [_facts(item) for item in found.order_by("-active", "title", "external_id")[:limit]]
+
+
+def categories(limit: int = 500) -> list[str]:
+    """The catalogue's categories, for the console's pickers."""
+    rows = Item.objects.exclude(category="").values_list("category", flat=True).distinct().order_by("category")
+    return list(rows[:limit])
 
 
 def price_thresholds() -> list[float]:

@@ -194,7 +194,7 @@ def surface_versions(query: AuditQuery) -> Iterable[Change]:
     out = []
     for v in versions:
         surface = v.surface
-        url = _url("surface-detail", surface.key, fallback="/surfaces/")
+        url = _url("surface", surface.key, fallback="/surfaces/")
         current = surface.current_version_id == v.pk
         out.append(
             Change(

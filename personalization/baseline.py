@@ -23,6 +23,7 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog.services import ItemFacts, servable_items
+from personalization import reasons
 from profiles import services as profiles
 
 POPULAR_WINDOW = timedelta(days=90)
@@ -100,12 +101,12 @@ def recommend(person_id: int | None, limit: int = 20, kind: str | None = "produc
         neighbours = profiles.co_visited_items(recent, timezone.now() - POPULAR_WINDOW, exclude_person=person_id)
         best = neighbours[0][1] if neighbours else 1.0
         for item_id, score in neighbours:
-            scored[item_id] = (1.0 + score / best, "co-visited", "Often viewed together with items you looked at")
+            scored[item_id] = (1.0 + score / best, "co-visited", reasons.word(reasons.Evidence("co-visited")))
     popular = _popular()
     top = popular[0][1] if popular else 1.0
     for item_id, score in popular:
         if item_id not in scored:
-            scored[item_id] = (score / top, "popular", "Popular right now")
+            scored[item_id] = (score / top, "popular", reasons.word(reasons.Evidence("popular")))
     ranked = sorted(scored.items(), key=lambda kv: -kv[1][0])
     facts: dict[str, ItemFacts] = servable_items(item_id for item_id, _ in ranked)
     items = []

@@ -176,7 +176,9 @@ class SurfaceKind(models.TextChoices):
 class Surface(models.Model):
     """A place where personalized items appear. Its ranking lives in versioned configuration."""
 
-    key = models.SlugField(max_length=100, unique=True, help_text="Used in the API: /surfaces/<key>/recommendations.")
+    key = models.SlugField(
+        max_length=100, unique=True, help_text="Used in the API: /api/v1/surfaces/KEY/recommendations."
+    )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=SurfaceKind.choices, default=SurfaceKind.GRID)
     item_kinds = models.JSONField(default=list, blank=True, help_text='Item kinds it may show, e.g. ["product"].')

@@ -22,6 +22,11 @@ SURFACES_READ = [
     "personalization.view_surfaceversion",
     "personalization.view_surfacedailystats",
 ]
+SURFACES_CHANGE = [
+    "personalization.add_surface",
+    "personalization.change_surface",
+    "personalization.add_surfaceversion",
+]
 EXPERIMENTS_READ = [
     "experiments.view_experiment",
     "experiments.view_variant",
@@ -36,9 +41,7 @@ ROLES: dict[str, list[str]] = {
     "Marketer": [
         "catalog.view_item",
         *SURFACES_READ,
-        "personalization.add_surface",
-        "personalization.change_surface",
-        "personalization.add_surfaceversion",
+        *SURFACES_CHANGE,
         "personalization.preview_recommendations",
         *CAMPAIGNS_READ,
         "campaigns.add_campaign",
@@ -80,6 +83,8 @@ ROLES: dict[str, list[str]] = {
         "auth.change_user",
         "personalization.view_modelversion",
         "personalization.change_modelversion",
+        *SURFACES_READ,
+        *SURFACES_CHANGE,
         *PEOPLE_READ,
         "profiles.change_consent",
         "profiles.export_person",

@@ -10,10 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 
-from catalog.services import servable_items
-from personalization import baseline, registry
+import numpy as np
+
+from catalog.services import ItemFacts, servable_items
+from personalization import baseline, reasons, registry
 from personalization.baseline import Recommendations, RecommendedItem
+from personalization.engine.engine import Engine, Recommendation
 from personalization.engine.history import PersonContext
+from personalization.item_table import item_table
 from personalization.training import TRAINING_KINDS
 from profiles import services as profiles
 from profiles.recent import RecentEvent
@@ -47,7 +51,7 @@ def recommend(
         consent, person = activity.consent, events_context(activity.events, activity.country, time.time())
     if not consent:
         return baseline.recommend(None, limit, kind)
-    _, engine = registry.serving_engine()
+    version, engine = registry.serving_engine()
     if engine is None:
         fallback = baseline.recommend(person_id, limit, kind)
         problem = registry.serving_problem()
@@ -59,14 +63,46 @@ def recommend(
     used_history = any(item in engine.item_index for item in person.item_ids)
     ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
+    shown = [r for r in ranked if r.item_id in facts and (not kind or facts[r.item_id].kind == kind)][:limit]
+    worded = _reasons(engine, item_table(version or id(engine), engine.item_ids).title, person, activity, shown, facts)
     items = [
-        RecommendedItem(r.item_id, facts[r.item_id].title, round(r.score, 4), r.source, r.reason)
-        for r in ranked
-        if r.item_id in facts and (not kind or facts[r.item_id].kind == kind)
-    ][:limit]
+        RecommendedItem(r.item_id, facts[r.item_id].title, round(r.score, 4), r.source, reason)
+        for r, reason in zip(shown, worded, strict=True)
+    ]
     if len(items) < limit:  # top up from the baseline rather than answer short
         seen = {i.item_id for i in items}
         extra = [i for i in baseline.recommend(person_id, limit, kind).items if i.item_id not in seen]
         items += extra[: limit - len(items)]
     by = "history" if used_history else None
     return Recommendations(uuid.uuid4().hex, used_history, items, personalized_by=by)
+
+
+def _reasons(
+    engine: Engine,
+    titles: list[str],
+    person: PersonContext,
+    activity: profiles.RecentActivity | None,
+    shown: list[Recommendation],
+    facts: dict[str, ItemFacts],
+) -> list[str]:
+    """Each item's reason, naming the person's item it was retrieved from (as surfaces word them)."""
+    history = engine.history_for(person)
+    index = np.asarray([engine.item_index[r.item_id] for r in shown], dtype=np.int64)
+    anchored = reasons.anchors(
+        engine.sources, reasons.person_items(history, engine.config), index, [r.source for r in shown], titles
+    )
+    events = list(activity.events) if activity is not None else []
+    kinds = reasons.strongest_kinds(events, engine.item_index)
+    purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
+    worded = []
+    for r, i, anchor in zip(shown, index.tolist(), anchored, strict=True):
+        evidence = reasons.Evidence(
+            r.source,
+            anchor=titles[anchor] if anchor is not None else None,
+            anchor_kind=kinds.get(anchor, "view") if anchor is not None else "view",
+            purchased=i in purchased,
+            country=person.segment,
+            category=facts[r.item_id].category,
+        )
+        worded.append(reasons.word(evidence))
+    return worded

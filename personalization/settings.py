@@ -260,6 +260,11 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKey": []}],
+    # Choice sets that several fields named "kind" use: one component name each.
+    "ENUM_NAME_OVERRIDES": {
+        "SurfaceKindEnum": "personalization.models.SurfaceKind",
+        "ItemKindEnum": "catalog.models.ItemKind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "personalization.api.schema_errors.document_errors",

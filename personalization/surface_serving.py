@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from catalog.services import ItemFacts, servable_items
 from experiments import services as experiments
-from personalization import baseline, feedback, registry
+from personalization import baseline, feedback, reasons, registry
 from personalization.engine.candidates import SOURCES
 from personalization.engine.engine import Engine
 from personalization.engine.features import candidate_features
@@ -46,24 +46,7 @@ logger = logging.getLogger(__name__)
 
 N_CANDIDATES = 500
 SECONDS_PER_DAY = 86_400.0
-COUNTRY_NAMES = {
-    "DE": "Germany",
-    "FR": "France",
-    "GB": "the United Kingdom",
-    "UK": "the United Kingdom",
-    "US": "the United States",
-    "ES": "Spain",
-    "IT": "Italy",
-    "NL": "the Netherlands",
-    "PL": "Poland",
-    "SE": "Sweden",
-    "CA": "Canada",
-    "AU": "Australia",
-    "JP": "Japan",
-    "BR": "Brazil",
-}
 SOURCE_NAMES = np.asarray(SOURCES, dtype=object)
-VIEWED_SOURCES = {"als", "ease", "item_knn", "covisitation", "content"}
 
 
 class UnknownSurface(LookupError):
@@ -86,6 +69,8 @@ class ServeRequest:
     activity: profiles.RecentActivity | None = None
     log: bool = True
     rng: np.random.Generator | None = None
+    # Serve this configuration instead of the live one, outside any experiment (the console's preview).
+    config: SurfaceConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +171,10 @@ def serve(request: ServeRequest) -> ServedAnswer:
     if surface is None:
         raise UnknownSurface(request.surface)
     plan = _Plan(config=surface.config, version=surface.version_number)
+    if request.config is not None:
+        plan.config, plan.version = request.config, None
     person_id = request.person_id
-    if person_id is not None:
+    if person_id is not None and request.config is None:
         _resolve_experiment(plan, surface, person_id)
     size = request.limit or plan.config.size
 
@@ -297,7 +284,7 @@ def _curated(surface: LiveSurface, plan: _Plan, size: int) -> list[ServedItem]:
     cap gives its slot to the next best seller that keeps it.
     """
     picks = [i for i in plan.config.curated_items if i not in plan.config.exclude_items][: size * 2]
-    wanted = [(i, "curated", "Our pick for you") for i in picks]
+    wanted = [(i, "curated", reasons.word(reasons.Evidence("curated"))) for i in picks]
     wanted += _popular_wanted(plan, exclude=set(picks))[: size * 4]
     return _servable_list(surface, plan.config, wanted, size)
 
@@ -311,7 +298,8 @@ def _popular_wanted(plan: _Plan, exclude: set[str]) -> list[tuple[str, str, str]
             plan.degraded.append("cache unavailable")
         since = timezone.now() - baseline.POPULAR_WINDOW
         ranked = [(str(i), float(s)) for i, s in profiles.popular_items(since, limit=500)]
-    return [(i, "popular", "Popular right now") for i, _ in ranked if i not in exclude]
+    popular = reasons.word(reasons.Evidence("popular"))
+    return [(i, "popular", popular) for i, _ in ranked if i not in exclude]
 
 
 def _servable_list(
@@ -371,6 +359,7 @@ def _servable_entries(
 # --- the shop's popular list ----------------------------------------------------------------------
 
 POPULAR_ANSWER_SECONDS = 5.0
+POPULAR_REASON = reasons.word(reasons.Evidence("popular"))
 _popular_answers: dict[tuple[int, str], tuple[float, list[ServedItem]]] = {}
 
 
@@ -394,7 +383,7 @@ def popular_answer(limit: int = 20, kind: str = "product") -> list[ServedItem]:
         fact = facts.get(item_id)
         if fact is None or fact.kind != kind:
             continue
-        items.append(ServedItem(item_id, fact.title, round(score / best, 4), "popular", "Popular right now"))
+        items.append(ServedItem(item_id, fact.title, round(score / best, 4), "popular", POPULAR_REASON))
         if len(items) == limit:
             break
     _popular_answers[(limit, kind)] = (now, items)
@@ -442,7 +431,7 @@ def _personalized(
         rule = next((r for r in config.cold_start if r.matches(request.context)), None)
         if rule is not None:
             segment = rule.segment or segment
-            reason = rule.reason or "Picked for visitors like you"
+            reason = reasons.word(reasons.Evidence("cold_start", own_words=rule.reason))
             entries = _servable_entries(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
             lead, lead_facts = [e[0] for e in entries], [e[1] for e in entries]
 
@@ -503,14 +492,35 @@ def _personalized(
         placed=[(f.category, f.brand) for f in lead_facts],
     )
 
-    recent_title = _recent_title(table, engine, events)
+    chosen = result.items[: size - len(lead)]
+    chosen_index = np.asarray([index[r.index] for r in chosen], dtype=np.int64)
+    chosen_sources = [reasons.EXPLORING if r.exploring else r.reason for r in chosen]
+    # The person's item each one was retrieved from, named in its reason (never the item itself).
+    anchored = reasons.anchors(
+        engine.sources, reasons.person_items(history, engine_config), chosen_index, chosen_sources, table.title
+    )
+    kinds = reasons.strongest_kinds(events, engine.item_index)
     items = list(lead)
-    for ranked in result.items[: size - len(lead)]:
-        i = index[ranked.index]
-        source = "exploring" if ranked.exploring else ranked.reason
-        reason = _reason(source, ranked.index, candidate_set, recent_title, country, purchased, int(i))
+    for ranked, i, source, anchor in zip(chosen, chosen_index.tolist(), chosen_sources, anchored, strict=True):
+        evidence = reasons.Evidence(
+            source,
+            anchor=table.title[anchor] if anchor is not None else None,
+            anchor_kind=kinds.get(anchor, "view") if anchor is not None else "view",
+            purchased=i in purchased,
+            country=country,
+            category=str(table.category[i] or ""),
+            is_new=bool(candidate_set.is_new[ranked.index]),
+            exploring=ranked.exploring,
+        )
         items.append(
-            ServedItem(str(ranked.item_id), table.title[i], round(ranked.score, 4), source, reason, ranked.exploring)
+            ServedItem(
+                str(ranked.item_id),
+                table.title[i],
+                round(ranked.score, 4),
+                source,
+                reasons.word(evidence),
+                ranked.exploring,
+            )
         )
     strategy = "cold_start" if cold and lead else "personalized"
     by = "history" if own_history else "session" if session_known or (lead and request.context) else None
@@ -522,36 +532,3 @@ def _top_categories(table: ItemTable, history_items: np.ndarray) -> set[str]:
         return set()
     counts = Counter(c for c in table.category[history_items.astype(np.int64)].tolist() if c)
     return {c for c, _ in counts.most_common(2)}
-
-
-def _recent_title(table: ItemTable, engine: Engine, events: list[tuple[str, float, str, float]]) -> str | None:
-    for item, *_ in reversed(events):
-        i = engine.item_index.get(item)
-        if i is not None:
-            return table.title[i]
-    return None
-
-
-def _reason(
-    source: str,
-    row: int,
-    candidates: CandidateSet,
-    recent_title: str | None,
-    country: str | None,
-    purchased: set[int],
-    item_index: int,
-) -> str:
-    if source == "exploring":
-        return "New arrival — exploring" if candidates.is_new[row] else "Something different — exploring"
-    if source == "history":
-        return "You bought this before" if item_index in purchased else f"Because you viewed {recent_title}"
-    if source in VIEWED_SOURCES and recent_title:
-        return f"Because you viewed {recent_title}"
-    if source in ("segment", "segment_trending") and country:
-        place = COUNTRY_NAMES.get(country.upper(), country)
-        return f"Popular in {place} this week" if source == "segment_trending" else f"Popular in {place}"
-    if source == "new":
-        return "New arrival"
-    if source == "trending":
-        return "Trending this week"
-    return "Popular right now"

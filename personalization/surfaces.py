@@ -197,13 +197,45 @@ def change_config(
     )
     Surface.objects.filter(pk=surface.pk).update(current_version=version)
     surface.current_version = version
+    # This process serves it at once (and again after the commit); others within CHECK_SECONDS.
+    _live.drop(surface.key)
+    key = surface.key
+    transaction.on_commit(lambda: _live.drop(key))
     return version
 
 
-def rollback(surface: Surface, number: int, *, by: str = "") -> SurfaceVersion:
+def rollback(surface: Surface, number: int, *, by: str = "", note: str = "") -> SurfaceVersion:
     """Serve an earlier version's configuration again, as a new version (the trail is kept)."""
     old = SurfaceVersion.objects.get(surface=surface, number=number)
-    return change_config(surface, old.config, by=by, note=f"Rollback to version {number}")
+    text = f"Rollback to version {number}" + (f": {note}" if note else "")
+    return change_config(surface, old.config, by=by, note=text[:500])
+
+
+@transaction.atomic
+def change_surface(
+    surface: Surface,
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    item_kinds: list[str] | None = None,
+    config: Mapping[str, Any] | SurfaceConfig | None = None,
+    by: str = "",
+    note: str = "",
+) -> SurfaceVersion | None:
+    """Rename or re-kind a surface and, when ``config`` is given, save it as a new version."""
+    changed = {k: v for k, v in (("name", name), ("kind", kind), ("item_kinds", item_kinds)) if v is not None}
+    if changed:
+        Surface.objects.filter(pk=surface.pk).update(**changed)
+        for k, v in changed.items():
+            setattr(surface, k, v)
+    version = change_config(surface, config, by=by, note=note) if config is not None else None
+    _live.drop(surface.key)
+    return version
+
+
+def current_config(surface: Surface) -> SurfaceConfig:
+    version = surface.current_version
+    return SurfaceConfig.from_dict(version.config) if version else SurfaceConfig()
 
 
 # --- what serving reads ------------------------------------------------------------------------
@@ -258,6 +290,10 @@ class _LiveSurfaces:
             self.numbers[(surface_id, number)] = found.first()
         version_id = self.numbers[(surface_id, number)]
         return None if version_id is None else self.version(version_id)[1]
+
+    def drop(self, key: str) -> None:
+        with self.lock:
+            self.surfaces.pop(key, None)
 
     def forget(self) -> None:
         with self.lock:

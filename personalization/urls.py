@@ -8,12 +8,24 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
 from personalization.access import home
-from personalization.api.surface_pages import surface_overview
+from personalization.api.surface_config_views import (
+    SurfaceRollbackView,
+    SurfacesView,
+    SurfaceVersionsView,
+    SurfaceView,
+)
 from personalization.api.surface_views import PopularRecommendationsView, SurfaceRecommendationsView
 from personalization.api.views import RecommendationsView
 from personalization.audit_page import audit_log, rollback_surface
 from personalization.console_settings import your_settings
 from personalization.model_pages import change_drift_rule, change_schedule, model_page
+from personalization.surface_console import (
+    item_search,
+    surface_detail,
+    surface_new,
+    surface_overview,
+    surface_rollback,
+)
 from profiles.api.people import PersonExportView, PersonView
 from profiles.api.views import BatchView, ConsentView, IdentifyView, PageView, TrackView
 
@@ -32,6 +44,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("people/<str:person_key>", PersonView.as_view(), name="person"),
     path("recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("recommendations/popular", PopularRecommendationsView.as_view(), name="popular-recommendations"),
+    path("surfaces", SurfacesView.as_view(), name="surfaces-api"),
+    path("surfaces/<slug:key>", SurfaceView.as_view(), name="surface-api"),
+    path("surfaces/<slug:key>/versions", SurfaceVersionsView.as_view(), name="surface-versions"),
+    path("surfaces/<slug:key>/rollback", SurfaceRollbackView.as_view(), name="surface-rollback"),
     path("surfaces/<slug:key>/recommendations", SurfaceRecommendationsView.as_view(), name="surface-recommendations"),
     path("experiments/", include("experiments.api.urls")),
     path("", include("campaigns.api.urls")),
@@ -54,6 +70,10 @@ urlpatterns = [
     path("model/drift-rule", change_drift_rule, name="model-drift-rule"),
     path("audit/", audit_log, name="audit"),
     path("audit/rollback/<slug:key>/<int:number>", rollback_surface, name="audit-rollback-surface"),
+    path("surfaces/new/", surface_new, name="surface-new"),
+    path("surfaces/items", item_search, name="surface-item-search"),
+    path("surfaces/<slug:key>/", surface_detail, name="surface"),
+    path("surfaces/<slug:key>/rollback", surface_rollback, name="surface-rollback"),
     path("", include("campaigns.urls")),
     path("", include("profiles.urls")),
 ]

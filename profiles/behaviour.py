@@ -77,3 +77,28 @@ def co_visited_items(
         .order_by("-n")[:limit]
     )
     return [(row["item_id"], float(row["n"])) for row in rows]
+
+
+def recently_active_people(limit: int = 5, scan: int = 5000) -> list[tuple[int, str]]:
+    """A few people who touched items lately, newest first, each with the key a marketer would type
+    (user id, else email, else anonymous id): the console's sample people for a preview."""
+    from profiles.models import Identity, IdentityKind
+
+    people: list[int] = []
+    recent = Event.objects.filter(kind__in=ITEM_KINDS).exclude(item_id="").order_by("-timestamp")
+    for person_id in recent.values_list("person_id", flat=True)[:scan]:
+        if person_id not in people:
+            people.append(person_id)
+            if len(people) == limit:
+                break
+    keys: dict[int, dict[str, str]] = {}
+    for person_id, kind, value in Identity.objects.filter(person_id__in=people).values_list(
+        "person_id", "kind", "value"
+    ):
+        keys.setdefault(person_id, {}).setdefault(kind, value)
+    labels = []
+    for person_id in people:
+        found = keys.get(person_id, {})
+        key = found.get(IdentityKind.USER_ID) or found.get(IdentityKind.EMAIL) or found.get(IdentityKind.ANONYMOUS_ID)
+        labels.append((person_id, key or f"person {person_id}"))
+    return labels

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from profiles.affinity import ProfileSnapshot
-from profiles.behaviour import co_visited_items, popular_items, purchased_items, recent_items
+from profiles.behaviour import co_visited_items, popular_items, purchased_items, recent_items, recently_active_people
 from profiles.consent import ConsentState, consent_states, has_consent, record_consent
 from profiles.identity import find_person, merge_people
 from profiles.ingestion import IngestResult, MessageRejection, ingest_messages
@@ -31,6 +31,7 @@ __all__ = [
     "recent_activity",
     "recent_activity_by_key",
     "recent_items",
+    "recently_active_people",
     "record_consent",
     "refresh_profile",
 ]

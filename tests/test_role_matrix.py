@@ -60,7 +60,13 @@ EXPECTED: dict[str, Entry] = {
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
     "settings/": Entry({"GET": SIGNED_IN, "POST": SIGNED_IN}, data={"time_zone": "Europe/Berlin"}),  # one's own
-    "surfaces/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "surfaces/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "surfaces/new/": Entry({"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, data={"key": "grid"}),
+    "surfaces/items": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "surfaces/<slug:key>/": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN), "POST": may(MARKETER, ADMIN)}, {"key": "homepage"}, {"action": "save"}
+    ),
+    "surfaces/<slug:key>/rollback": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage"}, {"version": "1"}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
@@ -115,7 +121,13 @@ EXPECTED: dict[str, Entry] = {
     ),
     "api/v1/people/<str:person_key>/export": Entry({"GET": may(ADMIN, SECRET)}, {"person_key": "ann"}),
     "api/v1/recommendations": Entry({"GET": may(MARKETER, SECRET)}),
-    "api/v1/recommendations/popular": Entry({"GET": may(MARKETER, ANALYST, INGEST, SECRET)}),
+    "api/v1/recommendations/popular": Entry({"GET": may(MARKETER, ANALYST, ADMIN, INGEST, SECRET)}),
+    "api/v1/surfaces": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "POST": may(MARKETER, ADMIN, SECRET)}),
+    "api/v1/surfaces/<slug:key>": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "PATCH": may(MARKETER, ADMIN, SECRET)}, {"key": "homepage"}
+    ),
+    "api/v1/surfaces/<slug:key>/versions": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}, {"key": "homepage"}),
+    "api/v1/surfaces/<slug:key>/rollback": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "homepage"}),
     "api/v1/surfaces/<slug:key>/recommendations": Entry(
         {"GET": may(MARKETER, INGEST, SECRET), "POST": may(MARKETER, INGEST, SECRET)}, {"key": "homepage"}
     ),

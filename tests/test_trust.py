@@ -30,7 +30,13 @@ from tests.access import PASSWORD, api_client, build_world, role_user, session_c
 from tests.conftest import person_token, track
 from tests.personalization.test_surfaces_serving import engine, shared_storage  # noqa: F401  (fixtures)
 
-PERSONAL_REASONS = ("You bought this before", "Because you viewed")
+PERSONAL_REASONS = (
+    "You bought this before",
+    "You viewed this recently",
+    "Similar to",
+    "Often bought with",
+    "Often chosen after",
+)
 
 
 def _snapshot() -> tuple[Any, ...]:

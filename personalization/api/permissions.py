@@ -41,6 +41,9 @@ LAUNCH = "personalization.launch_campaign"
 RUN_EXPERIMENT = "personalization.run_experiment"
 CONCLUDE_EXPERIMENT = "personalization.conclude_experiment"
 PREVIEW = "personalization.preview_recommendations"
+VIEW_SURFACE = "personalization.view_surface"
+# A configuration change is a new version: changing a surface needs both.
+CHANGE_SURFACE = ("personalization.change_surface", "personalization.add_surfaceversion")
 EXPORT_PERSON = "profiles.export_person"
 ERASE_PERSON = "profiles.erase_person"
 # The model page (/model/) and what changes the closed loop: the retraining schedule, the drift rule.
@@ -64,6 +67,10 @@ REQUIRED: dict[str, dict[str, Requirement]] = {
     "recommendations": {"GET": PREVIEW},
     "popular-recommendations": {"GET": "personalization.view_surface"},
     "surface-recommendations": {"GET": PREVIEW, "POST": PREVIEW},
+    "surfaces-api": {"GET": VIEW_SURFACE, "POST": ("personalization.add_surface", *CHANGE_SURFACE)},
+    "surface-api": {"GET": VIEW_SURFACE, "PATCH": CHANGE_SURFACE},
+    "surface-versions": {"GET": ("personalization.view_surface", "personalization.view_surfaceversion")},
+    "surface-rollback": {"POST": CHANGE_SURFACE},
     "experiments": {"GET": "experiments.view_experiment", "POST": "experiments.add_experiment"},
     "experiment-assignments": {"GET": "experiments.view_experiment"},
     "experiment": {"GET": "experiments.view_experiment", "PATCH": "experiments.change_experiment"},

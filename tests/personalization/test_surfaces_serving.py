@@ -88,7 +88,7 @@ def test_personalized_answer_has_scores_reasons_and_an_id(engine):
     assert answer.strategy == "personalized" and not answer.degraded
     assert len(answer.items) == 10 and len(answer.recommendation_id) == 32
     assert all(0 <= i.score <= 1 and i.reason and i.title for i in answer.items)
-    assert any(i.reason.startswith("Because you viewed ") for i in answer.items)
+    assert any(i.reason.startswith(("Similar to ", "Often bought with ")) for i in answer.items)
     assert Impression.objects.filter(recommendation_id=answer.recommendation_id).exists()
 
 
@@ -233,7 +233,8 @@ def test_an_ingested_view_changes_the_next_answer(engine, settings, django_captu
         assert found is not None and found.complete and found.events[-1][0] == viewed.external_id
     after = _ask(person_id=person_id, log=False)
     assert [i.item_id for i in after.items] != [i.item_id for i in before.items]
-    assert any(i.reason == f"Because you viewed {viewed.title}" for i in after.items)
+    # Which of the person's items each reason names is tested in test_reasons.py: a new item need
+    # not come from the view (here the ranker re-weighs the person's other items).
 
 
 def test_inline_session_context_counts_at_once(engine):
