@@ -10,6 +10,8 @@
 | ``CAMPAIGN_STO_SAMPLE`` | 20000 | engaged people whose history teaches the population and segment patterns |
 | ``CAMPAIGN_UNSUBSCRIBE_MAILTO`` | (empty) | an address added to ``List-Unsubscribe`` beside the one-click URL |
 | ``CAMPAIGN_PREPARATION_STALE_SECONDS`` | 300 | a preparation silent for this long lost its worker and is resumed |
+| ``CAMPAIGN_PREPARE_IN_BACKGROUND`` | True | tasks in-process (no Redis): a launch prepares in a thread |
+| ``ITEM_URL`` | (empty) | item links, ``{site}`` and ``{item_id}`` replaced; empty: the item in the admin |
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ def send_time_sample() -> int:
 
 def unsubscribe_mailto() -> str:
     return _value("CAMPAIGN_UNSUBSCRIBE_MAILTO", "")
+
+
+def prepare_in_background() -> bool:
+    return _value("CAMPAIGN_PREPARE_IN_BACKGROUND", "True").strip().lower() in ("1", "true", "yes", "on")
+
+
+def item_url_pattern() -> str:
+    """The link to an item, ``{item_id}`` left to fill: ``ITEM_URL`` with ``{site}`` replaced by SITE_URL,
+    else the catalogue's item in the admin of this site (a page that exists on every install)."""
+    pattern = _value("ITEM_URL", "") or "{site}/admin/catalog/item/?q={item_id}"
+    return pattern.replace("{site}", site_url())
 
 
 def site_url() -> str:
