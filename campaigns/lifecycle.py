@@ -292,7 +292,6 @@ def _ensure_experiment(key: str, name: str, campaign: Campaign, variants: list[A
     return key
 
 
-@transaction.atomic
 def launch(campaign: Campaign, user: Any = None, *, prepare_now: bool = False) -> Campaign:
     """Start preparing messages; holdouts become running experiments first, so assignment is stable.
 
@@ -300,6 +299,17 @@ def launch(campaign: Campaign, user: Any = None, *, prepare_now: bool = False) -
     in-process) it runs in a background thread, so the launching request returns at once and the
     campaign shows ``preparing`` until it is done. ``prepare_now`` prepares in this process before
     returning instead (the demo seeding, scripts)."""
+    campaign = _launch(campaign, user, queue=not prepare_now)
+    if prepare_now:
+        from campaigns.tasks import prepare_campaign
+
+        prepare_campaign.apply(args=[campaign.pk])
+        campaign.refresh_from_db()
+    return campaign
+
+
+@transaction.atomic
+def _launch(campaign: Campaign, user: Any, queue: bool) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(f"Only a draft can be launched; this campaign is {campaign.status}.", "status", "conflict")
@@ -364,7 +374,8 @@ def launch(campaign: Campaign, user: Any = None, *, prepare_now: bool = False) -
         },
     )
     campaign_id = campaign.pk
-    transaction.on_commit(lambda: _enqueue_preparation(campaign_id, prepare_now))
+    if queue:
+        transaction.on_commit(lambda: _enqueue_preparation(campaign_id))
     return campaign
 
 
@@ -385,12 +396,10 @@ def content_surface_note(campaign: Campaign) -> str:
 _background: list[threading.Thread] = []
 
 
-def _enqueue_preparation(campaign_id: int, prepare_now: bool = False) -> None:
+def _enqueue_preparation(campaign_id: int) -> None:
     from campaigns.tasks import prepare_campaign
 
-    if prepare_now:
-        prepare_campaign.apply(args=[campaign_id])
-    elif settings.CELERY_TASK_ALWAYS_EAGER and conf.prepare_in_background():
+    if settings.CELERY_TASK_ALWAYS_EAGER and conf.prepare_in_background():
         thread = threading.Thread(
             target=_prepare_in_background, args=(campaign_id,), name=f"prepare-campaign-{campaign_id}", daemon=True
         )

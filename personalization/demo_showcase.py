@@ -158,9 +158,7 @@ def _values(name: str, intro: str, **overrides: Any) -> dict[str, Any]:
 
 
 def _launch(campaign: Campaign, user: Any) -> Campaign:
-    campaigns.launch(campaign, user, prepare_now=True)
-    campaign.refresh_from_db()
-    return campaign
+    return campaigns.launch(campaign, user, prepare_now=True)
 
 
 def _plan_rule(*plans: str) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import close_old_connections
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -73,7 +72,6 @@ def run_due_jobs(now: datetime | None = None, run_all: bool = False) -> list[Job
                 last_run_at=timezone.now(), total_run_count=job.total_run_count + 1
             )
             runs.append(JobRun(job.name, job.task, time.monotonic() - started, error))
-            close_old_connections()
     finally:
         app.conf.task_always_eager, app.conf.task_eager_propagates = eager, propagates
     return runs

@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
 
 from personalization.due_jobs import run_due_jobs
 
@@ -27,4 +28,5 @@ class Command(BaseCommand):
                     self.stdout.write(f"{ran.name}: {outcome} ({ran.seconds:.1f} s)")
             if options["every"] <= 0:
                 return
+            close_old_connections()
             time.sleep(options["every"])

@@ -120,7 +120,8 @@ class Command(BaseCommand):
     def _showcase(self, store: Any, days: int, seed: int) -> None:
         written = showcase.load_impressions(store)
         today = timezone.localdate()
-        attributed = showcase.attribute_days(today - timedelta(days=days), today - timedelta(days=1))
+        first = timezone.localdate(store.impressions[0].served_at) if store.impressions else today
+        attributed = showcase.attribute_days(first, today - timedelta(days=1))
         self.stdout.write(f"Homepage answers: {written}, attributed over {attributed} days.")
         marketer = showcase._user("marketer")
         seeded = showcase.seed_campaigns(marketer, seed)
