@@ -32,7 +32,8 @@ demo: install
 	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
 	@echo "  Logins (password = login): marketer, csm (not staff; accounts Acme Retail, Brightside Travel,"
 	@echo "  Copper Kettle Cafés), csm2 (the other three), analyst, admin; demo (Administrator, superuser)"
-	@echo "  API keys: var/demo-api-keys.txt (written at the first seeding; source it: . var/demo-api-keys.txt)"
+	@echo "  API keys: var/demo-api-keys.txt (written at the first seeding; . var/demo-api-keys.txt exports SK and IK;"
+	@echo "  more keys: admin -> API keys -> Add)"
 	@echo "  Emails sent: var/mail/"
 	@echo ""
 	@$(DEMO_ENV) sh -c '$(BIN)/python manage.py run_due_jobs --every 60 --verbosity 0 & jobs=$$!; \

@@ -224,6 +224,8 @@ def seed_campaigns(marketer: Any, seed: int = 7) -> CampaignSeed:
     send_due()
     _engage(sent, rng)
     campaigns.finish_campaigns()
+    if sent.holdout_experiment:  # the campaign's funnel against its holdout, as the hourly job stores it
+        experiments.record_results(Experiment.objects.get(key=sent.holdout_experiment))
     return CampaignSeed(draft, awaiting, scheduled, sent)
 
 

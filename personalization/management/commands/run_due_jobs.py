@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] == 0
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # each job's line below says it
         while True:
             for ran in run_due_jobs(run_all=options["all"]):
                 if not quiet:

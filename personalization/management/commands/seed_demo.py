@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,8 @@ class Command(BaseCommand):
             self._logins(options["login"])
             return
         quiet = options["verbosity"] == 0
+        # Tasks run in-process here; one log line per task would bury the summary.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         store = build_store(options["people"], options["days"], options["seed"])
         logins = self._logins(options["login"])
         showcase.ensure_accounts()
