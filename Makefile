@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CACHE_URL DEBUG=True SITE_URL=http://127.0.0.1:$(PORT)
 demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --verbosity 0
-	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces --keys-file var/demo-api-keys.txt
 	$(DEMO_ENV) $(BIN)/python manage.py train_engine --if-none-active
 	$(DEMO_ENV) $(BIN)/python manage.py run_due_jobs
 	@echo ""

@@ -348,24 +348,36 @@ def seed_experiment(marketer: Any, seed: int = 7, days: int = 21) -> Experiment:
 
 
 def keys_file() -> Path:
+    """Where ``make demo`` keeps its keys."""
     return Path(settings.DATA_DIR) / "demo-api-keys.txt"
 
 
-def issue_keys(user: Any) -> Path | None:
-    """Issue the demo's secret and ingest keys and write them to ``var/demo-api-keys.txt`` (mode 600).
-    Nothing is issued when the demo keys exist (their secrets are not stored, only their hashes)."""
+@dataclass(frozen=True)
+class DemoKeys:
+    secret: str
+    ingest: str
+    identity_secret: str
+
+
+def issue_keys(user: Any) -> DemoKeys | None:
+    """Issue the demo's secret and ingest keys; None when they exist (only their hashes are stored,
+    so an existing key's secret cannot be shown again)."""
     if ApiKey.objects.filter(name="demo secret key", revoked_at__isnull=True).exists():
         return None
     _, secret = ApiKey.issue("demo secret key", KeyScope.SECRET, created_by=user)
     ingest_key, ingest = ApiKey.issue("demo ingest key", KeyScope.INGEST, created_by=user)
-    path = keys_file()
+    return DemoKeys(secret, ingest, ingest_key.identity_secret)
+
+
+def write_keys(keys: DemoKeys, path: Path) -> Path:
+    """The keys in a file only its owner may read (mode 600), as shell lines to source."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(
             "# The demo's API keys (issued by manage.py seed_demo; only their hashes are in the database).\n"
-            f"export SK={secret}\nexport IK={ingest}\n"
-            f"# Identity-verification secret of the ingest key:\nIDENTITY_SECRET={ingest_key.identity_secret}\n"
+            f"export SK={keys.secret}\nexport IK={keys.ingest}\n"
+            f"# Identity-verification secret of the ingest key:\nIDENTITY_SECRET={keys.identity_secret}\n"
         )
     os.chmod(path, 0o600)
     return path

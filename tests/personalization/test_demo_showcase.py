@@ -20,10 +20,10 @@ from personalization.models import Impression, SurfaceDailyStats
 
 
 @pytest.fixture
-def seeded(db, settings, tmp_path):
-    settings.DATA_DIR = tmp_path
+def seeded(db, tmp_path):
     out = StringIO()
-    call_command("seed_demo", people=250, days=60, with_surfaces=True, verbosity=0, stdout=out)
+    keys = tmp_path / "var" / "demo-api-keys.txt"
+    call_command("seed_demo", people=250, days=60, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=out)
     return out.getvalue()
 
 
@@ -76,7 +76,7 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     assert snapshot is not None and snapshot.data["decision"]
 
     # The API keys, in a file only its owner reads, named at the end of the output.
-    keys = tmp_path / "demo-api-keys.txt"
+    keys = tmp_path / "var" / "demo-api-keys.txt"
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     assert "export SK=" in keys.read_text() and "export IK=" in keys.read_text()
     assert f"API keys written to {keys}" in seeded
@@ -84,5 +84,5 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
 
     # A second run leaves everything as it is and issues no new keys.
     again = StringIO()
-    call_command("seed_demo", if_empty=True, with_surfaces=True, verbosity=0, stdout=again)
-    assert "API keys written" not in again.getvalue() and Campaign.objects.count() == 4
+    call_command("seed_demo", if_empty=True, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=again)
+    assert "API keys" not in again.getvalue() and Campaign.objects.count() == 4

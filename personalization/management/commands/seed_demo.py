@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -36,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when the catalogue has items.")
         parser.add_argument("--login", default="demo", help="Demo staff login (password: the same word).")
         parser.add_argument(
+            "--keys-file",
+            default="",
+            help="Write the demo API keys to this file (mode 600) instead of printing them; make demo: "
+            "var/demo-api-keys.txt.",
+        )
+        parser.add_argument(
             "--with-surfaces",
             action="store_true",
             help="Also the surfaces and what the console shows: answers, campaigns, an experiment, role logins.",
@@ -44,13 +51,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["if_empty"] and Item.objects.exists():
             self.stdout.write("The catalogue already has items; leaving the data as it is.")
-            self._logins(options["login"])
+            self._logins(options["login"], options["keys_file"])
             return
         quiet = options["verbosity"] == 0
         # Tasks run in-process here; one log line per task would bury the summary.
         logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         store = build_store(options["people"], options["days"], options["seed"])
-        logins = self._logins(options["login"])
+        logins = self._logins(options["login"], options["keys_file"])
         showcase.ensure_accounts()
 
         rows = []
@@ -141,11 +148,14 @@ class Command(BaseCommand):
         # campaign sent above, with its clicks and orders, and today's homepage answers.
         showcase.attribute_days(today, today)
 
-    def _logins(self, login: str) -> list[tuple[str, str]]:
+    def _logins(self, login: str, keys_file: str) -> list[tuple[str, str]]:
         logins = showcase.ensure_logins(login)
-        written = showcase.issue_keys(showcase._user(login))
-        if written is not None:
-            self.stdout.write(f"API keys written to {written} (mode 600).")
+        keys = showcase.issue_keys(showcase._user(login))
+        if keys is not None and keys_file:
+            self.stdout.write(f"API keys written to {showcase.write_keys(keys, Path(keys_file))} (mode 600).")
+        elif keys is not None:
+            self.stdout.write(f"API keys (shown once): secret {keys.secret}  ingest {keys.ingest}")
+            self.stdout.write(f"Identity-verification secret of the ingest key: {keys.identity_secret}")
         return logins
 
     def _report(self, logins: list[tuple[str, str]]) -> None:
