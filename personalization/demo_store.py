@@ -276,7 +276,7 @@ def build_people(rng: random.Random, count: int) -> list[DemoPerson]:
                 budget=rng.uniform(low, high),
                 email_engagement=rng.betavariate(2, 5),
                 preferred_hour=rng.choice([7, 8, 12, 13, 18, 19, 20, 21]),
-                account_id=rng.choice(ACCOUNTS)[0],
+                account_id=ACCOUNTS[n % len(ACCOUNTS)][0],
                 consents={
                     "personalization": rng.random() > 0.05,
                     "email_marketing": rng.random() < 0.7,
@@ -311,6 +311,7 @@ def _session_messages(
     by_category: dict[str, list[dict[str, Any]]],
     all_products: list[dict[str, Any]],
     impressions: list[DemoImpression],
+    homepage: random.Random,
 ) -> Iterator[dict[str, Any]]:
     anonymous_id = f"anon-{person.user_id}-{session}"
     signed_in = rng.random() < 0.7
@@ -319,32 +320,31 @@ def _session_messages(
     # A signed-in session opens on the homepage: an answer of 12 items (a third from the person's
     # tastes, the rest from the whole range), and now and then the person opens one of them (the view
     # carries the answer's id, as a shop's click handler sends it). Most visits to the homepage end
-    # there: those answers are logged with nothing after them.
+    # there: those answers are logged with nothing after them. The homepage draws from a generator of
+    # its own, so the behaviour and consent drawn from ``rng`` are those of the store without it.
     shown: list[dict[str, Any]] = []
     recommendation_id = ""
     if signed_in:
-        picks = [_pick_item(rng, person, by_category, all_products) for _ in range(HOMEPAGE_SIZE // 3)]
-        picks += rng.sample(all_products, HOMEPAGE_SIZE - len(picks))
+        picks = [_pick_item(homepage, person, by_category, all_products) for _ in range(HOMEPAGE_SIZE // 3)]
+        picks += homepage.sample(all_products, HOMEPAGE_SIZE - len(picks))
         shown = list({i["external_id"]: i for i in picks}.values())
-        recommendation_id = f"demo{rng.getrandbits(96):024x}"
+        recommendation_id = f"demo{homepage.getrandbits(96):024x}"
         impressions.append(
             DemoImpression(recommendation_id, person.user_id, HOMEPAGE, [i["external_id"] for i in shown], at)
         )
-        for _ in range(rng.randint(1, 4)):
-            bounced = [i["external_id"] for i in rng.sample(all_products, HOMEPAGE_SIZE)]
-            when = at - timedelta(hours=rng.uniform(2, 72))
+        for _ in range(homepage.randint(1, 4)):
+            bounced = [i["external_id"] for i in homepage.sample(all_products, HOMEPAGE_SIZE)]
+            when = at - timedelta(hours=homepage.uniform(2, 72))
             impressions.append(
-                DemoImpression(f"demo{rng.getrandbits(96):024x}", person.user_id, HOMEPAGE, bounced, when)
+                DemoImpression(f"demo{homepage.getrandbits(96):024x}", person.user_id, HOMEPAGE, bounced, when)
             )
     opened_from_answer = False
     for _ in range(rng.randint(1, 8)):
-        from_answer = bool(shown) and not opened_from_answer and rng.random() < 0.3
+        item = _pick_item(rng, person, by_category, all_products)
+        from_answer = bool(shown) and not opened_from_answer and homepage.random() < 0.3
         opened_from_answer = opened_from_answer or from_answer
-        item = (
-            rng.choice(shown[: HOMEPAGE_SIZE // 3] or shown)
-            if from_answer
-            else _pick_item(rng, person, by_category, all_products)
-        )
+        if from_answer:
+            item = homepage.choice(shown[: HOMEPAGE_SIZE // 3])
         at += timedelta(seconds=rng.randint(20, 240))
         properties = {"product_id": item["external_id"], "price": item["price"], "category": item["category"]}
         if from_answer:
@@ -427,6 +427,7 @@ def build_store(people_count: int = 3000, days: int = 90, seed: int = 7, now: da
     people = build_people(rng, people_count)
     messages: list[dict[str, Any]] = []
     impressions: list[DemoImpression] = []
+    homepage = random.Random(f"homepage-{seed}")
     accounts = {key: name for key, name, _ in ACCOUNTS}
     features = [i for i in items if i["kind"] == "feature"]
     for person in people:
@@ -458,7 +459,9 @@ def build_store(people_count: int = 3000, days: int = 90, seed: int = 7, now: da
         for session in range(max(1, int(rng.expovariate(1 / 8) * active_days / days) + 1)):
             start = signup + timedelta(days=rng.uniform(0, active_days), hours=rng.uniform(-3, 3))
             start = min(start, now - timedelta(minutes=30))
-            messages.extend(_session_messages(rng, person, start, session, by_category, products, impressions))
+            messages.extend(
+                _session_messages(rng, person, start, session, by_category, products, impressions, homepage)
+            )
         if person.consents["email_marketing"]:
             for week in range(active_days // 7):
                 sent = signup + timedelta(weeks=week + 1)

@@ -3,9 +3,11 @@ returns with the campaign ``preparing`` and a background thread prepares the mes
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from campaigns import services
+from campaigns import lifecycle, services
 from campaigns.lifecycle import wait_for_background_preparations
 from campaigns.models import CampaignStatus, Message
 from tests.campaigns.conftest import make_campaign, person
@@ -28,12 +30,11 @@ def test_a_launch_on_the_embedded_default_prepares_in_the_background(settings, s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_a_broker_or_when_turned_off_the_launch_does_not_start_a_thread(settings, shop):
+def test_turned_off_the_launch_starts_no_thread(settings, shop):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CAMPAIGN_PREPARE_IN_BACKGROUND = False
     shop()
     person("ada", first_name="Ada")
-    campaign = make_campaign()
-    launched = services.launch(campaign)  # eager and in the caller: prepared before launch returns
-    launched.refresh_from_db()
-    assert launched.status == CampaignStatus.RUNNING
+    started = threading.active_count()
+    services.launch(make_campaign())
+    assert not lifecycle._background and threading.active_count() == started

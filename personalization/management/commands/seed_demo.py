@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -96,7 +97,10 @@ class Command(BaseCommand):
                 bar.update(len(people[start : start + 200]))
 
         if options["with_surfaces"]:
-            self._showcase(store, options["days"], options["seed"])
+            # The campaigns' answers are logged inline (not by the flusher thread), so the attribution
+            # run right after them sees them.
+            with override_settings(SURFACE_IMPRESSIONS_INLINE=True):
+                self._showcase(store, options["days"], options["seed"])
         self._report(logins)
 
     def _surfaces(self, rows: list[dict[str, Any]]) -> None:
