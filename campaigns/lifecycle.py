@@ -403,6 +403,7 @@ def _enqueue_preparation(campaign_id: int) -> None:
         thread = threading.Thread(
             target=_prepare_in_background, args=(campaign_id,), name=f"prepare-campaign-{campaign_id}", daemon=True
         )
+        _background[:] = [t for t in _background if t.is_alive()]
         _background.append(thread)
         thread.start()
     else:

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from campaigns import services as campaigns
@@ -58,8 +58,8 @@ TEXT = (
 )
 
 
-def _user(username: str) -> AbstractUser:
-    return get_user_model().objects.get(username=username)  # type: ignore[return-value]
+def _user(username: str) -> User:
+    return User.objects.get(username=username)
 
 
 def ensure_logins(demo_login: str) -> list[tuple[str, str]]:

@@ -48,7 +48,7 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     waiting = Message.objects.filter(campaign=by_key["account-renewal-picks"], state=MessageState.PENDING_APPROVAL)
     assert waiting.exists()
     scheduled = Message.objects.filter(campaign=by_key["weekend-sale-preview"], state=MessageState.SCHEDULED)
-    assert scheduled.exists() and all(m.scheduled_for > timezone.now() for m in scheduled)
+    assert scheduled.exists() and all(m.scheduled_for and m.scheduled_for > timezone.now() for m in scheduled)
     sent = Message.objects.filter(campaign=by_key["new-this-week"])
     assert sent.filter(state__in=[MessageState.SENT, MessageState.OPENED, MessageState.CLICKED]).count() > 10
     assert sent.filter(opened_at__isnull=False).exists() and sent.filter(clicked_at__isnull=False).exists()
