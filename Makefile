@@ -18,18 +18,28 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The working demo on the embedded default: SQLite, tasks in-process, email to files. No services.
-# DEBUG=True is what lets it run without keys of its own, so it listens on 127.0.0.1 only.
-DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CACHE_URL DEBUG=True
+# The working demo on the embedded default: SQLite, tasks in-process, email to files (var/mail/). No services.
+# DEBUG=True is what lets it run without keys of its own, so it listens on 127.0.0.1 only. SITE_URL
+# follows PORT, so tracking links in the emails point at this server. What beat would run (sending
+# due messages, attribution, experiment results) runs once before serving and then every minute
+# beside the web server (manage.py run_due_jobs).
+DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CACHE_URL DEBUG=True SITE_URL=http://127.0.0.1:$(PORT)
 demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --verbosity 0
-	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces --keys-file var/demo-api-keys.txt
 	$(DEMO_ENV) $(BIN)/python manage.py train_engine --if-none-active
+	$(DEMO_ENV) $(BIN)/python manage.py run_due_jobs
 	@echo ""
 	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
-	@echo "  Log in as demo / demo"
+	@echo "  Logins (password = login): marketer, csm (not staff; accounts Acme Retail, Brightside Travel,"
+	@echo "  Copper Kettle Cafés), csm2 (the other three), analyst, admin; demo (Administrator, superuser)"
+	@echo "  API keys: var/demo-api-keys.txt (written at the first seeding; . var/demo-api-keys.txt exports SK and IK;"
+	@echo "  more keys: admin -> API keys -> Add)"
+	@echo "  Emails sent: var/mail/"
 	@echo ""
-	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	@$(DEMO_ENV) sh -c '$(BIN)/python manage.py run_due_jobs --every 60 --verbosity 0 & jobs=$$!; \
+		trap "kill $$jobs 2>/dev/null" EXIT INT TERM; \
+		$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(PORT)'
 
 # Runs against DATABASE_URL / REDIS_URL when they are set (as .ci/run does), else the embedded default.
 test: install

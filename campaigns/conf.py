@@ -12,6 +12,8 @@
 | ``CAMPAIGN_PREPARATION_STALE_SECONDS`` | 300 | a preparation silent for this long lost its worker and is resumed |
 | ``CAMPAIGN_PREPARATION_CHUNK`` | 500 | people prepared per chunk; the heartbeat is refreshed at every chunk |
 | ``CAMPAIGN_BULK_DECISION_INLINE`` | 500 | "all that match" decides up to this many in the request, more in a task |
+| ``CAMPAIGN_PREPARE_IN_BACKGROUND`` | True | tasks in-process (no Redis): a launch prepares in a thread |
+| ``ITEM_URL`` | (empty) | item links, ``{site}`` and ``{item_id}`` replaced; empty: the item in the admin |
 """
 
 from __future__ import annotations
@@ -79,6 +81,17 @@ def send_time_sample() -> int:
 
 def unsubscribe_mailto() -> str:
     return _value("CAMPAIGN_UNSUBSCRIBE_MAILTO", "")
+
+
+def prepare_in_background() -> bool:
+    return _value("CAMPAIGN_PREPARE_IN_BACKGROUND", "True").strip().lower() in ("1", "true", "yes", "on")
+
+
+def item_url_pattern() -> str:
+    """The link to an item, ``{item_id}`` left to fill: ``ITEM_URL`` with ``{site}`` replaced by SITE_URL,
+    else the catalogue's item in the admin of this site (a page that exists on every install)."""
+    pattern = _value("ITEM_URL", "") or "{site}/admin/catalog/item/?q={item_id}"
+    return pattern.replace("{site}", site_url())
 
 
 def site_url() -> str:

@@ -11,10 +11,13 @@ after, and a change to a draft can be rolled back.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from typing import Any
 
+from django import db
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -22,7 +25,7 @@ from django.db import transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from campaigns import people, scheduling
+from campaigns import conf, people, scheduling
 from campaigns.models import ApprovalPolicy, Campaign, CampaignChange, CampaignStatus, Channel
 from campaigns.preparation import compiled_campaign
 from campaigns.rendering import refuse_costly
@@ -289,9 +292,24 @@ def _ensure_experiment(key: str, name: str, campaign: Campaign, variants: list[A
     return key
 
 
+def launch(campaign: Campaign, user: Any = None, *, prepare_now: bool = False) -> Campaign:
+    """Start preparing messages; holdouts become running experiments first, so assignment is stable.
+
+    The preparation is queued for a worker once the launch commits; on the embedded default (tasks
+    in-process) it runs in a background thread, so the launching request returns at once and the
+    campaign shows ``preparing`` until it is done. ``prepare_now`` prepares in this process before
+    returning instead (the demo seeding, scripts)."""
+    campaign = _launch(campaign, user, queue=not prepare_now)
+    if prepare_now:
+        from campaigns.tasks import prepare_campaign
+
+        prepare_campaign.apply(args=[campaign.pk])
+        campaign.refresh_from_db()
+    return campaign
+
+
 @transaction.atomic
-def launch(campaign: Campaign, user: Any = None) -> Campaign:
-    """Start preparing messages; holdouts become running experiments first, so assignment is stable."""
+def _launch(campaign: Campaign, user: Any, queue: bool) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(f"Only a draft can be launched; this campaign is {campaign.status}.", "status", "conflict")
@@ -349,17 +367,62 @@ def launch(campaign: Campaign, user: Any = None) -> Campaign:
         campaign,
         "launch",
         user,
-        {"holdout_experiment": campaign.holdout_experiment, "send_time_experiment": campaign.send_time_experiment},
+        {
+            "holdout_experiment": campaign.holdout_experiment,
+            "send_time_experiment": campaign.send_time_experiment,
+            "content_surface": content_surface_note(campaign),
+        },
     )
     campaign_id = campaign.pk
-    transaction.on_commit(lambda: _enqueue_preparation(campaign_id))
+    if queue:
+        transaction.on_commit(lambda: _enqueue_preparation(campaign_id))
     return campaign
+
+
+def content_surface_note(campaign: Campaign) -> str:
+    """Which surface ranks the campaign's product block, said plainly (also when it does not exist)."""
+    if campaign.content_limit <= 0:
+        return "No product block (content_limit is 0)."
+    from personalization.models import Surface
+
+    if Surface.objects.filter(key=campaign.content_surface).exists():
+        return f"Products from the surface {campaign.content_surface!r}."
+    return (
+        f"There is no surface {campaign.content_surface!r}: products come from the engine's default ranking, "
+        "and no surface's weights apply. Create the surface or choose another in content_surface."
+    )
+
+
+_background: list[threading.Thread] = []
 
 
 def _enqueue_preparation(campaign_id: int) -> None:
     from campaigns.tasks import prepare_campaign
 
-    prepare_campaign.delay(campaign_id)
+    if settings.CELERY_TASK_ALWAYS_EAGER and conf.prepare_in_background():
+        thread = threading.Thread(
+            target=_prepare_in_background, args=(campaign_id,), name=f"prepare-campaign-{campaign_id}", daemon=True
+        )
+        _background[:] = [t for t in _background if t.is_alive()]
+        _background.append(thread)
+        thread.start()
+    else:
+        prepare_campaign.delay(campaign_id)
+
+
+def _prepare_in_background(campaign_id: int) -> None:
+    from campaigns.tasks import prepare_campaign
+
+    try:
+        prepare_campaign.apply(args=[campaign_id])
+    finally:
+        db.connection.close()
+
+
+def wait_for_background_preparations(timeout: float | None = None) -> None:
+    """Wait for preparations running in background threads (embedded default) to end."""
+    while _background:
+        _background.pop().join(timeout)
 
 
 def _transition(campaign: Campaign, sources: list[str], target: str, user: Any, action: str) -> Campaign:

@@ -107,7 +107,7 @@ class Campaign(models.Model):
         default=4, validators=[MinValueValidator(0), MaxValueValidator(20)]
     )
     item_url = models.CharField(
-        max_length=500, blank=True, help_text="Link to an item; {item_id} is replaced. Empty: SITE_URL/items/{item_id}."
+        max_length=500, blank=True, help_text="Link to an item; {item_id} is replaced. Empty: the ITEM_URL setting."
     )
     from_email = models.CharField(max_length=254, blank=True, help_text="Empty: DEFAULT_FROM_EMAIL.")
     reply_to = models.CharField(max_length=254, blank=True)

@@ -162,7 +162,7 @@ def _assignments(campaign: Campaign, person_id: int) -> tuple[dict[str, str], bo
 
 
 def _item_url(campaign: Campaign, item_id: str) -> str:
-    pattern = campaign.item_url or f"{conf.site_url()}/items/{{item_id}}"
+    pattern = campaign.item_url or conf.item_url_pattern()
     return pattern.replace("{item_id}", item_id)
 
 

@@ -1,5 +1,6 @@
-"""A generated demo store: catalogue, people with planted tastes, months of sessions, purchases
-and email engagement. Plain Python, free of Django; ``manage.py seed_demo`` loads it.
+"""A generated demo store: catalogue, accounts, people with planted tastes, months of sessions,
+purchases, email engagement, and the homepage answers people saw before they clicked. Plain Python,
+free of Django; ``manage.py seed_demo`` loads it.
 
 Everything is drawn from a seeded random generator, so the same seed gives the same store.
 """
@@ -80,6 +81,17 @@ PRICE_RANGES = {
 COUNTRIES = [("United Kingdom", 0.45), ("Germany", 0.2), ("France", 0.15), ("Netherlands", 0.1), ("Spain", 0.1)]
 PLANS = [("free", 0.6), ("pro", 0.3), ("enterprise", 0.1)]
 FEATURES = ["Saved searches", "Wishlists", "Size advisor", "Price alerts", "Style quiz", "Store pickup"]
+# The customer companies people belong to (their ``account_id`` trait); CSMs approve their messages.
+ACCOUNTS = [
+    ("acme-retail", "Acme Retail", "enterprise"),
+    ("brightside-travel", "Brightside Travel", "pro"),
+    ("copper-kettle", "Copper Kettle Cafés", "pro"),
+    ("dunmore-outdoor", "Dunmore Outdoor", "enterprise"),
+    ("elm-street-books", "Elm Street Books", "free"),
+    ("foxglove-studio", "Foxglove Studio", "pro"),
+]
+HOMEPAGE = "homepage"
+HOMEPAGE_SIZE = 12
 GUIDES = [
     "How to layer for autumn",
     "Caring for linen",
@@ -105,7 +117,19 @@ class DemoPerson:
     budget: float
     email_engagement: float
     preferred_hour: int
+    account_id: str = ""
     consents: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoImpression:
+    """One homepage answer a person saw at the start of a session (person by ``user_id``)."""
+
+    recommendation_id: str
+    user_id: str
+    surface: str
+    item_ids: list[str]
+    served_at: datetime
 
 
 @dataclass
@@ -113,6 +137,7 @@ class DemoStore:
     items: list[dict[str, Any]]
     people: list[DemoPerson]
     messages: list[dict[str, Any]]
+    impressions: list[DemoImpression] = field(default_factory=list)
 
 
 def _weighted(rng: random.Random, choices: list[tuple[str, float]]) -> str:
@@ -251,6 +276,7 @@ def build_people(rng: random.Random, count: int) -> list[DemoPerson]:
                 budget=rng.uniform(low, high),
                 email_engagement=rng.betavariate(2, 5),
                 preferred_hour=rng.choice([7, 8, 12, 13, 18, 19, 20, 21]),
+                account_id=ACCOUNTS[n % len(ACCOUNTS)][0],
                 consents={
                     "personalization": rng.random() > 0.05,
                     "email_marketing": rng.random() < 0.7,
@@ -284,23 +310,46 @@ def _session_messages(
     session: int,
     by_category: dict[str, list[dict[str, Any]]],
     all_products: list[dict[str, Any]],
+    impressions: list[DemoImpression],
+    homepage: random.Random,
 ) -> Iterator[dict[str, Any]]:
     anonymous_id = f"anon-{person.user_id}-{session}"
     signed_in = rng.random() < 0.7
     at = start
     cart: list[dict[str, Any]] = []
+    # A signed-in session opens on the homepage: an answer of 12 items (a third from the person's
+    # tastes, the rest from the whole range), and now and then the person opens one of them (the view
+    # carries the answer's id, as a shop's click handler sends it). Most visits to the homepage end
+    # there: those answers are logged with nothing after them. The homepage draws from a generator of
+    # its own, so the behaviour and consent drawn from ``rng`` are those of the store without it.
+    shown: list[dict[str, Any]] = []
+    recommendation_id = ""
+    if signed_in:
+        picks = [_pick_item(homepage, person, by_category, all_products) for _ in range(HOMEPAGE_SIZE // 3)]
+        picks += homepage.sample(all_products, HOMEPAGE_SIZE - len(picks))
+        shown = list({i["external_id"]: i for i in picks}.values())
+        recommendation_id = f"demo{homepage.getrandbits(96):024x}"
+        impressions.append(
+            DemoImpression(recommendation_id, person.user_id, HOMEPAGE, [i["external_id"] for i in shown], at)
+        )
+        for _ in range(homepage.randint(1, 4)):
+            bounced = [i["external_id"] for i in homepage.sample(all_products, HOMEPAGE_SIZE)]
+            when = at - timedelta(hours=homepage.uniform(2, 72))
+            impressions.append(
+                DemoImpression(f"demo{homepage.getrandbits(96):024x}", person.user_id, HOMEPAGE, bounced, when)
+            )
+    opened_from_answer = False
     for _ in range(rng.randint(1, 8)):
         item = _pick_item(rng, person, by_category, all_products)
+        from_answer = bool(shown) and not opened_from_answer and homepage.random() < 0.3
+        opened_from_answer = opened_from_answer or from_answer
+        if from_answer:
+            item = homepage.choice(shown[: HOMEPAGE_SIZE // 3])
         at += timedelta(seconds=rng.randint(20, 240))
-        yield _track(
-            person,
-            anonymous_id,
-            signed_in,
-            "Product Viewed",
-            at,
-            {"product_id": item["external_id"], "price": item["price"], "category": item["category"]},
-            rng,
-        )
+        properties = {"product_id": item["external_id"], "price": item["price"], "category": item["category"]}
+        if from_answer:
+            properties["recommendation_id"] = recommendation_id
+        yield _track(person, anonymous_id, signed_in, "Product Viewed", at, properties, rng)
         if rng.random() < 0.18:
             cart.append(item)
             yield _track(
@@ -367,7 +416,7 @@ def _track(
     return message
 
 
-def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: datetime | None = None) -> DemoStore:
+def build_store(people_count: int = 3000, days: int = 90, seed: int = 7, now: datetime | None = None) -> DemoStore:
     rng = random.Random(seed)
     now = now or datetime.now().astimezone()
     items = build_items(rng, now)
@@ -377,6 +426,9 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
         by_category.setdefault(item["category"], []).append(item)
     people = build_people(rng, people_count)
     messages: list[dict[str, Any]] = []
+    impressions: list[DemoImpression] = []
+    homepage = random.Random(f"homepage-{seed}")
+    accounts = {key: name for key, name, _ in ACCOUNTS}
     features = [i for i in items if i["kind"] == "feature"]
     for person in people:
         signup = now - timedelta(days=rng.randint(7, days))
@@ -392,6 +444,8 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
                     "country": person.country,
                     "plan": person.plan,
                     "timezone": person.timezone,
+                    "account_id": person.account_id,
+                    "company": accounts[person.account_id],
                 },
             }
         )
@@ -405,7 +459,9 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
         for session in range(max(1, int(rng.expovariate(1 / 8) * active_days / days) + 1)):
             start = signup + timedelta(days=rng.uniform(0, active_days), hours=rng.uniform(-3, 3))
             start = min(start, now - timedelta(minutes=30))
-            messages.extend(_session_messages(rng, person, start, session, by_category, products))
+            messages.extend(
+                _session_messages(rng, person, start, session, by_category, products, impressions, homepage)
+            )
         if person.consents["email_marketing"]:
             for week in range(active_days // 7):
                 sent = signup + timedelta(weeks=week + 1)
@@ -421,4 +477,5 @@ def build_store(people_count: int = 3000, days: int = 180, seed: int = 7, now: d
         if not message.get("anonymousId"):
             message.pop("anonymousId", None)
     messages.sort(key=lambda m: m["timestamp"])
-    return DemoStore(items, people, messages)
+    impressions.sort(key=lambda i: i.served_at)
+    return DemoStore(items, people, messages, impressions)

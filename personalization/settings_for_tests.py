@@ -14,5 +14,8 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-suite-only-secret-key-4c8e2f7a9b1d6e3f0a5c8b2d7e4f1a9c6b3e0d")
 os.environ.setdefault("TRACKING_SECRET_KEY", "test-suite-only-tracking-key-9e1f3a5c7b2d4e6f8a0c")
 os.environ.setdefault("HTTPS", "False")
+# A launch prepares in the caller on the embedded default, as the suite expects (tests of the
+# background preparation turn it on).
+os.environ.setdefault("CAMPAIGN_PREPARE_IN_BACKGROUND", "False")
 
 from personalization.settings import *  # noqa: F403

@@ -115,7 +115,7 @@ def test_seed_demo_can_create_the_demo_surfaces():
 
     call_command("seed_demo", people=10, days=20, with_surfaces=True, verbosity=0, stdout=StringIO())
     surfaces = {s.key: s for s in Surface.objects.all()}
-    assert set(surfaces) == {"homepage", "email-products"}
+    assert set(surfaces) == {"homepage", "email-product-block"}
     version = surfaces["homepage"].current_version
     assert version is not None
     config = version.config

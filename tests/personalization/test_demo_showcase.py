@@ -1,0 +1,88 @@
+"""``seed_demo --with-surfaces`` leaves data for every console page, made through the real code paths."""
+
+from __future__ import annotations
+
+import stat
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db.models import Sum
+from django.utils import timezone
+
+from campaigns import services as campaigns
+from campaigns.lifecycle import content_surface_note
+from campaigns.models import Campaign, CampaignStatus, Message, MessageState
+from experiments import services as experiments
+from experiments.models import Experiment, Exposure
+from personalization.models import Impression, SurfaceDailyStats
+
+
+@pytest.fixture
+def seeded(db, tmp_path):
+    out = StringIO()
+    keys = tmp_path / "var" / "demo-api-keys.txt"
+    call_command("seed_demo", people=250, days=60, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
+    # Surfaces: answers served over the days, with clicks and purchases the nightly job attributed.
+    homepage = SurfaceDailyStats.objects.filter(surface__key="homepage")
+    assert homepage.count() >= 50
+    totals = homepage.aggregate(i=Sum("impressions"), c=Sum("clicks"), p=Sum("purchases"), r=Sum("revenue"))
+    assert totals["i"] == Impression.objects.filter(surface__key="homepage").count() > 500
+    assert 0 < totals["c"] < totals["i"] and 0 < totals["p"] < totals["c"] and totals["r"] > 0
+    # The email product block is the surface campaigns use by default, and it served the sent one.
+    email = SurfaceDailyStats.objects.get(surface__key="email-product-block", day=timezone.localdate())
+    assert email.impressions > 0
+
+    # A campaign in each state, all with the default content surface, which exists.
+    by_key = {c.key: c for c in Campaign.objects.all()}
+    assert by_key["winter-lookbook"].status == CampaignStatus.DRAFT
+    for campaign in by_key.values():
+        assert campaign.content_surface == "email-product-block"
+        assert content_surface_note(campaign) == "Products from the surface 'email-product-block'."
+    waiting = Message.objects.filter(campaign=by_key["account-renewal-picks"], state=MessageState.PENDING_APPROVAL)
+    assert waiting.exists()
+    scheduled = Message.objects.filter(campaign=by_key["weekend-sale-preview"], state=MessageState.SCHEDULED)
+    assert scheduled.exists() and all(m.scheduled_for and m.scheduled_for > timezone.now() for m in scheduled)
+    sent = Message.objects.filter(campaign=by_key["new-this-week"])
+    assert sent.filter(state__in=[MessageState.SENT, MessageState.OPENED, MessageState.CLICKED]).count() > 10
+    assert sent.filter(opened_at__isnull=False).exists() and sent.filter(clicked_at__isnull=False).exists()
+    assert sent.filter(reason="holdout").exists()
+    holdout = Experiment.objects.get(key=by_key["new-this-week"].holdout_experiment)
+    assert Exposure.objects.filter(experiment=holdout).count() > 10
+
+    # Logins per role; a CSM is not staff and sees only the approvals of their accounts.
+    User = get_user_model()
+    groups = {u.username: set(u.groups.values_list("name", flat=True)) for u in User.objects.all()}
+    assert groups["marketer"] == {"Marketer"} and groups["analyst"] == {"Analyst"}
+    assert groups["csm"] == {"CSM"} and groups["csm2"] == {"CSM"}
+    assert groups["admin"] == {"Administrator"} and groups["demo"] == {"Administrator"}
+    csm = User.objects.get(username="csm")
+    assert not csm.is_staff and csm.check_password("csm")
+    assert User.objects.get(username="demo").check_password("demo")
+    queue = campaigns.visible_messages(csm).filter(state=MessageState.PENDING_APPROVAL)
+    assert queue.exists() and set(queue.values_list("account__csm__username", flat=True)) == {"csm"}
+    assert queue.count() < waiting.count()  # csm2's accounts are not in it
+
+    # An experiment with exposures and a stored result that reads as a decision.
+    experiment = Experiment.objects.get(key="homepage-margin-weight")
+    assert experiment.status == "running" and Exposure.objects.filter(experiment=experiment).count() > 100
+    snapshot = experiments.latest_results(experiment)
+    assert snapshot is not None and snapshot.data["decision"]
+
+    # The API keys, in a file only its owner reads, named at the end of the output.
+    keys = tmp_path / "var" / "demo-api-keys.txt"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert "export SK=" in keys.read_text() and "export IK=" in keys.read_text()
+    assert f"API keys written to {keys}" in seeded
+    assert "Demo login: csm / csm (CSM)" in seeded
+
+    # A second run leaves everything as it is and issues no new keys.
+    again = StringIO()
+    call_command("seed_demo", if_empty=True, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=again)
+    assert "API keys" not in again.getvalue() and Campaign.objects.count() == 4
