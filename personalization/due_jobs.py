@@ -39,7 +39,11 @@ def is_due(job: PeriodicTask, now: datetime) -> bool:
     if job.one_off and job.total_run_count > 0:
         return False
     if job.last_run_at is None:
-        return True
+        # A job on an interval runs at once; one on a calendar (a nightly retraining) waits for its
+        # first time after the row was made, as beat would: it is not run at every fresh start.
+        if job.crontab_id is None:
+            return True
+        return bool(job.schedule.is_due(job.date_changed).is_due)
     return bool(job.schedule.is_due(job.last_run_at).is_due)
 
 

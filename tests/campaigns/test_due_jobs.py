@@ -60,3 +60,21 @@ def test_a_missing_task_is_reported_and_the_other_jobs_still_run(settings):
     broken.save()
     runs = {run.name: run.error for run in run_due_jobs()}
     assert runs == {"A job whose task is gone": "no task 'nowhere.tasks.missing' is registered", SEND_JOB: None}
+
+
+def test_a_nightly_job_never_run_waits_for_its_time_instead_of_running_at_every_fresh_start(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from personalization.due_jobs import is_due
+
+    nightly = PeriodicTask.objects.get(task="personalization.tasks.retrain_on_schedule")
+    assert nightly.crontab is not None and nightly.last_run_at is None
+    now = timezone.now()
+    PeriodicTask.objects.filter(pk=nightly.pk).update(date_changed=now)
+    nightly.refresh_from_db()
+    assert not is_due(nightly, now)  # made just now: its first time is tonight
+    PeriodicTask.objects.filter(pk=nightly.pk).update(date_changed=now - timedelta(days=2))
+    nightly.refresh_from_db()
+    assert is_due(nightly, now)  # made two days ago: a night has passed since, as beat would have seen
