@@ -31,6 +31,18 @@ EXPERIMENTS_READ = [
     "experiments.view_experimentchange",
 ]
 CAMPAIGNS_READ = ["campaigns.view_campaign", "campaigns.view_campaignchange", "campaigns.view_account"]
+JOURNEYS_READ = [
+    "journeys.view_journey",
+    "journeys.view_journeyversion",
+    "journeys.view_entry",
+    "journeys.view_steprun",
+]
+JOURNEYS_CHANGE = [
+    *JOURNEYS_READ,
+    "journeys.add_journey",
+    "journeys.change_journey",
+    "journeys.launch_journey",
+]
 
 ROLES: dict[str, list[str]] = {
     "Marketer": [
@@ -46,6 +58,7 @@ ROLES: dict[str, list[str]] = {
         "campaigns.delete_campaign",
         "campaigns.view_message",
         "personalization.launch_campaign",
+        *JOURNEYS_CHANGE,
         *EXPERIMENTS_READ,
         "experiments.add_experiment",
         "experiments.change_experiment",
@@ -61,6 +74,7 @@ ROLES: dict[str, list[str]] = {
         *SURFACES_READ,
         "personalization.view_modelversion",
         *CAMPAIGNS_READ,
+        *JOURNEYS_READ,
         *EXPERIMENTS_READ,
         *PEOPLE_READ,
     ],
@@ -82,6 +96,7 @@ ROLES: dict[str, list[str]] = {
         "profiles.change_consent",
         "profiles.export_person",
         "profiles.erase_person",
+        *JOURNEYS_CHANGE,
     ],
 }
 
