@@ -109,6 +109,13 @@ def upsert_items(rows: list[dict]) -> int:
     return len(items)
 
 
+def note_stock_change(external_id: str, before: int | None, after: int | None) -> None:
+    """One item's stock changed in the current transaction (a PATCH): a rise from zero is a restock."""
+    if before is not None and before <= 0 and after is not None and after > 0:
+        for follower in _restock_followers:
+            follower([external_id])
+
+
 def _restocked(items: list[Item]) -> list[str]:
     """Items already known with a stock of zero or less that this sync brings above zero. Their rows
     are locked until the sync commits, so two concurrent syncs cannot both see the same restock."""

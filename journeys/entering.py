@@ -61,14 +61,25 @@ def _lock(journey_id: int, person_id: int) -> None:
             )
 
 
-def enter(version: JourneyVersion, person_id: int, occurrence: str, context: dict[str, Any], now: datetime) -> bool:
+def enter(
+    version: JourneyVersion,
+    person_id: int,
+    occurrence: str,
+    context: dict[str, Any],
+    now: datetime,
+    since: datetime | None = None,
+) -> bool:
     """Enter one person for one occurrence, if the re-entry rule allows; True when entered.
-    Call inside a transaction."""
+    ``since`` is when the trigger happened (an event's time): what the person did after it counts
+    for exits and branches even when it was evaluated in the same breath. Call inside a transaction."""
+    entered_at = min(since, now) if since is not None else now
     journey = version.journey
     definition = version.definition
     rule = definition["reentry"]
     _lock(journey.pk, person_id)
     theirs = Entry.objects.filter(journey_id=journey.pk, person_id=person_id)
+    if theirs.filter(occurrence=occurrence[:200]).exists():  # under the lock: nobody inserts it meanwhile
+        return False
     if rule["mode"] == "once" and theirs.exists():
         return False
     if rule["mode"] == "after_exit" and theirs.filter(state=EntryState.ACTIVE).exists():
@@ -85,16 +96,11 @@ def enter(version: JourneyVersion, person_id: int, occurrence: str, context: dic
         step="" if out else definition["steps"][0]["id"],
         due_at=None if out else now,
         context=context,
-        entered_at=now,
+        entered_at=entered_at,
     )
-    created = Entry.objects.bulk_create([entry], ignore_conflicts=True)
-    # With ignore_conflicts the row's id is not returned; whether it was inserted is asked back.
-    return (
-        bool(created)
-        and Entry.objects.filter(
-            journey_id=journey.pk, person_id=person_id, occurrence=occurrence[:200], entered_at=now
-        ).exists()
-    )
+    # ON CONFLICT DO NOTHING against (journey, person, occurrence): a second delivery inserts nothing.
+    Entry.objects.bulk_create([entry], ignore_conflicts=True)
+    return True
 
 
 def _event_context(event: EventFacts) -> dict[str, Any]:
@@ -121,6 +127,10 @@ def _count_since(person_id: int, wanted: str, since: datetime) -> int:
     return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).count()
 
 
+def _time_of(event: EventFacts) -> datetime:
+    return datetime.fromtimestamp(event.timestamp, tz=ZoneInfo("UTC"))
+
+
 def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str, int]:
     """Triggers, exits and waits for a batch of committed events. Idempotent."""
     now = now or timezone.now()
@@ -137,17 +147,21 @@ def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str
                     counts["woken"] += wake(version.journey_id, event, step["until_event"], now)
             if trigger["type"] == "event" and matches_event(event, trigger["event"], trigger["where"]):
                 occurrence = f"event:{event.message_id}:{event.position}"
-                counts["entered"] += enter(version, event.person_id, occurrence, _event_context(event), now)
+                counts["entered"] += enter(
+                    version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
+                )
             elif trigger["type"] == "event_count" and matches_event(event, trigger["event"], trigger["where"]):
                 since, occurrence = _count_bucket(event.timestamp, trigger["period_days"])
                 if _count_since(event.person_id, trigger["event"], since) >= trigger["threshold"]:
-                    counts["entered"] += enter(version, event.person_id, occurrence, _event_context(event), now)
+                    counts["entered"] += enter(
+                        version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
+                    )
     return counts
 
 
 def exit_person(journey_id: int, event: EventFacts, name: str, now: datetime) -> int:
     """Active entries of the person that began before the event leave, with the reason."""
-    at = datetime.fromtimestamp(event.timestamp, tz=ZoneInfo("UTC"))
+    at = _time_of(event)
     return Entry.objects.filter(
         journey_id=journey_id, person_id=event.person_id, state=EntryState.ACTIVE, entered_at__lte=at
     ).update(state=EntryState.EXITED, exit_reason=f"exit event: {name}"[:200], step="", due_at=None, updated_at=now)

@@ -256,3 +256,38 @@ def test_the_holdout_share_is_entered_but_gets_nothing() -> None:
     held = Entry.objects.filter(journey=journey, state=EntryState.HELD_OUT).count()
     assert 5 <= held <= 25
     assert Message.objects.count() == 30 - held
+
+
+def test_a_purchase_in_the_same_batch_as_the_add_exits_too() -> None:
+    item("a1")
+    cart_campaign()
+    journey = abandoned_cart(wait={"seconds": 0})
+    person("ole")
+    at = now() - timedelta(minutes=5)
+    profiles.ingest_messages(
+        [
+            {
+                "type": "track",
+                "userId": "ole",
+                "event": "Product Added",
+                "properties": {"product_id": "a1"},
+                "messageId": "ole-add",
+                "timestamp": at.isoformat(),
+            },
+            {
+                "type": "track",
+                "userId": "ole",
+                "event": "Order Completed",
+                "properties": {"products": [{"product_id": "a1"}]},
+                "messageId": "ole-buy",
+                "timestamp": (at + timedelta(minutes=1)).isoformat(),
+            },
+        ],
+        refresh=False,
+    )
+    relay()
+    advance()
+    advance()
+    entry = Entry.objects.get(journey=journey)
+    assert entry.state == EntryState.EXITED
+    assert not Message.objects.exists()

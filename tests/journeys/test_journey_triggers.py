@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from campaigns.models import Campaign
@@ -92,3 +94,39 @@ def test_only_a_restock_from_zero_triggers_back_in_stock() -> None:
     assert OutboxEntry.objects.get(action="journey_restock").payload == {"items": ["z1"]}
     relay()
     assert Entry.objects.get().occurrence == "item:z1"
+
+
+def test_a_patch_that_brings_stock_above_zero_is_a_restock(secret_client: Any) -> None:
+    item("p1", stock=0)
+    person("eve")
+    track("eve", "Product Added", product_id="p1")
+    live("bis", {"trigger": {"type": "back_in_stock"}, "steps": [{"id": "out", "type": "exit"}]})
+    assert secret_client.patch("/api/v1/catalog/items/p1", {"title": "renamed"}, format="json").status_code == 200
+    assert not OutboxEntry.objects.filter(action="journey_restock").exists()
+    assert secret_client.patch("/api/v1/catalog/items/p1", {"stock": 2}, format="json").status_code == 200
+    relay()
+    assert Entry.objects.get().occurrence == "item:p1"
+
+
+def test_a_weekly_schedule_enters_each_person_in_their_own_local_hour_once() -> None:
+    from datetime import UTC, datetime
+
+    from journeys import entering
+
+    fin = person("fin", timezone="Asia/Tokyo")
+    gil = person("gil", timezone="America/New_York")
+    live(
+        "digest",
+        {
+            "trigger": {"type": "schedule", "every": "weekly", "weekday": 0, "local_time": "09:00"},
+            "steps": [{"id": "out", "type": "exit"}],
+            "reentry": {"mode": "every_time"},
+        },
+    )
+    tokyo_monday = datetime(2026, 11, 30, 0, 30, tzinfo=UTC)  # 09:30 on Monday in Tokyo; Sunday evening in New York
+    assert entering.on_schedule(tokyo_monday) == 1
+    assert entering.on_schedule(tokyo_monday) == 0  # the same local day: nobody again
+    assert list(Entry.objects.values_list("person_id", "occurrence")) == [(fin.pk, "day:2026-11-30")]
+    new_york_monday = datetime(2026, 11, 30, 14, 45, tzinfo=UTC)  # 09:45 in New York
+    assert entering.on_schedule(new_york_monday) == 1
+    assert Entry.objects.filter(person=gil).count() == 1
