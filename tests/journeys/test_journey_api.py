@@ -77,3 +77,59 @@ def test_an_analyst_reads_but_changes_nothing() -> None:
     assert analyst.patch("/api/v1/journeys/cart", {"name": "Mine"}, format="json").status_code == 403
     journey = Journey.objects.get()
     assert (journey.status, journey.name) == ("draft", "Cart")
+
+
+def test_the_abandoned_cart_example_of_the_docs_runs_through_the_api(secret_client: Any, ingest_client: Any) -> None:
+    """docs/journeys.md, case 1, call by call (the wait shortened)."""
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    from campaigns.models import Message
+    from journeys import services
+    from journeys.models import Entry
+    from profiles import outbox
+    from tests.journeys.conftest import item, person
+
+    item("SKU-1", title="Kettle")
+    person("user-00002")
+    template = {
+        "key": "cart-reminder",
+        "name": "Cart reminder",
+        "content_limit": 0,
+        "subject": "Still thinking it over? {{ journey.cart|length }} items in your cart",
+        "html": '<p>You left these:</p>{% for i in journey.cart %}<p><a href="{{ i.url }}">{{ i.title }}</a> × '
+        '{{ i.quantity }}</p>{% endfor %}<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
+        "text": "{% for i in journey.cart %}- {{ i.title }}: {{ i.url }}\n{% endfor %}",
+    }
+    assert secret_client.post("/api/v1/campaigns", template, format="json").status_code == 201
+    journey = {
+        "key": "abandoned-cart",
+        "name": "Abandoned cart",
+        "definition": {
+            "trigger": {"type": "event", "event": "Product Added"},
+            "steps": [
+                {"id": "wait", "type": "wait", "hours": 4},
+                {"id": "send", "type": "send_email", "campaign": "cart-reminder"},
+            ],
+            "exit_on": [{"event": "Order Completed"}],
+            "reentry": {"mode": "after_exit"},
+        },
+    }
+    assert secret_client.post("/api/v1/journeys", journey, format="json").status_code == 201
+    assert secret_client.post("/api/v1/journeys/abandoned-cart/launch").status_code == 200
+    event = {"userId": "user-00002", "event": "Product Added", "properties": {"product_id": "SKU-1", "quantity": 1}}
+    assert ingest_client.post("/api/v1/track", event, format="json").status_code == 200
+    outbox.relay()
+    services.advance_due()
+    counts = secret_client.get("/api/v1/journeys/abandoned-cart/steps").json()
+    assert counts["entries"]["active"] == 1
+    assert counts["steps"] == [
+        {"id": "wait", "type": "wait", "ran": 1, "waiting": 0},
+        {"id": "send", "type": "send_email", "ran": 0, "waiting": 1},
+    ]
+    Entry.objects.update(due_at=F("due_at") - timedelta(hours=4))  # four hours later
+    services.advance_due()
+    message = Message.objects.get()
+    assert message.subject == "Still thinking it over? 1 items in your cart"
+    assert "Kettle</a> × 1" in message.html
