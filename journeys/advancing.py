@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import conf as campaign_conf
@@ -59,10 +60,11 @@ def advance_due(batch_size: int = 200, now: datetime | None = None, budget_secon
             if not entries:
                 break
             preparations = sending.Preparations(moment)
+            exits = exit_events(entries)
             for entry in entries:
                 try:
                     with transaction.atomic():
-                        report.messages.extend(run_entry(entry, moment, preparations))
+                        report.messages.extend(run_entry(entry, moment, preparations, exits.get(entry.pk)))
                     report.advanced += 1
                 except Exception:
                     logger.exception("Journey entry %s failed; it is tried again later", entry.pk)
@@ -72,16 +74,39 @@ def advance_due(batch_size: int = 200, now: datetime | None = None, budget_secon
     return report
 
 
-def _exit_event(entry: Entry, definition: dict[str, Any]) -> str | None:
-    """An exit condition that happened since the entry began (the outbox usually saw it first)."""
-    for condition in definition["exit_on"]:
-        wanted = condition["event"]
-        events = Event.objects.filter(person_id=entry.person_id, timestamp__gte=entry.entered_at)
-        found = events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())
-        for properties in found.values_list("properties", flat=True):
-            if all((properties or {}).get(k) == v for k, v in condition["where"].items()):
-                return wanted
-    return None
+def exit_events(entries: list[Entry]) -> dict[int, str]:
+    """For a batch: each entry for which an exit condition happened since it began (the outbox
+    usually ended those first; this covers an event whose outbox entry has not been delivered yet).
+    One query for the whole batch."""
+    names = {c["event"].lower() for e in entries for c in e.version.definition["exit_on"]}
+    if not names:
+        return {}
+    wanted = Q()
+    for name in names:
+        wanted |= Q(name__iexact=name) | Q(kind=name)
+    rows = (
+        Event.objects.filter(
+            person_id__in={e.person_id for e in entries}, timestamp__gte=min(e.entered_at for e in entries)
+        )
+        .filter(wanted)
+        .values_list("person_id", "name", "kind", "properties", "timestamp")
+    )
+    by_person: dict[int, list[tuple[str, str, dict[str, Any], datetime]]] = {}
+    for person_id, name, kind, properties, timestamp in rows:
+        by_person.setdefault(person_id, []).append((name.lower(), kind, properties or {}, timestamp))
+    found: dict[int, str] = {}
+    for entry in entries:
+        for condition in entry.version.definition["exit_on"]:
+            wanted_name = condition["event"].lower()
+            if any(
+                (name == wanted_name or kind == wanted_name)
+                and at >= entry.entered_at
+                and all(properties.get(k) == v for k, v in condition["where"].items())
+                for name, kind, properties, at in by_person.get(entry.person_id, [])
+            ):
+                found[entry.pk] = condition["event"]
+                break
+    return found
 
 
 def _did(entry: Entry, wanted: str) -> bool:
@@ -119,14 +144,26 @@ def _finish(entry: Entry, state: str, reason: str = "") -> None:
     entry.save(update_fields=["state", "step", "due_at", "waiting_for", "exit_reason", "context", "updated_at"])
 
 
-def run_entry(entry: Entry, now: datetime, preparations: sending.Preparations) -> list[int]:
+def _record(entry: Entry, step: dict[str, Any], outcome: str, now: datetime, message_id: int | None = None) -> None:
+    """The step ran: one row per (entry, step), ON CONFLICT DO NOTHING. A row already there means an
+    earlier advance ran it and committed; what this run did again is idempotent (a send finds its
+    message by origin)."""
+    run = StepRun(
+        entry=entry, step=step["id"], kind=step["type"], outcome=outcome[:200], message_id=message_id, ran_at=now
+    )
+    StepRun.objects.bulk_create([run], ignore_conflicts=True)
+
+
+def run_entry(
+    entry: Entry, now: datetime, preparations: sending.Preparations, exit_event: str | None = None
+) -> list[int]:
     """Run an entry's steps from its current one until it waits or ends. Returns the messages
-    created that are due now. Call with the entry's row locked, inside a transaction."""
+    created that are due now. ``exit_event``: an exit condition that happened since the entry began
+    (:func:`exit_events`). Call with the entry's row locked, inside a transaction."""
     definition = entry.version.definition
     steps = definition["steps"]
     position = {step["id"]: index for index, step in enumerate(steps)}
     due_messages: list[int] = []
-    exit_event = _exit_event(entry, definition)
     if exit_event is not None:
         _finish(entry, EntryState.EXITED, f"exit event: {exit_event}")
         return due_messages
@@ -137,13 +174,6 @@ def run_entry(entry: Entry, now: datetime, preparations: sending.Preparations) -
             return due_messages
         step = steps[index]
         following = steps[index + 1]["id"] if index + 1 < len(steps) else ""
-        try:
-            with transaction.atomic():
-                run = StepRun.objects.create(entry=entry, step=step["id"], kind=step["type"], ran_at=now)
-        except IntegrityError:
-            # Already ran for this entry (its record committed with an earlier advance): never again.
-            entry.step = following
-            continue
         kind = step["type"]
         if kind == "wait":
             entry.step = following
@@ -154,8 +184,7 @@ def run_entry(entry: Entry, now: datetime, preparations: sending.Preparations) -
             else:
                 entry.due_at = now + timedelta(seconds=step["timeout_seconds"])
                 entry.waiting_for = step["until_event"].lower()
-            run.outcome = f"waits until {entry.due_at.isoformat()}"
-            run.save(update_fields=["outcome"])
+            _record(entry, step, f"waits until {entry.due_at.isoformat()}", now)
             if not entry.step:
                 _finish(entry, EntryState.DONE)
             else:
@@ -165,27 +194,25 @@ def run_entry(entry: Entry, now: datetime, preparations: sending.Preparations) -
         if kind == "branch":
             holds = condition_holds(entry, step["if"])
             entry.step = step["then"] if holds else step["else"]
-            run.outcome = "then" if holds else "else"
+            _record(entry, step, "then" if holds else "else", now)
         elif kind == "require_approval":
             entry.context = {**entry.context, "approval": step["id"]}
             entry.step = following
-            run.outcome = "the next send waits for approval"
+            _record(entry, step, "the next send waits for approval", now)
         elif kind == "send_email":
             message = sending.send(entry, step, preparations, needs_approval=bool(entry.context.get("approval")))
             if message is None:
-                run.outcome = "no message: the campaign or the person is gone"
+                _record(entry, step, "no message: the campaign or the person is gone", now)
             else:
-                run.message_id = message.pk
-                run.outcome = message.state + (f": {message.reason}" if message.reason else "")
+                outcome = message.state + (f": {message.reason}" if message.reason else "")
+                _record(entry, step, outcome, now, message.pk)
                 if message.state == "scheduled" and message.scheduled_for and message.scheduled_for <= now:
                     due_messages.append(message.pk)
             entry.context = {k: v for k, v in entry.context.items() if k != "approval"}
             entry.step = following
         elif kind == "exit":
-            run.outcome = "exited"
-            run.save(update_fields=["outcome", "message_id"])
+            _record(entry, step, "exited", now)
             _finish(entry, EntryState.EXITED, f"exit step {step['id']}")
             return due_messages
-        run.save(update_fields=["outcome", "message_id"])
     _finish(entry, EntryState.DONE)
     return due_messages
