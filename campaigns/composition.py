@@ -29,8 +29,10 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def message_id_header(campaign_id: int, person_id: int) -> str:
+def message_id_header(campaign_id: int, person_id: int, origin: str = "") -> str:
     """Stable across retries: a receiver that de-duplicates by Message-ID sees one message."""
+    if origin:  # a journey step's message: one per entry and step
+        return f"<{origin.replace(':', '.')}.{campaign_id}.{person_id}@{conf.mail_domain()}>"
     return f"<campaign.{campaign_id}.{person_id}@{conf.mail_domain()}>"
 
 
@@ -55,7 +57,7 @@ def outgoing(message: Message, campaign: Campaign | None = None) -> Outgoing:
     if conf.unsubscribe_mailto():
         targets.append(f"<mailto:{conf.unsubscribe_mailto()}?subject=unsubscribe>")
     headers = {
-        "Message-ID": message_id_header(campaign.pk, message.person_id),
+        "Message-ID": message_id_header(campaign.pk, message.person_id, message.origin),
         "List-Unsubscribe": ", ".join(targets),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "X-Campaign": campaign.key,

@@ -47,6 +47,9 @@ from experiments import services as experiments
 logger = logging.getLogger(__name__)
 
 DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+# A campaign's messages go while it runs; a journey's (origin set) whenever their step made them,
+# the template campaign being a draft that is never launched on its own.
+_SENDABLE = Q(campaign__status=CampaignStatus.RUNNING) | ~Q(origin="")
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
 
 
@@ -145,9 +148,8 @@ def due_batches(now: datetime | None = None, limit: int = 10_000) -> list[list[i
     now = now or timezone.now()
     lease = timedelta(seconds=conf.send_lease_seconds())
     ids = list(
-        Message.objects.filter(
-            state=MessageState.SCHEDULED, scheduled_for__lte=now, campaign__status=CampaignStatus.RUNNING
-        )
+        Message.objects.filter(state=MessageState.SCHEDULED, scheduled_for__lte=now)
+        .filter(_SENDABLE)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - lease))
         .order_by("scheduled_for", "pk")
         .values_list("pk", flat=True)[:limit]
@@ -216,18 +218,21 @@ def deliver(message_id: int, backend: BaseEmailBackend, now: datetime | None = N
     suppressed, deferred, retry, failed, unconfirmed or lost (another worker took it over)."""
     now = now or timezone.now()
     token = uuid.uuid4().hex
-    claimed = Message.objects.filter(
-        pk=message_id,
-        state=MessageState.SCHEDULED,
-        scheduled_for__lte=now,
-        campaign__status=CampaignStatus.RUNNING,
-    ).update(
-        state=MessageState.SENDING,
-        claim_token=token,
-        claimed_at=now,
-        handed_at=None,
-        attempts=F("attempts") + 1,
-        updated_at=now,
+    claimed = (
+        Message.objects.filter(
+            pk=message_id,
+            state=MessageState.SCHEDULED,
+            scheduled_for__lte=now,
+        )
+        .filter(_SENDABLE)
+        .update(
+            state=MessageState.SENDING,
+            claim_token=token,
+            claimed_at=now,
+            handed_at=None,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
     )
     if claimed != 1:
         return "skipped"
@@ -350,7 +355,7 @@ def _confirm(message: Message, token: str, now: datetime) -> str:
                 reason="",
                 detail="",
                 sent_at=timezone.now(),
-                message_id_header=composition.message_id_header(message.campaign_id, message.person_id),
+                message_id_header=composition.message_id_header(message.campaign_id, message.person_id, message.origin),
                 updated_at=timezone.now(),
             )
         )

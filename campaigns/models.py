@@ -259,13 +259,25 @@ class Message(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     exposure_logged_at = models.DateTimeField(null=True, blank=True)
     message_id_header = models.CharField(max_length=255, blank=True, help_text="The Message-ID header sent.")
+    origin = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Empty for a campaign's own message; journey:<entry>:<step> for one a journey step sent.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["campaign", "person"], name="message_once_per_person")]
+        constraints = [
+            # A campaign sends once per person; a journey step, whose template is a campaign, once per entry.
+            models.UniqueConstraint(
+                fields=["campaign", "person"], condition=models.Q(origin=""), name="message_once_per_person"
+            ),
+            models.UniqueConstraint(fields=["origin"], condition=~models.Q(origin=""), name="message_once_per_origin"),
+        ]
         indexes = [
             models.Index(fields=["state", "scheduled_for"]),
             models.Index(fields=["person", "channel"]),

@@ -166,6 +166,9 @@ def _item_url(campaign: Campaign, item_id: str) -> str:
     return pattern.replace("{item_id}", item_id)
 
 
+item_url = _item_url  # public: journeys link the items of their templates the same way
+
+
 def _content(campaign: Campaign, person_id: int) -> tuple[str, list[Any]]:
     if campaign.content_limit <= 0:
         return "", []
@@ -184,8 +187,14 @@ def _interests(person_id: int) -> frozenset[str]:
     return frozenset(name for name, weight in profile.category_affinity.items() if weight >= 0.3)
 
 
-def build_messages(prep: Preparation, person_ids: list[int], create_accounts: bool = True) -> list[Message]:
-    """Unsaved messages for these people, rendered (or suppressed, with the reason)."""
+def build_messages(
+    prep: Preparation,
+    person_ids: list[int],
+    create_accounts: bool = True,
+    journey: Mapping[int, Mapping[str, Any]] | None = None,
+) -> list[Message]:
+    """Unsaved messages for these people, rendered (or suppressed, with the reason). ``journey`` is,
+    per person, what a journey step adds to the template (``journey.cart``, ``journey.item``)."""
     campaign, now = prep.campaign, prep.now
     traits = people.traits_of(person_ids)
     accounts = accounts_for(traits, create=create_accounts)
@@ -293,7 +302,13 @@ def build_messages(prep: Preparation, person_ids: list[int], create_accounts: bo
         subject = payload.get("subject") if isinstance(payload.get("subject"), str) else None
         try:
             rendered = render_for(
-                prep.compiled, recipient, block, variant=variant, subject=subject, next_actions=next_actions
+                prep.compiled,
+                recipient,
+                block,
+                variant=variant,
+                subject=subject,
+                next_actions=next_actions,
+                journey=(journey or {}).get(message.person_id),
             )
         except TemplateError as error:
             message.state, message.reason, message.detail = MessageState.FAILED, Reason.RENDER_ERROR, str(error)

@@ -31,7 +31,17 @@ from campaigns.templating import (
 
 DEFAULT_VARIANT = "default"
 KNOWN_NAMES = frozenset(
-    {"person", "account", "items", "products", "campaign", "unsubscribe_url", "recommendation_id", "next_actions"}
+    {
+        "person",
+        "account",
+        "items",
+        "products",
+        "campaign",
+        "unsubscribe_url",
+        "recommendation_id",
+        "next_actions",
+        "journey",  # what a journey step brings: its cart, the item back in stock (journeys.template_context)
+    }
 )
 FIELDS = ("subject", "preheader", "html", "text")
 
@@ -187,8 +197,10 @@ def render_for(
     variant: str = DEFAULT_VARIANT,
     subject: str | None = None,
     next_actions: Sequence[Mapping[str, Any]] = (),
+    journey: Mapping[str, Any] | None = None,
 ) -> RenderedContent:
-    """Render the chosen variant for one recipient; raises :class:`TemplateError`."""
+    """Render the chosen variant for one recipient; raises :class:`TemplateError`. ``journey`` is
+    what a journey's entry brings to the template (its cart, the item back in stock)."""
     items = [dict(item) for item in content.items]
     context = {
         "person": person_context(recipient),
@@ -199,6 +211,7 @@ def render_for(
         "unsubscribe_url": tracking.unsubscribe_url(compiled.campaign_id, recipient.person_id),
         "recommendation_id": content.recommendation_id,
         "next_actions": [dict(action) for action in next_actions],
+        "journey": dict(journey or {}),
     }
     # In a child process killed at the template's deadline: no single filter call can run longer.
     message: RenderedMessage = render_process.render(compiled.template(variant, subject), context)
@@ -238,6 +251,16 @@ SAMPLE_CONTENT = ContentBlock(
 )
 
 
+SAMPLE_JOURNEY: dict[str, Any] = {
+    "key": "sample",
+    "name": "Sample journey",
+    "entered_at": "2026-01-01T00:00:00+00:00",
+    "event": {"name": "Product Added", "kind": "add_to_cart", "item_id": "P1", "properties": {}, "at": 0},
+    "cart": [dict(item, quantity=1) for item in SAMPLE_CONTENT.items[:3]],
+    "item": dict(SAMPLE_CONTENT.items[0]),
+}
+
+
 def refuse_costly(compiled: CompiledCampaign) -> None:
     """Render every variant once for a sample person, as the workers would; raise the error of a
     template that goes over its budget (time, size, memory) whatever the data. Other render errors
@@ -251,7 +274,14 @@ def refuse_costly(compiled: CompiledCampaign) -> None:
     sample_actions = [{"id": "F1", "title": "Wishlists", "kind": "feature", "reason": "", "url": ""}]
     for variant in (DEFAULT_VARIANT, *compiled.variants):
         try:
-            render_for(compiled, SAMPLE_RECIPIENT, SAMPLE_CONTENT, variant=variant, next_actions=sample_actions)
+            render_for(
+                compiled,
+                SAMPLE_RECIPIENT,
+                SAMPLE_CONTENT,
+                variant=variant,
+                next_actions=sample_actions,
+                journey=SAMPLE_JOURNEY,
+            )
         except TemplateTooCostly as error:
             where = "" if variant == DEFAULT_VARIANT else f"variant {variant!r}: "
             raise TemplateTooCostly(error.field, f"{where}{error.message}", error.line, error.block) from None

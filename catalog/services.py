@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -25,6 +25,15 @@ UPSERT_FIELDS = (
     "attributes",
 )
 PRICE_THRESHOLDS_KEY = "catalog:price-thresholds:v1"
+
+# Called in the sync's transaction with the external ids whose stock went from zero (or less) to
+# above zero; journeys register here (from their AppConfig.ready) to write their follow-up work.
+_restock_followers: list[Callable[[list[str]], None]] = []
+
+
+def follow_restocks(follower: Callable[[list[str]], None]) -> None:
+    if follower not in _restock_followers:
+        _restock_followers.append(follower)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,7 @@ def upsert_items(rows: list[dict]) -> int:
     if not rows:
         return 0
     items = [Item(**{f: row.get(f, _default(f)) for f in ("external_id", *UPSERT_FIELDS)}) for row in rows]
+    restocked = _restocked(items) if _restock_followers else []
     Item.objects.bulk_create(
         items,
         batch_size=500,
@@ -108,7 +118,32 @@ def upsert_items(rows: list[dict]) -> int:
         update_fields=[*UPSERT_FIELDS, "updated_at"],
     )
     cache.delete(PRICE_THRESHOLDS_KEY)
+    if restocked:
+        for follower in _restock_followers:
+            follower(restocked)
     return len(items)
+
+
+def note_stock_change(external_id: str, before: int | None, after: int | None) -> None:
+    """One item's stock changed in the current transaction (a PATCH): a rise from zero is a restock."""
+    if before is not None and before <= 0 and after is not None and after > 0:
+        for follower in _restock_followers:
+            follower([external_id])
+
+
+def _restocked(items: list[Item]) -> list[str]:
+    """Items already known with a stock of zero or less that this sync brings above zero. Their rows
+    are locked until the sync commits, so two concurrent syncs cannot both see the same restock."""
+    rising = {item.external_id for item in items if item.stock is not None and item.stock > 0}
+    if not rising:
+        return []
+    empty = (
+        Item.objects.select_for_update()
+        .filter(external_id__in=sorted(rising), stock__lte=0)
+        .order_by("external_id")
+        .values_list("external_id", flat=True)
+    )
+    return list(empty)
 
 
 def _default(field_name: str) -> object:

@@ -52,6 +52,8 @@ ROUTES: dict[str, str] = {
     "campaigns.tasks.resume_stalled_preparations": PREPARATION,
     "campaigns.tasks.send_due_messages": SENDING,
     "campaigns.tasks.send_messages": SENDING,
+    "journeys.tasks.advance_journeys": PREPARATION,
+    "journeys.tasks.enter_scheduled_journeys": PREPARATION,
 }
 
 

@@ -36,6 +36,18 @@ EXPERIMENTS_READ = [
     "experiments.view_experimentchange",
 ]
 CAMPAIGNS_READ = ["campaigns.view_campaign", "campaigns.view_campaignchange", "campaigns.view_account"]
+JOURNEYS_READ = [
+    "journeys.view_journey",
+    "journeys.view_journeyversion",
+    "journeys.view_entry",
+    "journeys.view_steprun",
+]
+JOURNEYS_CHANGE = [
+    *JOURNEYS_READ,
+    "journeys.add_journey",
+    "journeys.change_journey",
+    "journeys.launch_journey",
+]
 
 ROLES: dict[str, list[str]] = {
     "Marketer": [
@@ -49,6 +61,7 @@ ROLES: dict[str, list[str]] = {
         "campaigns.delete_campaign",
         "campaigns.view_message",
         "personalization.launch_campaign",
+        *JOURNEYS_CHANGE,
         *EXPERIMENTS_READ,
         "experiments.add_experiment",
         "experiments.change_experiment",
@@ -65,6 +78,7 @@ ROLES: dict[str, list[str]] = {
         *SURFACES_READ,
         "personalization.view_modelversion",
         *CAMPAIGNS_READ,
+        *JOURNEYS_READ,
         *EXPERIMENTS_READ,
         *PEOPLE_READ,
         "personalization.view_audit",
@@ -90,6 +104,7 @@ ROLES: dict[str, list[str]] = {
         "profiles.export_person",
         "profiles.erase_person",
         "personalization.view_audit",
+        *JOURNEYS_CHANGE,
     ],
 }
 

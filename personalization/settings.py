@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "experiments",
     "personalization",
     "campaigns",
+    "journeys",
 ]
 
 MIDDLEWARE = [

@@ -51,6 +51,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("surfaces/<slug:key>/recommendations", SurfaceRecommendationsView.as_view(), name="surface-recommendations"),
     path("experiments/", include("experiments.api.urls")),
     path("", include("campaigns.api.urls")),
+    path("", include("journeys.api.urls")),
 ]
 
 urlpatterns = [

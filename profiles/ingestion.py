@@ -139,6 +139,7 @@ def _record_follow_up(refresh: set[int], rows: list[tuple[EventRow, int]], chang
             payload["drop"] = sorted(changed)
     if payload:
         outbox.record(outbox.AFTER_INGEST, payload)
+    outbox.record_event_followers(rows)
 
 
 def _recent_by_person(rows: list[tuple[EventRow, int]]) -> dict[int, list[RecentEvent]]:

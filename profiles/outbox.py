@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -38,6 +39,34 @@ HOT_PROFILE_DROP = "hot_profile_drop"  # {"people": [person ids], "what": "profi
 BROKER_RETRY_SECONDS = 5.0
 
 _broker_down_until = 0.0
+
+# Work that other apps hang on this outbox (journeys): an action's performer, and followers of the
+# events ingestion commits. They register from their AppConfig.ready, so this app imports none of them.
+Performer = Callable[[int, dict[str, Any]], None]
+EventFollower = Callable[[Sequence[Any]], "tuple[str, dict[str, Any]] | None"]
+_performers: dict[str, Performer] = {}
+_event_followers: list[EventFollower] = []
+
+
+def register_action(action: str, perform: Performer) -> None:
+    """``perform(entry_id, payload)`` does the work of ``action``'s entries; it runs in the transaction
+    that deletes the entry, and may run again after a crash, so it must be idempotent."""
+    _performers[action] = perform
+
+
+def follow_events(follower: EventFollower) -> None:
+    """``follower(rows)`` sees each ingested batch's stored events, as ``(EventRow, person id)``, and
+    returns ``(action, payload)`` to record in the batch's transaction, or None."""
+    if follower not in _event_followers:
+        _event_followers.append(follower)
+
+
+def record_event_followers(rows: Sequence[Any]) -> None:
+    """Called by ingestion in the batch's transaction: what the followers want, as outbox entries."""
+    for follower in _event_followers:
+        wanted = follower(rows)
+        if wanted is not None:
+            record(*wanted)
 
 
 class BrokerUnreachable(Exception):
@@ -142,6 +171,8 @@ def _perform(entry_id: int, action: str, payload: dict[str, Any]) -> None:
             from profiles.tasks import refresh_profiles
 
             _publish(refresh_profiles, payload["refresh"])
+    elif action in _performers:
+        _performers[action](entry_id, payload)
     else:
         raise ValueError(f"Unknown outbox action {action!r}.")
 

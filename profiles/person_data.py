@@ -37,6 +37,7 @@ MENTION_FIELDS: tuple[str, ...] = (
     "campaigns.CampaignChange.detail",  # test sends, audience rules quoted in the audit trail
     "campaigns.Campaign.audience",  # a rule may name an email
     "campaigns.Campaign.approval_rule",
+    "journeys.JourneyVersion.definition",  # a trigger filter or a trait branch may name an email
     "experiments.ExperimentChange.detail",
     "admin.LogEntry.object_repr",  # the admin log: entries about their rows go whole (see erasure)
     "admin.LogEntry.change_message",
@@ -79,6 +80,7 @@ NOT_PERSON_DATA: dict[str, str] = {
     "campaigns.Campaign.holdout_experiment": "an experiment key",
     "campaigns.Campaign.send_time_experiment": "an experiment key",
     "django_celery_beat.PeriodicTask.headers": "task headers of schedules",
+    "journeys.JourneyVersion.watched": "event names",
 }
 
 # Names that suggest a field holds a person's id, anonymous id or email.

@@ -12,6 +12,7 @@ from campaigns import tracking
 from campaigns.models import ApprovalPolicy, Campaign, Message
 from catalog.models import Item
 from experiments import services as experiments
+from journeys import services as journeys
 from personalization.models import ApiKey, KeyScope
 from personalization.surfaces import create_surface
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person
@@ -57,6 +58,9 @@ def build_world() -> World:
     paused = launch_and_prepare(make_campaign("paused", name="Paused"))
     campaigns.pause(paused, None)
     make_campaign("draft", name="Draft")
+    exit_only = {"trigger": {"type": "event", "event": "Signed Up"}, "steps": [{"id": "out", "type": "exit"}]}
+    journeys.create_journey("draft-journey", "Draft journey", exit_only)
+    journeys.launch(journeys.create_journey("live-journey", "Live journey", exit_only))
     variants = [
         experiments.VariantSpec("control", "Control", 1.0, {}, True),
         experiments.VariantSpec("treatment", "Treatment", 1.0, {}, False),

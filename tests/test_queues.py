@@ -11,7 +11,7 @@ from profiles.models import Profile
 from profiles.services import find_person
 from tests.conftest import track
 
-PROJECT_APPS = ("catalog.", "profiles.", "experiments.", "personalization.", "campaigns.")
+PROJECT_APPS = ("catalog.", "profiles.", "experiments.", "personalization.", "campaigns.", "journeys.")
 
 
 def queue_of(task_name: str) -> str:

@@ -160,6 +160,13 @@ EXPECTED: dict[str, Entry] = {
     "api/v1/messages/<int:pk>/approve": Entry({"POST": may(CSM)}, {"pk": "{message}"}),
     "api/v1/messages/<int:pk>/reject": Entry({"POST": may(CSM)}, {"pk": "{message}"}),
     "api/v1/onboarding/<str:person_key>": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}, {"person_key": "ann"}),
+    "api/v1/journeys": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "POST": may(MARKETER, ADMIN, SECRET)}),
+    "api/v1/journeys/<slug:key>": Entry(
+        {"GET": may(MARKETER, ANALYST, ADMIN, SECRET), "PATCH": may(MARKETER, ADMIN, SECRET)}, {"key": "draft-journey"}
+    ),
+    "api/v1/journeys/<slug:key>/launch": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "draft-journey"}),
+    "api/v1/journeys/<slug:key>/pause": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "live-journey"}),
+    "api/v1/journeys/<slug:key>/steps": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}, {"key": "live-journey"}),
 }
 
 

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from campaigns.models import ApprovalPolicy, Message
 from catalog.models import Item
 from experiments import services as experiments
+from journeys import services as journeys
 from personalization.models import ApiKey, KeyScope
 from personalization.surfaces import create_surface
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person
@@ -79,6 +80,9 @@ def build_world() -> World:
     create_surface("homepage", "Homepage", {"size": 4}, by="tests")
     spring = launch_and_prepare(make_campaign("spring", name="Spring", approval_policy=ApprovalPolicy.ALL))
     make_campaign("draft", name="Draft")
+    exit_only = {"trigger": {"type": "event", "event": "Signed Up"}, "steps": [{"id": "out", "type": "exit"}]}
+    journeys.create_journey("draft-journey", "Draft journey", exit_only)
+    journeys.launch(journeys.create_journey("live-journey", "Live journey", exit_only))
     variants = [
         experiments.VariantSpec("control", "Control", 1.0, {}, True),
         experiments.VariantSpec("treatment", "Treatment", 1.0, {}, False),
@@ -109,7 +113,7 @@ def world(db: Any, settings: Any) -> Iterator[World]:
 
 # Real objects for the path parameters, so that an operation is exercised beyond its 404.
 KNOWN = {
-    "key": ("spring", "draft", "exp", "draft-exp", "homepage"),
+    "key": ("spring", "draft", "exp", "draft-exp", "homepage", "draft-journey", "live-journey"),
     "person_key": ("ann", "gus", "ann@example.com"),
     "external_id": ("sku-1",),
 }

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, viewsets
@@ -47,6 +48,13 @@ class ItemViewSet(
     serializer_class = ItemSerializer
     lookup_field = "external_id"
     metadata_class = ItemMetadata
+
+    def perform_update(self, serializer: Any) -> None:
+        """A PATCH that brings a stock from zero to above zero is a restock, as in a sync."""
+        with transaction.atomic():
+            item = Item.objects.select_for_update().get(pk=serializer.instance.pk)
+            serializer.save()
+            services.note_stock_change(item.external_id, item.stock, serializer.instance.stock)
 
     def get_queryset(self) -> QuerySet[Item]:
         queryset = Item.objects.all()

@@ -99,6 +99,11 @@ REQUIRED: dict[str, dict[str, Requirement]] = {
     "campaign-message-approve": {"POST": "campaigns.approve_message"},
     "campaign-message-reject": {"POST": "campaigns.approve_message"},
     "onboarding": {"GET": "profiles.view_person"},
+    "journeys": {"GET": "journeys.view_journey", "POST": "journeys.add_journey"},
+    "journey": {"GET": "journeys.view_journey", "PATCH": "journeys.change_journey"},
+    "journey-launch": {"POST": "journeys.launch_journey"},
+    "journey-pause": {"POST": "journeys.launch_journey"},
+    "journey-steps": {"GET": "journeys.view_journey"},
 }
 
 

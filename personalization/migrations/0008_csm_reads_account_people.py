@@ -11,6 +11,7 @@ def update_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+    # Permissions that later migrations add (journeys) are given by the migration after them.
     ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), skip_missing=True)
 
 

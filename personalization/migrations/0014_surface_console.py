@@ -7,7 +7,7 @@ from personalization.roles import ensure_roles
 
 
 def refresh_roles(apps, schema_editor):
-    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), skip_missing=True)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,218 @@
+"""Advancing due entries: many workers at once, none doing another's work, none losing any.
+
+A worker claims a batch of due entries with ``SELECT … FOR UPDATE SKIP LOCKED`` (the ``entry_due``
+index on (state, due_at)) and runs each one's steps until it waits or ends, all in the batch's
+transaction: the step records (unique per entry and step), the messages a send step creates
+(unique per entry and step), and the entry's next step and due time commit together. Another worker
+skips the locked rows and takes the next batch. A worker killed mid-batch commits nothing: its
+locks go with its connection and the same entries are advanced by the next worker, once.
+Emails are handed to the mail server afterwards by the campaign sender, which sends each message
+exactly once (``campaigns.delivery``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time as clock
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns import conf as campaign_conf
+from campaigns import people as campaign_people
+from journeys import sending
+from journeys.definition import local_time
+from journeys.models import Entry, EntryState, JourneyStatus, StepRun
+from profiles import services as profiles
+from profiles.models import Event
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class AdvanceReport:
+    advanced: int = 0
+    failed: int = 0
+    batches: int = 0
+    messages: list[int] = field(default_factory=list)  # created and due now: the caller may send them at once
+
+
+def advance_due(batch_size: int = 200, now: datetime | None = None, budget_seconds: float = 45.0) -> AdvanceReport:
+    """Advance due entries of live journeys in batches until none is due or the time budget is spent."""
+    report = AdvanceReport()
+    started = clock.monotonic()
+    while clock.monotonic() - started < budget_seconds:
+        moment = now or timezone.now()
+        with transaction.atomic():
+            entries = list(
+                Entry.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey__status=JourneyStatus.LIVE)
+                .select_related("journey", "version")
+                .order_by("due_at", "pk")[:batch_size]
+            )
+            if not entries:
+                break
+            preparations = sending.Preparations(moment)
+            exits = exit_events(entries)
+            for entry in entries:
+                try:
+                    with transaction.atomic():
+                        report.messages.extend(run_entry(entry, moment, preparations, exits.get(entry.pk)))
+                    report.advanced += 1
+                except Exception:
+                    logger.exception("Journey entry %s failed; it is tried again later", entry.pk)
+                    report.failed += 1
+                    Entry.objects.filter(pk=entry.pk).update(due_at=moment + RETRY_AFTER)
+            report.batches += 1
+    return report
+
+
+def exit_events(entries: list[Entry]) -> dict[int, str]:
+    """For a batch: each entry for which an exit condition happened since it began (the outbox
+    usually ended those first; this covers an event whose outbox entry has not been delivered yet).
+    One query for the whole batch."""
+    names = {c["event"].lower() for e in entries for c in e.version.definition["exit_on"]}
+    if not names:
+        return {}
+    wanted = Q()
+    for name in names:
+        wanted |= Q(name__iexact=name) | Q(kind=name)
+    rows = (
+        Event.objects.filter(
+            person_id__in={e.person_id for e in entries}, timestamp__gte=min(e.entered_at for e in entries)
+        )
+        .filter(wanted)
+        .values_list("person_id", "name", "kind", "properties", "timestamp")
+    )
+    by_person: dict[int, list[tuple[str, str, dict[str, Any], datetime]]] = {}
+    for person_id, name, kind, properties, timestamp in rows:
+        by_person.setdefault(person_id, []).append((name.lower(), kind, properties or {}, timestamp))
+    found: dict[int, str] = {}
+    for entry in entries:
+        for condition in entry.version.definition["exit_on"]:
+            wanted_name = condition["event"].lower()
+            if any(
+                (name == wanted_name or kind == wanted_name)
+                and at >= entry.entered_at
+                and all(properties.get(k) == v for k, v in condition["where"].items())
+                for name, kind, properties, at in by_person.get(entry.person_id, [])
+            ):
+                found[entry.pk] = condition["event"]
+                break
+    return found
+
+
+def _did(entry: Entry, wanted: str) -> bool:
+    events = Event.objects.filter(person_id=entry.person_id, timestamp__gte=entry.entered_at)
+    return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).exists()
+
+
+def condition_holds(entry: Entry, condition: dict[str, Any]) -> bool:
+    if "did_event" in condition:
+        return _did(entry, condition["did_event"])
+    if "did_not_event" in condition:
+        return not _did(entry, condition["did_not_event"])
+    if "trait" in condition:
+        traits = campaign_people.traits_of([entry.person_id]).get(entry.person_id, {})
+        return traits.get(condition["trait"]) == condition["equals"]
+    if "consent" in condition:
+        return profiles.has_consent(entry.person_id, condition["consent"])
+    return False
+
+
+def _next_local_time(entry: Entry, at: str, now: datetime) -> datetime:
+    traits = campaign_people.traits_of([entry.person_id]).get(entry.person_id, {})
+    zone = ZoneInfo(campaign_people.zone_of(traits, campaign_conf.default_timezone()))
+    wanted = local_time(at, "until_local_time")
+    local_now = now.astimezone(zone)
+    candidate = local_now.replace(hour=wanted.hour, minute=wanted.minute, second=0, microsecond=0)
+    if candidate <= local_now:
+        candidate += timedelta(days=1)
+    return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def _finish(entry: Entry, state: str, reason: str = "") -> None:
+    entry.state, entry.step, entry.due_at, entry.waiting_for = state, "", None, ""
+    entry.exit_reason = reason[:200]
+    entry.save(update_fields=["state", "step", "due_at", "waiting_for", "exit_reason", "context", "updated_at"])
+
+
+def _record(entry: Entry, step: dict[str, Any], outcome: str, now: datetime, message_id: int | None = None) -> None:
+    """The step ran: one row per (entry, step), ON CONFLICT DO NOTHING. A row already there means an
+    earlier advance ran it and committed; what this run did again is idempotent (a send finds its
+    message by origin)."""
+    run = StepRun(
+        entry=entry, step=step["id"], kind=step["type"], outcome=outcome[:200], message_id=message_id, ran_at=now
+    )
+    StepRun.objects.bulk_create([run], ignore_conflicts=True)
+
+
+def run_entry(
+    entry: Entry, now: datetime, preparations: sending.Preparations, exit_event: str | None = None
+) -> list[int]:
+    """Run an entry's steps from its current one until it waits or ends. Returns the messages
+    created that are due now. ``exit_event``: an exit condition that happened since the entry began
+    (:func:`exit_events`). Call with the entry's row locked, inside a transaction."""
+    definition = entry.version.definition
+    steps = definition["steps"]
+    position = {step["id"]: index for index, step in enumerate(steps)}
+    due_messages: list[int] = []
+    if exit_event is not None:
+        _finish(entry, EntryState.EXITED, f"exit event: {exit_event}")
+        return due_messages
+    while entry.step:
+        index = position.get(entry.step)
+        if index is None:  # cannot happen with a validated definition; never loop on it
+            _finish(entry, EntryState.EXITED, f"unknown step {entry.step}")
+            return due_messages
+        step = steps[index]
+        following = steps[index + 1]["id"] if index + 1 < len(steps) else ""
+        kind = step["type"]
+        if kind == "wait":
+            entry.step = following
+            if "seconds" in step:
+                entry.due_at = now + timedelta(seconds=step["seconds"])
+            elif "until_local_time" in step:
+                entry.due_at = _next_local_time(entry, step["until_local_time"], now)
+            else:
+                entry.due_at = now + timedelta(seconds=step["timeout_seconds"])
+                entry.waiting_for = step["until_event"].lower()
+            _record(entry, step, f"waits until {entry.due_at.isoformat()}", now)
+            if not entry.step:
+                _finish(entry, EntryState.DONE)
+            else:
+                entry.save(update_fields=["step", "due_at", "waiting_for", "context", "updated_at"])
+            return due_messages
+        entry.waiting_for = ""
+        if kind == "branch":
+            holds = condition_holds(entry, step["if"])
+            entry.step = step["then"] if holds else step["else"]
+            _record(entry, step, "then" if holds else "else", now)
+        elif kind == "require_approval":
+            entry.context = {**entry.context, "approval": step["id"]}
+            entry.step = following
+            _record(entry, step, "the next send waits for approval", now)
+        elif kind == "send_email":
+            message = sending.send(entry, step, preparations, needs_approval=bool(entry.context.get("approval")))
+            if message is None:
+                _record(entry, step, "no message: the campaign or the person is gone", now)
+            else:
+                outcome = message.state + (f": {message.reason}" if message.reason else "")
+                _record(entry, step, outcome, now, message.pk)
+                if message.state == "scheduled" and message.scheduled_for and message.scheduled_for <= now:
+                    due_messages.append(message.pk)
+            entry.context = {k: v for k, v in entry.context.items() if k != "approval"}
+            entry.step = following
+        elif kind == "exit":
+            _record(entry, step, "exited", now)
+            _finish(entry, EntryState.EXITED, f"exit step {step['id']}")
+            return due_messages
+    _finish(entry, EntryState.DONE)
+    return due_messages

@@ -1,0 +1,253 @@
+"""Entering people into live journeys: from committed events, from restocks, from the schedule.
+
+Exactly one entry per (journey, person, occurrence): the entry is inserted with ``ON CONFLICT DO
+NOTHING`` against that unique constraint, so an outbox entry delivered twice, or two workers
+evaluating the same event, enter nobody twice. The re-entry rule (once ever, after the last entry
+ended, or every time) is checked under a per-(journey, person) transaction lock, so two different
+occurrences arriving at once cannot both pass it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns import conf as campaign_conf
+from campaigns import people as campaign_people
+from catalog import services as catalog
+from journeys.definition import EventFacts, local_time, matches_event
+from journeys.models import Entry, EntryState, JourneyStatus, JourneyVersion
+from profiles.models import Event
+
+
+def live_versions() -> list[JourneyVersion]:
+    """The current version of every live journey."""
+    return list(
+        JourneyVersion.objects.filter(journey__status=JourneyStatus.LIVE, journey__current_version=F("pk"))
+        .select_related("journey")
+        .order_by("journey_id")
+    )
+
+
+def watched_names() -> set[str]:
+    names: set[str] = set()
+    for watched in JourneyVersion.objects.filter(
+        journey__status=JourneyStatus.LIVE, journey__current_version=F("pk")
+    ).values_list("watched", flat=True):
+        names.update(watched or [])
+    return names
+
+
+def held_out(journey_key: str, person_id: int, share: float) -> bool:
+    """Deterministic: the same person is always in or always out of a journey's holdout."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"journey-holdout:{journey_key}:{person_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _lock(journey_id: int, person_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"journey:{journey_id}:{person_id}"]
+            )
+
+
+def enter(
+    version: JourneyVersion,
+    person_id: int,
+    occurrence: str,
+    context: dict[str, Any],
+    now: datetime,
+    since: datetime | None = None,
+) -> bool:
+    """Enter one person for one occurrence, if the re-entry rule allows; True when entered.
+    ``since`` is when the trigger happened (an event's time): what the person did after it counts
+    for exits and branches even when it was evaluated in the same breath. Call inside a transaction."""
+    entered_at = min(since, now) if since is not None else now
+    journey = version.journey
+    definition = version.definition
+    rule = definition["reentry"]
+    _lock(journey.pk, person_id)
+    theirs = Entry.objects.filter(journey_id=journey.pk, person_id=person_id)
+    if theirs.filter(occurrence=occurrence[:200]).exists():  # under the lock: nobody inserts it meanwhile
+        return False
+    if rule["mode"] == "once" and theirs.exists():
+        return False
+    if rule["mode"] == "after_exit" and theirs.filter(state=EntryState.ACTIVE).exists():
+        return False
+    if rule["cooldown_hours"] and theirs.filter(entered_at__gt=now - timedelta(hours=rule["cooldown_hours"])).exists():
+        return False
+    out = held_out(journey.key, person_id, definition["holdout_share"])
+    entry = Entry(
+        journey_id=journey.pk,
+        version=version,
+        person_id=person_id,
+        occurrence=occurrence[:200],
+        state=EntryState.HELD_OUT if out else EntryState.ACTIVE,
+        step="" if out else definition["steps"][0]["id"],
+        due_at=None if out else now,
+        context=context,
+        entered_at=entered_at,
+    )
+    # ON CONFLICT DO NOTHING against (journey, person, occurrence): a second delivery inserts nothing.
+    Entry.objects.bulk_create([entry], ignore_conflicts=True)
+    return True
+
+
+def _event_context(event: EventFacts) -> dict[str, Any]:
+    return {
+        "event": {
+            "name": event.name,
+            "kind": event.kind,
+            "item_id": event.item_id,
+            "properties": event.properties,
+            "at": event.timestamp,
+        }
+    }
+
+
+def _count_bucket(timestamp: float, period_days: int) -> tuple[datetime, str]:
+    period = period_days * 86400
+    start = int(timestamp // period) * period
+    begins = datetime.fromtimestamp(start, tz=ZoneInfo("UTC"))
+    return begins, f"count:{begins.date().isoformat()}"
+
+
+def _count_since(person_id: int, wanted: str, since: datetime) -> int:
+    events = Event.objects.filter(person_id=person_id, timestamp__gte=since)
+    return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).count()
+
+
+def _time_of(event: EventFacts) -> datetime:
+    return datetime.fromtimestamp(event.timestamp, tz=ZoneInfo("UTC"))
+
+
+def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str, int]:
+    """Triggers, exits and waits for a batch of committed events. Idempotent."""
+    now = now or timezone.now()
+    counts = {"entered": 0, "exited": 0, "woken": 0}
+    for version in live_versions():
+        definition = version.definition
+        trigger = definition["trigger"]
+        for event in events:
+            for condition in definition["exit_on"]:
+                if matches_event(event, condition["event"], condition["where"]):
+                    counts["exited"] += exit_person(version.journey_id, event, condition["event"], now)
+            for step in definition["steps"]:
+                if step.get("until_event") and matches_event(event, step["until_event"]):
+                    counts["woken"] += wake(version.journey_id, event, step["until_event"], now)
+            if trigger["type"] == "event" and matches_event(event, trigger["event"], trigger["where"]):
+                occurrence = f"event:{event.message_id}:{event.position}"
+                counts["entered"] += enter(
+                    version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
+                )
+            elif trigger["type"] == "event_count" and matches_event(event, trigger["event"], trigger["where"]):
+                since, occurrence = _count_bucket(event.timestamp, trigger["period_days"])
+                if _count_since(event.person_id, trigger["event"], since) >= trigger["threshold"]:
+                    counts["entered"] += enter(
+                        version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
+                    )
+    return counts
+
+
+def exit_person(journey_id: int, event: EventFacts, name: str, now: datetime) -> int:
+    """Active entries of the person that began before the event leave, with the reason."""
+    at = _time_of(event)
+    return Entry.objects.filter(
+        journey_id=journey_id, person_id=event.person_id, state=EntryState.ACTIVE, entered_at__lte=at
+    ).update(state=EntryState.EXITED, exit_reason=f"exit event: {name}"[:200], step="", due_at=None, updated_at=now)
+
+
+def wake(journey_id: int, event: EventFacts, name: str, now: datetime) -> int:
+    """A wait for this event ends now instead of at its timeout."""
+    return Entry.objects.filter(
+        journey_id=journey_id,
+        person_id=event.person_id,
+        state=EntryState.ACTIVE,
+        waiting_for=name.lower(),
+        due_at__gt=now,
+    ).update(due_at=now, waiting_for="", updated_at=now)
+
+
+def on_restock(item_ids: Iterable[str], now: datetime | None = None) -> int:
+    """People with a recent interest in an item that came back in stock enter, once per person and item."""
+    now = now or timezone.now()
+    ids = sorted(set(item_ids))
+    entered = 0
+    facts = catalog.item_facts(ids)
+    for version in live_versions():
+        trigger = version.definition["trigger"]
+        if trigger["type"] != "back_in_stock":
+            continue
+        since = now - timedelta(days=trigger["within_days"])
+        for item_id in ids:
+            interested = (
+                Event.objects.filter(item_id=item_id, kind__in=trigger["interest"], timestamp__gte=since)
+                .values_list("person_id", flat=True)
+                .distinct()
+            )
+            item = facts.get(item_id)
+            context = {
+                "item": {
+                    "id": item_id,
+                    "title": item.title if item else item_id,
+                    "price": item.price if item else None,
+                    "category": item.category if item else "",
+                    "brand": item.brand if item else "",
+                }
+            }
+            for person_id in sorted(set(interested)):
+                entered += enter(version, person_id, f"item:{item_id}", context, now)
+    return entered
+
+
+def _schedule_occurrence(trigger: dict[str, Any], zone: str, now: datetime) -> str | None:
+    """The local day, when it is that day's (or that weekday's) hour in the person's time zone."""
+    local_now = now.astimezone(ZoneInfo(zone))
+    at = local_time(trigger["local_time"], "trigger.local_time")
+    start = local_now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    if not (start <= local_now < start + timedelta(hours=1)):
+        return None
+    if trigger["every"] == "weekly" and local_now.weekday() != trigger["weekday"]:
+        return None
+    return f"day:{local_now.date().isoformat()}"
+
+
+def on_schedule(now: datetime | None = None, chunk: int = 1000) -> int:
+    """Everyone with an email address whose local time is within the hour after a schedule's time
+    enters, once per local day (the beat job runs more often than hourly, so nobody is missed)."""
+    from profiles.models import Person
+
+    now = now or timezone.now()
+    entered = 0
+    default_zone = campaign_conf.default_timezone()
+    for version in live_versions():
+        trigger = version.definition["trigger"]
+        if trigger["type"] != "schedule":
+            continue
+        last = 0
+        while True:
+            rows = list(
+                Person.objects.filter(pk__gt=last, merged_into__isnull=True, traits__has_key="email")
+                .order_by("pk")
+                .values_list("pk", "traits")[:chunk]
+            )
+            if not rows:
+                break
+            last = rows[-1][0]
+            with transaction.atomic():
+                for person_id, traits in rows:
+                    zone = campaign_people.zone_of(traits if isinstance(traits, dict) else {}, default_zone)
+                    occurrence = _schedule_occurrence(trigger, zone, now)
+                    if occurrence is not None:
+                        entered += enter(version, person_id, occurrence, {"local_day": occurrence[4:]}, now)
+    return entered

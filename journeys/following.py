@@ -1,0 +1,60 @@
+"""How journeys hear of what happens: committed events and restocks, through the profiles outbox.
+
+Ingestion calls :func:`select_events` in the batch's transaction; when any event is one a live
+journey watches (its trigger, an exit condition, a wait's event), the events go into an outbox entry
+written in that same transaction, so they are evaluated even if Redis or the broker is away when
+they are committed. The catalogue sync calls :func:`note_restock` in its transaction the same way.
+The outbox performs the entry (at once after the commit, or by its relay) with :func:`perform_events`
+/ :func:`perform_restock`, in the transaction that deletes it; entering is idempotent, so a repeated
+delivery enters nobody twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.utils import timezone
+
+from catalog import services as catalog
+from journeys import entering
+from journeys.definition import EventFacts
+from profiles import outbox
+
+EVENTS = "journey_events"
+RESTOCK = "journey_restock"
+
+
+def connect() -> None:
+    outbox.register_action(EVENTS, perform_events)
+    outbox.register_action(RESTOCK, perform_restock)
+    outbox.follow_events(select_events)
+    catalog.follow_restocks(note_restock)
+
+
+def select_events(rows: Sequence[Any]) -> tuple[str, dict[str, Any]] | None:
+    names = entering.watched_names()
+    if not names:
+        return None
+    wanted = [
+        [person_id, r.kind, r.name, r.item_id, r.properties, r.timestamp.timestamp(), r.message_id, r.position]
+        for r, person_id in rows
+        if r.kind in names or r.name.lower() in names
+    ]
+    return (EVENTS, {"events": wanted}) if wanted else None
+
+
+def perform_events(entry_id: int, payload: dict[str, Any]) -> None:
+    events = [
+        EventFacts(int(p), k, n, i, dict(props or {}), float(ts), m, int(pos))
+        for p, k, n, i, props, ts, m, pos in payload["events"]
+    ]
+    entering.on_events(events, timezone.now())
+
+
+def note_restock(item_ids: list[str]) -> None:
+    outbox.record(RESTOCK, {"items": sorted(item_ids)})
+
+
+def perform_restock(entry_id: int, payload: dict[str, Any]) -> None:
+    entering.on_restock(payload["items"], timezone.now())
