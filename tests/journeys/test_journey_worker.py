@@ -27,7 +27,7 @@ from journeys.tasks import advance_journeys
 from personalization.celery import app
 from profiles import services as profiles
 from tests.campaigns.conftest import Mailbox
-from tests.campaigns.test_campaigns_worker import Worker, _database_url_of_test_db
+from tests.campaigns.test_campaigns_worker import Worker
 from tests.journeys.conftest import (
     abandoned_cart,
     back_in_stock,
@@ -37,6 +37,7 @@ from tests.journeys.conftest import (
     stock_campaign,
     track,
 )
+from tests.processes import database_url_of_test_db
 
 pytestmark = [
     pytest.mark.services,
@@ -189,7 +190,7 @@ def test_a_worker_killed_mid_advance_loses_and_duplicates_nothing(mailbox: tuple
 
     # Another session holds the last entry's send step (uncommitted): the worker's batch stops there,
     # with the first five sends done but not committed.
-    dsn = _database_url_of_test_db()
+    dsn = database_url_of_test_db()
     holder = psycopg.connect(dsn)
     holder.execute(
         "INSERT INTO journeys_steprun (entry_id, step, kind, outcome, ran_at) "
