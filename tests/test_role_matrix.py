@@ -86,7 +86,7 @@ EXPECTED: dict[str, Entry] = {
     "consent/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
     "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
-    "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER)}, {"key": "homepage", "number": "1"}),
+    "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage", "number": "1"}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),
     "experiments/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "exp", "action": "stop"}),
     "model/": Entry({"GET": may(ANALYST, ADMIN)}),
