@@ -47,6 +47,7 @@ ROUTES: dict[str, str] = {
     "personalization.tasks.attribute_surface_feedback": SERVING,
     "personalization.tasks.train_engine": TRAINING,
     "personalization.tasks.retrain_on_schedule": TRAINING,
+    "campaigns.tasks.decide_matching_messages": PREPARATION,
     "personalization.tasks.watch_active_model": MAINTENANCE,
     "campaigns.tasks.prepare_campaign": PREPARATION,
     "campaigns.tasks.resume_stalled_preparations": PREPARATION,

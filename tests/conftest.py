@@ -23,6 +23,21 @@ def _no_hot_profile(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _roles_after_a_flush(request: pytest.FixtureRequest) -> None:
+    # The roles are rows a migration writes; a transactional test ends by emptying every table, so
+    # the ones after it would find no roles. Give them back to each transactional test (ordinary
+    # tests roll back and keep them).
+    if not ({"transactional_db", "live_server"} & set(request.fixturenames)):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.contrib.auth.models import Group, Permission
+
+    from personalization.roles import ensure_roles
+
+    ensure_roles(Group, Permission)
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     # The shared cache, and what each process keeps of the database for a few seconds: a test must
     # not see the surfaces or keys of one whose rows were rolled back.

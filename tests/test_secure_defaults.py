@@ -7,6 +7,7 @@ demo, errors answer the API's JSON shape under /api/ and finished pages elsewher
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_the_demo_turns_debug_on_and_listens_on_loopback_only():
     assert demo.stdout.split() == ["True", "True"]
     makefile = (ROOT / "Makefile").read_text()
     demo_target = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
-    assert "runserver 127.0.0.1:" in demo_target and "0.0.0.0" not in demo_target
+    assert re.search(r"runserver( --[\w-]+)* 127\.0\.0\.1:", demo_target) and "0.0.0.0" not in demo_target
     assert "DEBUG=True" in makefile.split("\ndemo:", 1)[0].rsplit("\n\n", 1)[1]
 
 
