@@ -25,9 +25,10 @@ from django.utils import timezone
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
+from campaigns.rules import parse_rule
 from journeys import sending
 from journeys.definition import local_time
-from journeys.models import Entry, EntryState, JourneyStatus, StepRun
+from journeys.models import Entry, EntryState, JourneyStatus, Segment, StepRun, SurfacePin
 from profiles import services as profiles
 from profiles.models import Event
 
@@ -124,6 +125,12 @@ def condition_holds(entry: Entry, condition: dict[str, Any]) -> bool:
         return traits.get(condition["trait"]) == condition["equals"]
     if "consent" in condition:
         return profiles.has_consent(entry.person_id, condition["consent"])
+    if "segment" in condition:
+        segment = Segment.objects.filter(key=condition["segment"]).first()
+        if segment is None:  # deleted since the journey was saved: nobody is in it
+            return False
+        rule = parse_rule(segment.rule, "rule")
+        return campaign_people.audience(rule).filter(pk=entry.person_id).exists()
     return False
 
 
@@ -136,6 +143,16 @@ def _next_local_time(entry: Entry, at: str, now: datetime) -> datetime:
     if candidate <= local_now:
         candidate += timedelta(days=1)
     return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def pin_on_surface(entry: Entry, step: dict[str, Any], now: datetime) -> None:
+    """The person's checklist shows the step's item first, with the journey's note (once per item)."""
+    SurfacePin.objects.update_or_create(
+        person_id=entry.person_id,
+        surface=step["surface"],
+        item_id=step["item"],
+        defaults={"note": step.get("note", ""), "entry": entry, "pinned_at": now},
+    )
 
 
 def _finish(entry: Entry, state: str, reason: str = "") -> None:
@@ -203,12 +220,27 @@ def run_entry(
             message = sending.send(entry, step, preparations, needs_approval=bool(entry.context.get("approval")))
             if message is None:
                 _record(entry, step, "no message: the campaign or the person is gone", now)
+            elif isinstance(message, str):
+                _record(entry, step, message, now)
             else:
                 outcome = message.state + (f": {message.reason}" if message.reason else "")
                 _record(entry, step, outcome, now, message.pk)
                 if message.state == "scheduled" and message.scheduled_for and message.scheduled_for <= now:
                     due_messages.append(message.pk)
             entry.context = {k: v for k, v in entry.context.items() if k != "approval"}
+            entry.step = following
+        elif kind == "update_surface":
+            if "item" in step:
+                pin_on_surface(entry, step, now)
+                _record(entry, step, f"shown first on {step['surface']}: {step['item']}", now)
+            else:
+                shown = sending.send(entry, step, preparations, needs_approval=False)
+                if shown is None or isinstance(shown, str):
+                    _record(entry, step, "no message: the campaign or the person is gone", now)
+                else:
+                    _record(entry, step, f"{step['surface']}: {shown.state}", now, shown.pk)
+                    if shown.state == "scheduled" and shown.scheduled_for and shown.scheduled_for <= now:
+                        due_messages.append(shown.pk)
             entry.step = following
         elif kind == "exit":
             _record(entry, step, "exited", now)

@@ -99,7 +99,7 @@ STARTERS: dict[str, Starter] = {
             "steps": [
                 {"id": "prompt", "type": "update_surface", "surface": "in-app", "campaign": "upgrade-prompt"},
                 {"id": "approve", "type": "require_approval"},
-                {"id": "csm-email", "type": "send_email", "campaign": "expansion-csm"},
+                {"id": "csm-email", "type": "send_email", "campaign": "expansion-csm", "from": "csm"},
             ],
             "exit_on": [{"event": "Plan Upgraded"}],
             "reentry": {"mode": "every_time"},
