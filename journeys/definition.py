@@ -18,6 +18,8 @@
         {"id": "approve", "type": "require_approval"}                     (the next send waits in the CSM queue)
         {"id": "send", "type": "send_email", "campaign": "cart-reminder"}
                       (optional "from": "csm": sent from the person's account's CSM;
+                       optional "instead_of": ["onboarding-generic"]: the person's unsent messages of
+                       those campaigns are suppressed (reason replaced) when this one is made;
                        optional "window_hours": 6: sent at the person's best hour within that window;
                        optional "picks": 3: that many items picked for them and never shown to them
                        before, as journey.picks; the step is skipped when none qualifies)
@@ -219,6 +221,14 @@ def _step(value: Any, index: int) -> dict[str, Any]:
         if value.get("from") is not None:
             _require(value["from"] == "csm", f"{field}.from", 'Give "csm" (the account\'s CSM) or leave it out.')
             out["from"] = "csm"
+        if value.get("instead_of") is not None:
+            replaced = value["instead_of"]
+            _require(
+                isinstance(replaced, list) and len(replaced) <= 10,
+                f"{field}.instead_of",
+                "Give a list of at most 10 campaign keys.",
+            )
+            out["instead_of"] = [_text(k, f"{field}.instead_of[{i}]", 100) for i, k in enumerate(replaced)]
         if value.get("picks") is not None:
             out["picks"] = int(_number(value["picks"], f"{field}.picks", 1, 20))
     elif kind == "update_surface":

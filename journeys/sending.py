@@ -95,7 +95,31 @@ def send(entry: Entry, step: dict[str, Any], preparations: Preparations, needs_a
             message.approval_rule_matched = f"journey {entry.journey.key}: approval step"
         message.state = MessageState.PENDING_APPROVAL if message.needs_approval else MessageState.SCHEDULED
     Message.objects.bulk_create([message], ignore_conflicts=True)
-    return Message.objects.filter(origin=message.origin).first()
+    saved = Message.objects.filter(origin=message.origin).first()
+    if (
+        saved is not None
+        and step.get("instead_of")
+        and saved.state
+        in (
+            MessageState.SCHEDULED,
+            MessageState.PENDING_APPROVAL,
+        )
+    ):
+        replace_messages(entry.person_id, step["instead_of"], saved.pk)
+    return saved
+
+
+UNSENT = (MessageState.DRAFT, MessageState.PENDING_APPROVAL, MessageState.APPROVED, MessageState.SCHEDULED)
+
+
+def replace_messages(person_id: int, campaign_keys: list[str], by: int) -> int:
+    """The person's unsent messages of these campaigns are not sent: a journey's message replaces them.
+    A conditional update from the unsent states, so a message the sender already claimed goes out."""
+    return (
+        Message.objects.filter(person_id=person_id, campaign__key__in=campaign_keys, state__in=UNSENT)
+        .exclude(pk=by)
+        .update(state=MessageState.SUPPRESSED, reason=Reason.REPLACED, detail=f"replaced by message {by}")
+    )
 
 
 def csm_sender(message: Message) -> str | None:

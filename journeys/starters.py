@@ -54,7 +54,8 @@ STARTERS: dict[str, Starter] = {
         "name": "Onboarding day 3: connect the calendar",
         "description": (
             "Account executives who connected the CRM and have not connected the calendar by day 3: "
-            "the checklist shows that step first and one focused email links straight to it."
+            "the checklist shows that step first and one focused email links straight to it, instead of the "
+            "generic onboarding email."
         ),
         "definition": {
             "trigger": {"type": "event", "event": "Integration Connected", "where": {"integration": "crm"}},
@@ -66,6 +67,7 @@ STARTERS: dict[str, Starter] = {
                     "then": "day-3",
                     "else": "not-for-them",
                 },
+                {"id": "not-for-them", "type": "exit"},
                 {"id": "day-3", "type": "wait", "days": 3},
                 {
                     "id": "checklist",
@@ -74,8 +76,12 @@ STARTERS: dict[str, Starter] = {
                     "item": "connect-calendar",
                     "note": "Connect your calendar to log meetings with your CRM deals",
                 },
-                {"id": "email", "type": "send_email", "campaign": "onboarding-calendar"},
-                {"id": "not-for-them", "type": "exit"},
+                {
+                    "id": "email",
+                    "type": "send_email",
+                    "campaign": "onboarding-calendar",
+                    "instead_of": ["onboarding-generic"],
+                },
             ],
             "exit_on": [{"event": "Integration Connected", "where": {"integration": "calendar"}}],
             "reentry": {"mode": "once"},

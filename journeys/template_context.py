@@ -1,5 +1,6 @@
 """What a journey's email template sees as ``journey``: the journey, the entry's trigger, the cart,
-the item back in stock or whose price dropped, the account and its CSM (``journey.csm.name``,
+the item back in stock or whose price dropped, the checklist items this entry pinned
+(``journey.pinned``: id, title, note, url — a deep link to that step), the account and its CSM (``journey.csm.name``,
 ``journey.csm.email``), and for a step with ``picks`` the items picked (``journey.picks``). Items
 carry id, title, url, price, quantity, like a campaign's ``products``."""
 
@@ -11,7 +12,7 @@ from typing import Any
 from campaigns.models import Account, Campaign, Message
 from campaigns.preparation import item_url
 from catalog import services as catalog
-from journeys.models import Entry
+from journeys.models import Entry, SurfacePin
 from personalization import services as engine
 from profiles.models import Event
 
@@ -57,6 +58,18 @@ def for_entry(entry: Entry, campaign: Campaign) -> dict[str, Any]:
     item = entry.context.get("item")
     if isinstance(item, dict):
         context["item"] = {**item, "url": item_url(campaign, str(item.get("id", "")))}
+    pins = SurfacePin.objects.filter(entry_id=entry.pk).order_by("pinned_at", "pk").values_list("item_id", "note")
+    if pins:
+        facts = catalog.item_facts(item_id for item_id, _ in pins)
+        context["pinned"] = [
+            {
+                "id": item_id,
+                "title": facts[item_id].title if item_id in facts else item_id,
+                "note": note,
+                "url": item_url(campaign, item_id),
+            }
+            for item_id, note in pins
+        ]
     account = entry.context.get("account")
     if isinstance(account, dict):
         context["account"] = account
