@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from journeys import services
 from journeys.api.serializers import (
     JourneyCreateSerializer,
+    JourneyDetailSerializer,
     JourneySerializer,
     JourneyUpdateSerializer,
     StepCountsSerializer,
@@ -79,9 +80,13 @@ class JourneyListView(generics.ListAPIView):
 
 
 class JourneyDetailView(APIView):
-    @extend_schema(tags=["journeys"], summary="A journey", responses={200: JourneySerializer, 404: NOT_FOUND})
+    @extend_schema(
+        tags=["journeys"],
+        summary="A journey, with its measures per step and against its holdout",
+        responses={200: JourneyDetailSerializer, 404: NOT_FOUND},
+    )
     def get(self, request: Request, key: str) -> Response:
-        return Response(JourneySerializer(get_object_or_404(_journeys(), key=key)).data)
+        return Response(JourneyDetailSerializer(get_object_or_404(_journeys(), key=key)).data)
 
     @extend_schema(
         tags=["journeys"],
