@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from journeys.measuring import step_measures
-from journeys.models import Journey
+from journeys.models import Journey, Segment
 
 DEFINITION_HELP = (
     'The journey: {"trigger": {...}, "steps": [...], "exit_on": [...], "reentry": {...}, "holdout_share": 0.1}. '
@@ -104,3 +104,13 @@ class JourneyDetailSerializer(JourneySerializer):
     @extend_schema_field(JourneyMeasuresSerializer)
     def get_measures(self, journey: Journey) -> dict[str, Any]:
         return JourneyMeasuresSerializer(step_measures(journey)).data
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    key = serializers.SlugField(max_length=100, read_only=True, help_text="Used in definitions: audience, segment.")
+    rule = serializers.JSONField(help_text='An audience rule, as a campaign\'s: {"all": [{"field", "op", "value"}]}.')
+
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "rule", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]

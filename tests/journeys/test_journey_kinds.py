@@ -207,3 +207,16 @@ def test_measures_per_step_and_against_the_holdout_in_the_api_and_its_schema() -
     schema = client.get("/api/schema/", {"format": "json"})
     assert schema.status_code == 200
     assert "JourneyMeasures" in schema.content.decode()
+
+
+def test_a_marketer_saves_a_segment_through_the_api_and_an_analyst_reads_it() -> None:
+    marketer = signed_in("Marketer")
+    rule = {"all": [{"field": "trait.plan", "op": "eq", "value": "trial"}]}
+    saved = marketer.put("/api/v1/segments/trials", {"name": "On a trial", "rule": rule}, format="json")
+    assert saved.status_code == 200, saved.json()
+    wrong = marketer.put(
+        "/api/v1/segments/bad", {"name": "Bad", "rule": {"all": [{"field": "trait.x", "op": "??"}]}}, format="json"
+    )
+    assert wrong.status_code == 400 and wrong.json()["attr"].startswith("rule")
+    listed = signed_in("Analyst").get("/api/v1/segments").json()["results"]
+    assert [(s["key"], s["rule"]) for s in listed] == [("trials", rule)]
