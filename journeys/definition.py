@@ -35,6 +35,20 @@
     }
 
 Steps run in order; a branch may only jump forward, so no step can run twice for an entry.
+
+The five cases, each a definition in ``journeys.starters.STARTERS`` and run with curl in
+docs/journeys.md (Case 1 to Case 5):
+
+    abandoned-cart     event "Product Added" → wait 4 h → send_email; exit on "Order Completed"
+    back-in-stock      back_in_stock (view, add_to_cart, 30 days) → send_email; every time
+    onboarding-day-3   event "Integration Connected" {integration: crm} → branch trait role =
+                       account_executive (else exit) → wait 3 days → update_surface
+                       onboarding-checklist "connect-calendar" → send_email instead_of the generic one;
+                       exit on "Integration Connected" {integration: calendar}
+    expansion          event_count "API Call" 500 in 30 days per account → update_surface in-app
+                       (campaign upgrade-prompt) → require_approval → send_email from the CSM;
+                       exit on "Plan Upgraded"
+    weekly-digest      schedule weekly Monday 08:00 local → send_email with picks 3, window_hours 3
 Events match by the name they were sent with (case-insensitive) or by their kind (``add_to_cart``).
 """
 
