@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -17,6 +18,23 @@ from campaigns.models import Campaign, Message
 from campaigns.rendering import tracked
 
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+# Asked in turn for a message's sender ("Name <address>"); the first answer that is not None wins over
+# the campaign's From. Journeys register here: a journey email may go from the account's CSM.
+_senders: list[Callable[[Message], str | None]] = []
+
+
+def follow_senders(sender: Callable[[Message], str | None]) -> None:
+    if sender not in _senders:
+        _senders.append(sender)
+
+
+def _sender_of(message: Message) -> str | None:
+    for sender in _senders:
+        found = sender(message)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,7 @@ def outgoing(message: Message, campaign: Campaign | None = None) -> Outgoing:
     if campaign.reply_to:
         headers["Reply-To"] = campaign.reply_to
     return Outgoing(
-        from_email=campaign.from_email or str(settings.DEFAULT_FROM_EMAIL),
+        from_email=_sender_of(message) or campaign.from_email or str(settings.DEFAULT_FROM_EMAIL),
         to=message.to_email,
         subject=message.subject,
         html=_with_preheader(html, message.preheader),

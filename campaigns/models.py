@@ -214,6 +214,7 @@ class Reason(models.TextChoices):
     REFUSED = "refused", "Refused by the mail server"
     UNCONFIRMED = "unconfirmed", "Handed to the mail server, acceptance not confirmed"
     ATTEMPTS = "attempts", "Too many failed attempts"
+    REPLACED = "replaced", "Replaced by a journey's more focused message"
 
 
 class Message(models.Model):

@@ -12,13 +12,16 @@ so a segment of five people does not outrank what thousands did, and a person wi
 with a ``feature_activated`` event, a piece of content with a view (or an activation) of it.
 Candidates are the features people activate and the feature and content items the engine's
 ``recommend`` offers for the ``onboarding-checklist`` surface; only active items are shown.
+
+A journey may put a step on the person's checklist (``update_surface``): that item comes first, with
+the journey's note as its reason, until the person activates it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.cache import cache
@@ -95,6 +98,27 @@ def _percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
 
 
+def _pinned_first(person_id: int, actions: list[NextAction], done: set[str]) -> list[NextAction]:
+    """Items a journey pinned on this person's checklist, newest first, ahead of the ranked ones."""
+    from journeys.services import pinned_items  # journeys build on campaigns; read them lazily
+
+    pins = [(item_id, note) for item_id, note in pinned_items(person_id, SURFACE) if item_id not in done]
+    if not pins:
+        return actions
+    ranked = {action.item_id: action for action in actions}
+    facts = catalog.servable_items(item_id for item_id, _ in pins if item_id not in ranked)
+    first: list[NextAction] = []
+    for item_id, note in pins:
+        if item_id in ranked:
+            first.append(replace(ranked[item_id], reason=note or ranked[item_id].reason))
+        elif item_id in facts:
+            found = facts[item_id]
+            first.append(NextAction(item_id, found.title, found.kind, 1.0, 0.0, 0, note))
+    chosen = {action.item_id for action in first}
+    activated = [action for action in first if action.item_id not in done]
+    return activated + [action for action in actions if action.item_id not in chosen]
+
+
 def next_best_actions(person_id: int, limit: int = 5, kinds: tuple[str, ...] = KINDS) -> OnboardingAnswer:
     personalized = profiles.has_consent(person_id, "personalization")
     trait = conf.segment_trait()
@@ -133,6 +157,7 @@ def next_best_actions(person_id: int, limit: int = 5, kinds: tuple[str, ...] = K
             )
         )
     actions.sort(key=lambda action: (-action.score, action.title, action.item_id))
+    actions = _pinned_first(person_id, actions, done)
     return OnboardingAnswer(
         person_id=person_id,
         recommendation_id=uuid.uuid4().hex,

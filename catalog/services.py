@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -34,6 +35,15 @@ _restock_followers: list[Callable[[list[str]], None]] = []
 def follow_restocks(follower: Callable[[list[str]], None]) -> None:
     if follower not in _restock_followers:
         _restock_followers.append(follower)
+
+
+# Called the same way with (external id, price before, price after) for each item whose price fell.
+_price_drop_followers: list[Callable[[list[tuple[str, float, float]]], None]] = []
+
+
+def follow_price_drops(follower: Callable[[list[tuple[str, float, float]]], None]) -> None:
+    if follower not in _price_drop_followers:
+        _price_drop_followers.append(follower)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,7 @@ def upsert_items(rows: list[dict]) -> int:
         return 0
     items = [Item(**{f: row.get(f, _default(f)) for f in ("external_id", *UPSERT_FIELDS)}) for row in rows]
     restocked = _restocked(items) if _restock_followers else []
+    dropped = _price_drops(items) if _price_drop_followers else []
     Item.objects.bulk_create(
         items,
         batch_size=500,
@@ -121,6 +132,9 @@ def upsert_items(rows: list[dict]) -> int:
     if restocked:
         for follower in _restock_followers:
             follower(restocked)
+    if dropped:
+        for price_follower in _price_drop_followers:
+            price_follower(dropped)
     return len(items)
 
 
@@ -129,6 +143,30 @@ def note_stock_change(external_id: str, before: int | None, after: int | None) -
     if before is not None and before <= 0 and after is not None and after > 0:
         for follower in _restock_followers:
             follower([external_id])
+
+
+def note_price_change(external_id: str, before: Any, after: Any) -> None:
+    """One item's price changed in the current transaction (a PATCH): a fall is a price drop."""
+    if before is not None and after is not None and float(after) < float(before):
+        for follower in _price_drop_followers:
+            follower([(external_id, float(before), float(after))])
+
+
+def _price_drops(items: list[Item]) -> list[tuple[str, float, float]]:
+    """Items already known whose price this sync lowers, with the prices before and after; their rows
+    are locked until the sync commits (as for restocks)."""
+    new_prices = {item.external_id: float(item.price) for item in items if item.price is not None}
+    if not new_prices:
+        return []
+    before = (
+        Item.objects.select_for_update()
+        .filter(external_id__in=sorted(new_prices), price__isnull=False)
+        .order_by("external_id")
+        .values_list("external_id", "price")
+    )
+    return [
+        (key, float(old), new_prices[key]) for key, old in before if old is not None and new_prices[key] < float(old)
+    ]
 
 
 def _restocked(items: list[Item]) -> list[str]:

@@ -2,8 +2,9 @@
 
 A worker claims a batch of due entries with ``SELECT … FOR UPDATE SKIP LOCKED`` (the ``entry_due``
 index on (state, due_at)) and runs each one's steps until it waits or ends, all in the batch's
-transaction: the step records (unique per entry and step), the messages a send step creates
-(unique per entry and step), and the entry's next step and due time commit together. Another worker
+transaction: the step records (unique per entry and step, written in one insert for the batch),
+the messages a send step creates (unique per entry and step), and the entries' next steps and due
+times (one update for the batch) commit together. Another worker
 skips the locked rows and takes the next batch. A worker killed mid-batch commits nothing: its
 locks go with its connection and the same entries are advanced by the next worker, once.
 Emails are handed to the mail server afterwards by the campaign sender, which sends each message
@@ -25,9 +26,10 @@ from django.utils import timezone
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
+from campaigns.rules import parse_rule
 from journeys import sending
 from journeys.definition import local_time
-from journeys.models import Entry, EntryState, JourneyStatus, StepRun
+from journeys.models import Entry, EntryState, JourneyStatus, Segment, StepRun, SurfacePin
 from profiles import services as profiles
 from profiles.models import Event
 
@@ -44,34 +46,107 @@ class AdvanceReport:
     messages: list[int] = field(default_factory=list)  # created and due now: the caller may send them at once
 
 
+def _claim(moment: datetime, batch_size: int, pks: list[int] | None = None) -> list[Entry]:
+    entries = Entry.objects.select_related("journey", "version")
+    if pks is not None:  # already locked by this transaction: read them again as they are in it
+        return list(entries.filter(pk__in=pks).order_by("due_at", "pk"))
+    return list(
+        entries.select_for_update(skip_locked=True, of=("self",))
+        .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey__status=JourneyStatus.LIVE)
+        .order_by("due_at", "pk")[:batch_size]
+    )
+
+
 def advance_due(batch_size: int = 200, now: datetime | None = None, budget_seconds: float = 45.0) -> AdvanceReport:
-    """Advance due entries of live journeys in batches until none is due or the time budget is spent."""
+    """Advance due entries of live journeys in batches until none is due or the time budget is spent.
+
+    A batch is run at once: its step records go in one insert and its entries' new positions in one
+    update. When anything in it fails, the batch's work is rolled back to a savepoint and its entries
+    are run again one by one, each in its own savepoint, so one failing entry holds up no other."""
     report = AdvanceReport()
     started = clock.monotonic()
     while clock.monotonic() - started < budget_seconds:
         moment = now or timezone.now()
         with transaction.atomic():
-            entries = list(
-                Entry.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey__status=JourneyStatus.LIVE)
-                .select_related("journey", "version")
-                .order_by("due_at", "pk")[:batch_size]
-            )
+            entries = _claim(moment, batch_size)
             if not entries:
                 break
             preparations = sending.Preparations(moment)
             exits = exit_events(entries)
-            for entry in entries:
-                try:
-                    with transaction.atomic():
-                        report.messages.extend(run_entry(entry, moment, preparations, exits.get(entry.pk)))
-                    report.advanced += 1
-                except Exception:
-                    logger.exception("Journey entry %s failed; it is tried again later", entry.pk)
-                    report.failed += 1
-                    Entry.objects.filter(pk=entry.pk).update(due_at=moment + RETRY_AFTER)
+            try:
+                with transaction.atomic():
+                    writes = BatchWrites(entries)
+                    messages = [
+                        m
+                        for entry in entries
+                        for m in run_entry(entry, moment, preparations, exits.get(entry.pk), writes)
+                    ]
+                    writes.flush()
+                report.messages.extend(messages)
+                report.advanced += len(entries)
+            except Exception:
+                logger.warning("A batch of %d journey entries failed; running them one by one", len(entries))
+                _one_by_one(_claim(moment, batch_size, [e.pk for e in entries]), moment, exits, report)
             report.batches += 1
     return report
+
+
+def _one_by_one(entries: list[Entry], moment: datetime, exits: dict[int, str], report: AdvanceReport) -> None:
+    preparations = sending.Preparations(moment)
+    for entry in entries:
+        try:
+            with transaction.atomic():
+                writes = BatchWrites([entry])
+                messages = run_entry(entry, moment, preparations, exits.get(entry.pk), writes)
+                writes.flush()
+            report.messages.extend(messages)
+            report.advanced += 1
+        except Exception:
+            logger.exception("Journey entry %s failed; it is tried again later", entry.pk)
+            report.failed += 1
+            Entry.objects.filter(pk=entry.pk).update(due_at=moment + RETRY_AFTER)
+
+
+class BatchWrites:
+    """What a batch's steps write, kept until :meth:`flush`: the step records (one insert, ``ON
+    CONFLICT DO NOTHING`` against (entry, step)) and the entries' new positions (one update). Also
+    the batch's people's traits, read once for the trait branches and local-time waits."""
+
+    FIELDS = ("state", "step", "due_at", "waiting_for", "exit_reason", "context", "updated_at")
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self._people = sorted({e.person_id for e in entries})
+        self._traits: dict[int, dict[str, Any]] | None = None
+        self.runs: list[StepRun] = []
+        self.moved: dict[int, Entry] = {}
+
+    def traits(self, person_id: int) -> dict[str, Any]:
+        if self._traits is None:
+            self._traits = campaign_people.traits_of(self._people)
+        return self._traits.get(person_id, {})
+
+    def record(self, entry: Entry, step: dict[str, Any], outcome: str, now: datetime, message_id: int | None) -> None:
+        self.runs.append(
+            StepRun(
+                entry=entry,
+                step=step["id"],
+                kind=step["type"],
+                outcome=outcome[:200],
+                message_id=message_id,
+                ran_at=now,
+            )
+        )
+
+    def move(self, entry: Entry, now: datetime) -> None:
+        entry.updated_at = now
+        self.moved[entry.pk] = entry
+
+    def flush(self) -> None:
+        if self.runs:
+            StepRun.objects.bulk_create(self.runs, ignore_conflicts=True)
+        if self.moved:
+            Entry.objects.bulk_update(list(self.moved.values()), list(self.FIELDS))
+        self.runs, self.moved = [], {}
 
 
 def exit_events(entries: list[Entry]) -> dict[int, str]:
@@ -114,21 +189,27 @@ def _did(entry: Entry, wanted: str) -> bool:
     return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).exists()
 
 
-def condition_holds(entry: Entry, condition: dict[str, Any]) -> bool:
+def condition_holds(entry: Entry, condition: dict[str, Any], writes: BatchWrites | None = None) -> bool:
     if "did_event" in condition:
         return _did(entry, condition["did_event"])
     if "did_not_event" in condition:
         return not _did(entry, condition["did_not_event"])
     if "trait" in condition:
-        traits = campaign_people.traits_of([entry.person_id]).get(entry.person_id, {})
-        return traits.get(condition["trait"]) == condition["equals"]
+        writes = writes or BatchWrites([entry])
+        return writes.traits(entry.person_id).get(condition["trait"]) == condition["equals"]
     if "consent" in condition:
         return profiles.has_consent(entry.person_id, condition["consent"])
+    if "segment" in condition:
+        segment = Segment.objects.filter(key=condition["segment"]).first()
+        if segment is None:  # deleted since the journey was saved: nobody is in it
+            return False
+        rule = parse_rule(segment.rule, "rule")
+        return campaign_people.audience(rule).filter(pk=entry.person_id).exists()
     return False
 
 
-def _next_local_time(entry: Entry, at: str, now: datetime) -> datetime:
-    traits = campaign_people.traits_of([entry.person_id]).get(entry.person_id, {})
+def _next_local_time(entry: Entry, at: str, now: datetime, writes: BatchWrites) -> datetime:
+    traits = writes.traits(entry.person_id)
     zone = ZoneInfo(campaign_people.zone_of(traits, campaign_conf.default_timezone()))
     wanted = local_time(at, "until_local_time")
     local_now = now.astimezone(zone)
@@ -138,39 +219,51 @@ def _next_local_time(entry: Entry, at: str, now: datetime) -> datetime:
     return candidate.astimezone(ZoneInfo("UTC"))
 
 
-def _finish(entry: Entry, state: str, reason: str = "") -> None:
+def pin_on_surface(entry: Entry, step: dict[str, Any], now: datetime) -> None:
+    """The person's checklist shows the step's item first, with the journey's note (once per item)."""
+    SurfacePin.objects.update_or_create(
+        person_id=entry.person_id,
+        surface=step["surface"],
+        item_id=step["item"],
+        defaults={"note": step.get("note", ""), "entry": entry, "pinned_at": now},
+    )
+
+
+def _finish(entry: Entry, writes: BatchWrites, now: datetime, state: str, reason: str = "") -> None:
     entry.state, entry.step, entry.due_at, entry.waiting_for = state, "", None, ""
     entry.exit_reason = reason[:200]
-    entry.save(update_fields=["state", "step", "due_at", "waiting_for", "exit_reason", "context", "updated_at"])
-
-
-def _record(entry: Entry, step: dict[str, Any], outcome: str, now: datetime, message_id: int | None = None) -> None:
-    """The step ran: one row per (entry, step), ON CONFLICT DO NOTHING. A row already there means an
-    earlier advance ran it and committed; what this run did again is idempotent (a send finds its
-    message by origin)."""
-    run = StepRun(
-        entry=entry, step=step["id"], kind=step["type"], outcome=outcome[:200], message_id=message_id, ran_at=now
-    )
-    StepRun.objects.bulk_create([run], ignore_conflicts=True)
+    writes.move(entry, now)
 
 
 def run_entry(
-    entry: Entry, now: datetime, preparations: sending.Preparations, exit_event: str | None = None
+    entry: Entry,
+    now: datetime,
+    preparations: sending.Preparations,
+    exit_event: str | None = None,
+    writes: BatchWrites | None = None,
 ) -> list[int]:
     """Run an entry's steps from its current one until it waits or ends. Returns the messages
     created that are due now. ``exit_event``: an exit condition that happened since the entry began
-    (:func:`exit_events`). Call with the entry's row locked, inside a transaction."""
+    (:func:`exit_events`). Call with the entry's row locked, inside a transaction. The step records
+    and the entry's new position go into ``writes`` (written at its flush; without one, at the end).
+    A step record already there (ON CONFLICT DO NOTHING) means an earlier advance ran the step and
+    committed; what this run did again is idempotent (a send finds its message by origin)."""
+    if writes is None:
+        writes = BatchWrites([entry])
+        due = run_entry(entry, now, preparations, exit_event, writes)
+        writes.flush()
+        return due
     definition = entry.version.definition
     steps = definition["steps"]
     position = {step["id"]: index for index, step in enumerate(steps)}
     due_messages: list[int] = []
     if exit_event is not None:
-        _finish(entry, EntryState.EXITED, f"exit event: {exit_event}")
+        _finish(entry, writes, now, EntryState.EXITED, f"exit event: {exit_event}")
         return due_messages
     while entry.step:
         index = position.get(entry.step)
         if index is None:  # cannot happen with a validated definition; never loop on it
-            _finish(entry, EntryState.EXITED, f"unknown step {entry.step}")
+            _finish(entry, writes, now, EntryState.EXITED, f"unknown step {entry.step}")
             return due_messages
         step = steps[index]
         following = steps[index + 1]["id"] if index + 1 < len(steps) else ""
@@ -180,39 +273,54 @@ def run_entry(
             if "seconds" in step:
                 entry.due_at = now + timedelta(seconds=step["seconds"])
             elif "until_local_time" in step:
-                entry.due_at = _next_local_time(entry, step["until_local_time"], now)
+                entry.due_at = _next_local_time(entry, step["until_local_time"], now, writes)
             else:
                 entry.due_at = now + timedelta(seconds=step["timeout_seconds"])
                 entry.waiting_for = step["until_event"].lower()
-            _record(entry, step, f"waits until {entry.due_at.isoformat()}", now)
+            writes.record(entry, step, f"waits until {entry.due_at.isoformat()}", now, None)
             if not entry.step:
-                _finish(entry, EntryState.DONE)
+                _finish(entry, writes, now, EntryState.DONE)
             else:
-                entry.save(update_fields=["step", "due_at", "waiting_for", "context", "updated_at"])
+                writes.move(entry, now)
             return due_messages
         entry.waiting_for = ""
         if kind == "branch":
-            holds = condition_holds(entry, step["if"])
+            holds = condition_holds(entry, step["if"], writes)
             entry.step = step["then"] if holds else step["else"]
-            _record(entry, step, "then" if holds else "else", now)
+            writes.record(entry, step, "then" if holds else "else", now, None)
         elif kind == "require_approval":
             entry.context = {**entry.context, "approval": step["id"]}
             entry.step = following
-            _record(entry, step, "the next send waits for approval", now)
+            writes.record(entry, step, "the next send waits for approval", now, None)
         elif kind == "send_email":
             message = sending.send(entry, step, preparations, needs_approval=bool(entry.context.get("approval")))
             if message is None:
-                _record(entry, step, "no message: the campaign or the person is gone", now)
+                writes.record(entry, step, "no message: the campaign or the person is gone", now, None)
+            elif isinstance(message, str):
+                writes.record(entry, step, message, now, None)
             else:
                 outcome = message.state + (f": {message.reason}" if message.reason else "")
-                _record(entry, step, outcome, now, message.pk)
+                writes.record(entry, step, outcome, now, message.pk)
                 if message.state == "scheduled" and message.scheduled_for and message.scheduled_for <= now:
                     due_messages.append(message.pk)
             entry.context = {k: v for k, v in entry.context.items() if k != "approval"}
             entry.step = following
+        elif kind == "update_surface":
+            if "item" in step:
+                pin_on_surface(entry, step, now)
+                writes.record(entry, step, f"shown first on {step['surface']}: {step['item']}", now, None)
+            else:
+                shown = sending.send(entry, step, preparations, needs_approval=False)
+                if shown is None or isinstance(shown, str):
+                    writes.record(entry, step, "no message: the campaign or the person is gone", now, None)
+                else:
+                    writes.record(entry, step, f"{step['surface']}: {shown.state}", now, shown.pk)
+                    if shown.state == "scheduled" and shown.scheduled_for and shown.scheduled_for <= now:
+                        due_messages.append(shown.pk)
+            entry.step = following
         elif kind == "exit":
-            _record(entry, step, "exited", now)
-            _finish(entry, EntryState.EXITED, f"exit step {step['id']}")
+            writes.record(entry, step, "exited", now, None)
+            _finish(entry, writes, now, EntryState.EXITED, f"exit step {step['id']}")
             return due_messages
-    _finish(entry, EntryState.DONE)
+    _finish(entry, writes, now, EntryState.DONE)
     return due_messages

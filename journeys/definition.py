@@ -2,17 +2,31 @@
 
     {
       "trigger": {"type": "event", "event": "Product Added", "where": {"currency": "EUR"}}
-               | {"type": "event_count", "event": "API Call", "threshold": 500, "period_days": 30}
+               | {"type": "event_count", "event": "API Call", "threshold": 500, "period_days": 30,
+                  "per": "person" | "account"}
+               | {"type": "audience", "segment": "trial-power-users"}         (a saved segment, journeys.Segment)
                | {"type": "back_in_stock", "interest": ["view", "add_to_cart"], "within_days": 30}
+               | {"type": "price_drop", "interest": ["view", "add_to_cart"], "within_days": 30, "min_drop_percent": 5}
                | {"type": "schedule", "every": "daily" | "weekly", "weekday": 0, "local_time": "09:00"},
       "steps": [
         {"id": "wait", "type": "wait", "hours": 4}                       (or "minutes", "seconds")
         {"id": "w2", "type": "wait", "until_local_time": "09:00"}
         {"id": "w3", "type": "wait", "until_event": "Order Completed", "timeout_hours": 24}
         {"id": "b", "type": "branch", "if": {"did_event": "Order Completed"}, "then": "exit", "else": "send"}
-                      ("if": {"did_not_event": …} | {"trait": "plan", "equals": "pro"} | {"consent": "email_marketing"})
+                      ("if": {"did_not_event": …} | {"trait": "plan", "equals": "pro"} | {"consent": "email_marketing"}
+                       | {"segment": "trial-power-users"})
         {"id": "approve", "type": "require_approval"}                     (the next send waits in the CSM queue)
         {"id": "send", "type": "send_email", "campaign": "cart-reminder"}
+                      (optional "from": "csm": sent from the person's account's CSM;
+                       optional "instead_of": ["onboarding-generic"]: the person's unsent messages of
+                       those campaigns are suppressed (reason replaced) when this one is made;
+                       optional "window_hours": 6: sent at the person's best hour within that window;
+                       optional "picks": 3: that many items picked for them and never shown to them
+                       before, as journey.picks; the step is skipped when none qualifies)
+        {"id": "pin", "type": "update_surface", "surface": "onboarding-checklist", "item": "connect-calendar",
+                      "note": "…"}                                        (the checklist shows the item first)
+        {"id": "show", "type": "update_surface", "surface": "in-app", "campaign": "upgrade-prompt"}
+                      (an in-product campaign's message for the person, shown by GET /api/v1/onboarding/…)
         {"id": "exit", "type": "exit"}
       ],
       "exit_on": [{"event": "Order Completed"}],
@@ -21,6 +35,20 @@
     }
 
 Steps run in order; a branch may only jump forward, so no step can run twice for an entry.
+
+The five cases, each a definition in ``journeys.starters.STARTERS`` and run with curl in
+docs/journeys.md (Case 1 to Case 5):
+
+    abandoned-cart     event "Product Added" → wait 4 h → send_email; exit on "Order Completed"
+    back-in-stock      back_in_stock (view, add_to_cart, 30 days) → send_email; every time
+    onboarding-day-3   event "Integration Connected" {integration: crm} → branch trait role =
+                       account_executive (else exit) → wait 3 days → update_surface
+                       onboarding-checklist "connect-calendar" → send_email instead_of the generic one;
+                       exit on "Integration Connected" {integration: calendar}
+    expansion          event_count "API Call" 500 in 30 days per account → update_surface in-app
+                       (campaign upgrade-prompt) → require_approval → send_email from the CSM;
+                       exit on "Plan Upgraded"
+    weekly-digest      schedule weekly Monday 08:00 local → send_email with picks 3, window_hours 3
 Events match by the name they were sent with (case-insensitive) or by their kind (``add_to_cart``).
 """
 
@@ -31,12 +59,15 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-TRIGGERS = ("event", "event_count", "back_in_stock", "schedule")
-STEP_TYPES = ("wait", "branch", "require_approval", "send_email", "exit")
+TRIGGERS = ("event", "event_count", "audience", "back_in_stock", "price_drop", "schedule")
+STEP_TYPES = ("wait", "branch", "require_approval", "send_email", "update_surface", "exit")
+COUNT_PER = ("person", "account")
+SURFACES = ("onboarding-checklist", "in-app")
 REENTRY_MODES = ("once", "after_exit", "every_time")
 INTEREST_KINDS = ("view", "add_to_cart")
 MAX_STEPS = 50
 _STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -88,6 +119,15 @@ def _event_filter(value: Any, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _slug(value: Any, field: str) -> str:
+    _require(
+        isinstance(value, str) and bool(_SLUG.match(value)),
+        field,
+        "Give a key of letters, digits, - and _ (at most 100).",
+    )
+    return str(value)
+
+
 def _trigger(value: Any) -> dict[str, Any]:
     _require(isinstance(value, dict), "trigger", "Give the entry trigger as an object.")
     kind = value.get("type")
@@ -99,7 +139,12 @@ def _trigger(value: Any) -> dict[str, Any]:
     if kind == "event_count":
         out["threshold"] = int(_number(value.get("threshold"), "trigger.threshold", 1, 1_000_000))
         out["period_days"] = int(_number(value.get("period_days"), "trigger.period_days", 1, 366))
-    if kind == "back_in_stock":
+        per = value.get("per", "person")
+        _require(per in COUNT_PER, "trigger.per", f"Choose one of {', '.join(COUNT_PER)}.")
+        out["per"] = per
+    if kind == "audience":
+        out["segment"] = _slug(value.get("segment"), "trigger.segment")
+    if kind in ("back_in_stock", "price_drop"):
         interest = value.get("interest", list(INTEREST_KINDS))
         _require(
             isinstance(interest, list) and bool(interest) and all(k in INTEREST_KINDS for k in interest),
@@ -108,6 +153,8 @@ def _trigger(value: Any) -> dict[str, Any]:
         )
         out["interest"] = sorted(set(interest))
         out["within_days"] = int(_number(value.get("within_days", 30), "trigger.within_days", 1, 365))
+    if kind == "price_drop":
+        out["min_drop_percent"] = _number(value.get("min_drop_percent", 1), "trigger.min_drop_percent", 0.01, 100)
     if kind == "schedule":
         _require(value.get("every") in ("daily", "weekly"), "trigger.every", "Choose daily or weekly.")
         out["every"] = value["every"]
@@ -122,7 +169,7 @@ def _condition(value: Any, field: str) -> dict[str, Any]:
     _require(
         isinstance(value, dict) and len(value) >= 1,
         field,
-        "Give a condition: did_event, did_not_event, trait or consent.",
+        "Give a condition: did_event, did_not_event, trait, consent or segment.",
     )
     if "did_event" in value:
         return {"did_event": _text(value["did_event"], f"{field}.did_event")}
@@ -136,7 +183,9 @@ def _condition(value: Any, field: str) -> dict[str, Any]:
         return {"trait": _text(value["trait"], f"{field}.trait", 100), "equals": expected}
     if "consent" in value:
         return {"consent": _text(value["consent"], f"{field}.consent", 32)}
-    raise DefinitionError(field, "Give a condition: did_event, did_not_event, trait or consent.")
+    if "segment" in value:
+        return {"segment": _slug(value["segment"], f"{field}.segment")}
+    raise DefinitionError(field, "Give a condition: did_event, did_not_event, trait, consent or segment.")
 
 
 def _wait_seconds(step: dict[str, Any], field: str) -> float | None:
@@ -181,6 +230,30 @@ def _step(value: Any, index: int) -> dict[str, Any]:
         out["else"] = _text(value.get("else"), f"{field}.else", 64)
     elif kind == "send_email":
         out["campaign"] = _text(value.get("campaign"), f"{field}.campaign", 100)
+        if value.get("window_hours") is not None:
+            out["window_hours"] = _number(value["window_hours"], f"{field}.window_hours", 1, 7 * 24)
+        if value.get("from") is not None:
+            _require(value["from"] == "csm", f"{field}.from", 'Give "csm" (the account\'s CSM) or leave it out.')
+            out["from"] = "csm"
+        if value.get("instead_of") is not None:
+            replaced = value["instead_of"]
+            _require(
+                isinstance(replaced, list) and len(replaced) <= 10,
+                f"{field}.instead_of",
+                "Give a list of at most 10 campaign keys.",
+            )
+            out["instead_of"] = [_text(k, f"{field}.instead_of[{i}]", 100) for i, k in enumerate(replaced)]
+        if value.get("picks") is not None:
+            out["picks"] = int(_number(value["picks"], f"{field}.picks", 1, 20))
+    elif kind == "update_surface":
+        surface = value.get("surface")
+        _require(surface in SURFACES, f"{field}.surface", f"Choose one of {', '.join(SURFACES)}.")
+        out["surface"] = surface
+        if surface == "onboarding-checklist":
+            out["item"] = _text(value.get("item"), f"{field}.item", 200)
+            out["note"] = _text(value.get("note", "Your next step"), f"{field}.note", 300)
+        else:
+            out["campaign"] = _text(value.get("campaign"), f"{field}.campaign", 100)
     return out
 
 
@@ -242,7 +315,13 @@ def watched_events(definition: dict[str, Any]) -> list[str]:
 
 
 def campaigns_used(definition: dict[str, Any]) -> list[str]:
-    return [s["campaign"] for s in definition["steps"] if s["type"] == "send_email"]
+    return [s["campaign"] for s in definition["steps"] if s.get("campaign")]
+
+
+def segments_used(definition: dict[str, Any]) -> list[str]:
+    found = [definition["trigger"]["segment"]] if definition["trigger"].get("segment") else []
+    found += [s["if"]["segment"] for s in definition["steps"] if s["type"] == "branch" and "segment" in s["if"]]
+    return found
 
 
 @dataclass(frozen=True)

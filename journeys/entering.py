@@ -1,4 +1,5 @@
-"""Entering people into live journeys: from committed events, from restocks, from the schedule.
+"""Entering people into live journeys: from committed events (one person's or an account's count),
+from restocks and price drops, from coming into a saved segment, from the schedule.
 
 Exactly one entry per (journey, person, occurrence): the entry is inserted with ``ON CONFLICT DO
 NOTHING`` against that unique constraint, so an outbox entry delivered twice, or two workers
@@ -16,15 +17,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
+from campaigns.account_people import ACCOUNT_TRAITS, account_key
+from campaigns.rules import parse_rule
 from catalog import services as catalog
 from journeys.definition import EventFacts, local_time, matches_event
-from journeys.models import Entry, EntryState, JourneyStatus, JourneyVersion
-from profiles.models import Event
+from journeys.models import Entry, EntryState, JourneyStatus, JourneyVersion, Segment, SegmentMember
+from profiles.models import Event, Person
 
 
 def live_versions() -> list[JourneyVersion]:
@@ -34,6 +37,11 @@ def live_versions() -> list[JourneyVersion]:
         .select_related("journey")
         .order_by("journey_id")
     )
+
+
+def any_live(trigger_type: str) -> bool:
+    """Is any live journey's trigger of this type? (the catalogue sync asks before writing work)"""
+    return any(v.definition["trigger"]["type"] == trigger_type for v in live_versions())
 
 
 def watched_names() -> set[str]:
@@ -53,12 +61,10 @@ def held_out(journey_key: str, person_id: int, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def _lock(journey_id: int, person_id: int) -> None:
+def _lock(journey_id: int, who: int | str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"journey:{journey_id}:{person_id}"]
-            )
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"journey:{journey_id}:{who}"])
 
 
 def enter(
@@ -68,14 +74,21 @@ def enter(
     context: dict[str, Any],
     now: datetime,
     since: datetime | None = None,
+    account: str | None = None,
 ) -> bool:
     """Enter one person for one occurrence, if the re-entry rule allows; True when entered.
     ``since`` is when the trigger happened (an event's time): what the person did after it counts
-    for exits and branches even when it was evaluated in the same breath. Call inside a transaction."""
+    for exits and branches even when it was evaluated in the same breath. ``account``: the occurrence
+    is the account's (a count per account), so one person of the account enters for it, not each.
+    Call inside a transaction."""
     entered_at = min(since, now) if since is not None else now
     journey = version.journey
     definition = version.definition
     rule = definition["reentry"]
+    if account is not None:
+        _lock(journey.pk, f"account:{account}")
+        if Entry.objects.filter(journey_id=journey.pk, occurrence=occurrence[:200]).exists():
+            return False
     _lock(journey.pk, person_id)
     theirs = Entry.objects.filter(journey_id=journey.pk, person_id=person_id)
     if theirs.filter(occurrence=occurrence[:200]).exists():  # under the lock: nobody inserts it meanwhile
@@ -127,6 +140,21 @@ def _count_since(person_id: int, wanted: str, since: datetime) -> int:
     return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).count()
 
 
+def _account_of(person_id: int) -> str | None:
+    traits = campaign_people.traits_of([person_id]).get(person_id, {})
+    return account_key(traits)
+
+
+def _account_count_since(account: str, wanted: str, since: datetime) -> int:
+    """Events of every person of the account (by the traits that name it, as ``account_key`` reads them)."""
+    members = Q()
+    for name in ACCOUNT_TRAITS:
+        members |= Q(**{f"traits__{name}": account})
+    people = Person.objects.filter(members, merged_into__isnull=True).values("pk")
+    events = Event.objects.filter(person_id__in=people, timestamp__gte=since)
+    return events.filter(Q(name__iexact=wanted) | Q(kind=wanted.lower())).count()
+
+
 def _time_of(event: EventFacts) -> datetime:
     return datetime.fromtimestamp(event.timestamp, tz=ZoneInfo("UTC"))
 
@@ -152,7 +180,17 @@ def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str
                 )
             elif trigger["type"] == "event_count" and matches_event(event, trigger["event"], trigger["where"]):
                 since, occurrence = _count_bucket(event.timestamp, trigger["period_days"])
-                if _count_since(event.person_id, trigger["event"], since) >= trigger["threshold"]:
+                if trigger.get("per") == "account":
+                    account = _account_of(event.person_id)
+                    if account is None:
+                        continue
+                    occurrence = f"account:{account}:{occurrence}"
+                    if _account_count_since(account, trigger["event"], since) >= trigger["threshold"]:
+                        context = {**_event_context(event), "account": {"id": account, "count": trigger["threshold"]}}
+                        counts["entered"] += enter(
+                            version, event.person_id, occurrence, context, now, _time_of(event), account=account
+                        )
+                elif _count_since(event.person_id, trigger["event"], since) >= trigger["threshold"]:
                     counts["entered"] += enter(
                         version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
                     )
@@ -178,6 +216,26 @@ def wake(journey_id: int, event: EventFacts, name: str, now: datetime) -> int:
     ).update(due_at=now, waiting_for="", updated_at=now)
 
 
+def _item_context(item_id: str, item: catalog.ItemFacts | None) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "title": item.title if item else item_id,
+        "price": item.price if item else None,
+        "category": item.category if item else "",
+        "brand": item.brand if item else "",
+    }
+
+
+def _interested(item_id: str, trigger: dict[str, Any], now: datetime) -> list[int]:
+    since = now - timedelta(days=trigger["within_days"])
+    interested = (
+        Event.objects.filter(item_id=item_id, kind__in=trigger["interest"], timestamp__gte=since)
+        .values_list("person_id", flat=True)
+        .distinct()
+    )
+    return sorted(set(interested))
+
+
 def on_restock(item_ids: Iterable[str], now: datetime | None = None) -> int:
     """People with a recent interest in an item that came back in stock enter, once per person and item."""
     now = now or timezone.now()
@@ -188,25 +246,60 @@ def on_restock(item_ids: Iterable[str], now: datetime | None = None) -> int:
         trigger = version.definition["trigger"]
         if trigger["type"] != "back_in_stock":
             continue
-        since = now - timedelta(days=trigger["within_days"])
         for item_id in ids:
-            interested = (
-                Event.objects.filter(item_id=item_id, kind__in=trigger["interest"], timestamp__gte=since)
-                .values_list("person_id", flat=True)
-                .distinct()
-            )
-            item = facts.get(item_id)
-            context = {
-                "item": {
-                    "id": item_id,
-                    "title": item.title if item else item_id,
-                    "price": item.price if item else None,
-                    "category": item.category if item else "",
-                    "brand": item.brand if item else "",
-                }
-            }
-            for person_id in sorted(set(interested)):
+            context = {"item": _item_context(item_id, facts.get(item_id))}
+            for person_id in _interested(item_id, trigger, now):
                 entered += enter(version, person_id, f"item:{item_id}", context, now)
+    return entered
+
+
+def on_price_drop(drops: Iterable[tuple[str, float, float]], now: datetime | None = None) -> int:
+    """People with a recent interest in an item whose price fell by at least the trigger's share enter,
+    once per person, item and new price (a further drop is a new occurrence)."""
+    now = now or timezone.now()
+    drops = sorted(set(drops))
+    entered = 0
+    facts = catalog.item_facts(key for key, _, _ in drops)
+    for version in live_versions():
+        trigger = version.definition["trigger"]
+        if trigger["type"] != "price_drop":
+            continue
+        for item_id, before, after in drops:
+            if before <= 0 or (before - after) / before * 100 < trigger["min_drop_percent"]:
+                continue
+            item = _item_context(item_id, facts.get(item_id))
+            item.update(price=after, price_before=before, drop_percent=round((before - after) / before * 100, 1))
+            for person_id in _interested(item_id, trigger, now):
+                entered += enter(version, person_id, f"price:{item_id}:{after:.2f}", {"item": item}, now)
+    return entered
+
+
+def on_audiences(now: datetime | None = None) -> int:
+    """People who came into a saved segment since its last check enter the journeys it triggers, once
+    per coming in (someone who leaves the segment and comes back enters again, as re-entry allows).
+    Membership is kept per segment a live journey uses (``SegmentMember``)."""
+    now = now or timezone.now()
+    entered = 0
+    by_segment: dict[str, list[JourneyVersion]] = {}
+    for version in live_versions():
+        trigger = version.definition["trigger"]
+        if trigger["type"] == "audience":
+            by_segment.setdefault(trigger["segment"], []).append(version)
+    for segment in Segment.objects.filter(key__in=sorted(by_segment)).order_by("key"):
+        with transaction.atomic():
+            _lock(0, f"segment:{segment.pk}")
+            now_in = set(campaign_people.audience(parse_rule(segment.rule, "rule"), now).values_list("pk", flat=True))
+            known = dict(SegmentMember.objects.filter(segment=segment).values_list("person_id", "since"))
+            left = set(known) - now_in
+            SegmentMember.objects.filter(segment=segment, person_id__in=left).delete()
+            came = sorted(now_in - set(known))
+            SegmentMember.objects.bulk_create(
+                [SegmentMember(segment=segment, person_id=pid, since=now) for pid in came], ignore_conflicts=True
+            )
+            occurrence = f"segment:{segment.key}:{now.isoformat()}"
+            for version in by_segment[segment.key]:
+                for person_id in came:
+                    entered += enter(version, person_id, occurrence, {"segment": segment.key}, now)
     return entered
 
 
@@ -225,8 +318,6 @@ def _schedule_occurrence(trigger: dict[str, Any], zone: str, now: datetime) -> s
 def on_schedule(now: datetime | None = None, chunk: int = 1000) -> int:
     """Everyone with an email address whose local time is within the hour after a schedule's time
     enters, once per local day (the beat job runs more often than hourly, so nobody is missed)."""
-    from profiles.models import Person
-
     now = now or timezone.now()
     entered = 0
     default_zone = campaign_conf.default_timezone()

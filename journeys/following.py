@@ -1,4 +1,4 @@
-"""How journeys hear of what happens: committed events and restocks, through the profiles outbox.
+"""How journeys hear of what happens: committed events, restocks and price drops, through the profiles outbox.
 
 Ingestion calls :func:`select_events` in the batch's transaction; when any event is one a live
 journey watches (its trigger, an exit condition, a wait's event), the events go into an outbox entry
@@ -16,20 +16,25 @@ from typing import Any
 
 from django.utils import timezone
 
+from campaigns import composition
 from catalog import services as catalog
-from journeys import entering
+from journeys import entering, sending
 from journeys.definition import EventFacts
 from profiles import outbox
 
 EVENTS = "journey_events"
 RESTOCK = "journey_restock"
+PRICE_DROP = "journey_price_drop"
 
 
 def connect() -> None:
     outbox.register_action(EVENTS, perform_events)
     outbox.register_action(RESTOCK, perform_restock)
+    outbox.register_action(PRICE_DROP, perform_price_drop)
     outbox.follow_events(select_events)
     catalog.follow_restocks(note_restock)
+    catalog.follow_price_drops(note_price_drop)
+    composition.follow_senders(sending.csm_sender)
 
 
 def select_events(rows: Sequence[Any]) -> tuple[str, dict[str, Any]] | None:
@@ -58,3 +63,13 @@ def note_restock(item_ids: list[str]) -> None:
 
 def perform_restock(entry_id: int, payload: dict[str, Any]) -> None:
     entering.on_restock(payload["items"], timezone.now())
+
+
+def note_price_drop(drops: list[tuple[str, float, float]]) -> None:
+    if entering.any_live("price_drop"):
+        outbox.record(PRICE_DROP, {"drops": [list(drop) for drop in drops]})
+
+
+def perform_price_drop(entry_id: int, payload: dict[str, Any]) -> None:
+    drops = [(str(key), float(before), float(after)) for key, before, after in payload["drops"]]
+    entering.on_price_drop(drops, timezone.now())

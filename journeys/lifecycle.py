@@ -7,9 +7,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Channel
+from campaigns.rules import RuleError, parse_rule
 from journeys import definition as spec
-from journeys.models import Journey, JourneyStatus, JourneyVersion
+from journeys.models import Journey, JourneyStatus, JourneyVersion, Segment
 from profiles.models import Purpose
 
 
@@ -31,11 +32,36 @@ def _checked(definition: Any) -> dict[str, Any]:
         purpose = step.get("if", {}).get("consent")
         if purpose is not None and purpose not in Purpose.values:
             raise JourneyError(f"definition.steps[{index}].if.consent", f"Choose one of {', '.join(Purpose.values)}.")
-    known = set(Campaign.objects.filter(key__in=spec.campaigns_used(checked)).values_list("key", flat=True))
+    known = dict(Campaign.objects.filter(key__in=spec.campaigns_used(checked)).values_list("key", "channel"))
     for index, step in enumerate(checked["steps"]):
-        if step["type"] == "send_email" and step["campaign"] not in known:
+        if step.get("campaign") and step["campaign"] not in known:
             raise JourneyError(f"definition.steps[{index}].campaign", f"No campaign has the key {step['campaign']!r}.")
+        if step["type"] == "update_surface" and step.get("campaign") and known[step["campaign"]] != Channel.ONBOARDING:
+            raise JourneyError(
+                f"definition.steps[{index}].campaign", "Give an in-product (onboarding channel) campaign for a surface."
+            )
+    segments = set(Segment.objects.filter(key__in=spec.segments_used(checked)).values_list("key", flat=True))
+    if checked["trigger"].get("segment") and checked["trigger"]["segment"] not in segments:
+        raise JourneyError("definition.trigger.segment", f"No segment has the key {checked['trigger']['segment']!r}.")
+    for index, step in enumerate(checked["steps"]):
+        wanted = step.get("if", {}).get("segment")
+        if wanted is not None and wanted not in segments:
+            raise JourneyError(f"definition.steps[{index}].if.segment", f"No segment has the key {wanted!r}.")
     return checked
+
+
+def save_segment(key: str, name: str, rule: Any) -> Segment:
+    """Create or change a saved segment; the rule is a campaign audience rule, checked here."""
+    if not isinstance(key, str) or not key or len(key) > 100 or not all(c.isalnum() or c in "-_" for c in key):
+        raise JourneyError("key", "Give a key of letters, digits, - and _ (at most 100).")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise JourneyError("name", "Give a name of 1 to 200 characters.")
+    try:
+        parse_rule(rule, "rule")
+    except RuleError as error:
+        raise JourneyError(error.attr, error.detail) from error
+    segment, _ = Segment.objects.update_or_create(key=key, defaults={"name": name.strip(), "rule": rule})
+    return segment
 
 
 def _add_version(journey: Journey, definition: dict[str, Any], actor: str, note: str) -> JourneyVersion:

@@ -115,3 +115,52 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"entry {self.entry_id} {self.step}: {self.outcome}"
+
+
+class Segment(models.Model):
+    """A saved audience: a rule over traits and behaviour (the campaigns' audience rules), by key.
+    Journeys enter people when they come into it, and branch on whether they are in it."""
+
+    key = models.SlugField(max_length=100, unique=True, help_text="Stable id used in journey definitions.")
+    name = models.CharField(max_length=200)
+    rule = models.JSONField(help_text='An audience rule, as a campaign\'s: {"all": [{"field": …, "op": …}]}.')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class SegmentMember(models.Model):
+    """Who was in a segment at its last check, and since when: someone new is someone who entered."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    person = models.ForeignKey("profiles.Person", on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "person"], name="segmentmember_once")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}: person {self.person_id}"
+
+
+class SurfacePin(models.Model):
+    """A step a journey put on a person's onboarding checklist: shown first, with the journey's note."""
+
+    person = models.ForeignKey("profiles.Person", on_delete=models.CASCADE, related_name="surface_pins")
+    surface = models.CharField(max_length=64)
+    item_id = models.CharField(max_length=200)
+    note = models.CharField(max_length=300, blank=True)
+    entry = models.ForeignKey(Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    pinned_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-pinned_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["person", "surface", "item_id"], name="surfacepin_once")]
+
+    def __str__(self) -> str:
+        return f"{self.surface}: {self.item_id} for person {self.person_id}"

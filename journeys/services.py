@@ -3,6 +3,9 @@
 create_journey(key, name, definition) / change_journey / launch / pause / archive
 advance_due() -> AdvanceReport          the periodic worker round
 step_counts(journey) -> per step: ran, waiting here
+step_measures(journey) -> per step: entered, waiting, moved on, exited (why); converted, revenue vs holdout
+pinned_items(person_id, surface) -> the items journeys put first on a person's checklist
+save_segment(key, name, rule) -> a saved segment for audience triggers and segment branches
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from django.db.models import Count
 
 from journeys.advancing import AdvanceReport, advance_due
 from journeys.definition import DefinitionError
-from journeys.lifecycle import JourneyError, archive, change_journey, create_journey, launch, pause
-from journeys.models import Entry, EntryState, Journey, StepRun
+from journeys.lifecycle import JourneyError, archive, change_journey, create_journey, launch, pause, save_segment
+from journeys.measuring import step_measures
+from journeys.models import Entry, EntryState, Journey, StepRun, SurfacePin
 
 __all__ = [
     "AdvanceReport",
@@ -26,8 +30,20 @@ __all__ = [
     "create_journey",
     "launch",
     "pause",
+    "pinned_items",
+    "save_segment",
     "step_counts",
+    "step_measures",
 ]
+
+
+def pinned_items(person_id: int, surface: str) -> list[tuple[str, str]]:
+    """(item id, note) that journeys pinned on the person's surface, newest first."""
+    return list(
+        SurfacePin.objects.filter(person_id=person_id, surface=surface)
+        .order_by("-pinned_at", "-pk")
+        .values_list("item_id", "note")
+    )
 
 
 def step_counts(journey: Journey) -> dict[str, Any]:

@@ -25,5 +25,6 @@ def advance_journeys() -> int:
     ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=240, time_limit=300, expires=600
 )
 def enter_scheduled_journeys() -> int:
-    """The periodic check (every 15 minutes): people whose local time reached a schedule's time enter."""
-    return entering.on_schedule()
+    """The periodic check (every 15 minutes): people whose local time reached a schedule's time enter, and
+    people who came into a saved segment a journey starts from."""
+    return entering.on_schedule() + entering.on_audiences()

@@ -167,6 +167,8 @@ EXPECTED: dict[str, Entry] = {
     "api/v1/journeys/<slug:key>/launch": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "draft-journey"}),
     "api/v1/journeys/<slug:key>/pause": Entry({"POST": may(MARKETER, ADMIN, SECRET)}, {"key": "live-journey"}),
     "api/v1/journeys/<slug:key>/steps": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}, {"key": "live-journey"}),
+    "api/v1/segments": Entry({"GET": may(MARKETER, ANALYST, ADMIN, SECRET)}),
+    "api/v1/segments/<slug:key>": Entry({"PUT": may(MARKETER, ADMIN, SECRET)}, {"key": "trials"}),
 }
 
 

@@ -50,11 +50,13 @@ class ItemViewSet(
     metadata_class = ItemMetadata
 
     def perform_update(self, serializer: Any) -> None:
-        """A PATCH that brings a stock from zero to above zero is a restock, as in a sync."""
+        """A PATCH that brings a stock from zero to above zero is a restock, and one that lowers the price a
+        price drop, as in a sync."""
         with transaction.atomic():
             item = Item.objects.select_for_update().get(pk=serializer.instance.pk)
             serializer.save()
             services.note_stock_change(item.external_id, item.stock, serializer.instance.stock)
+            services.note_price_change(item.external_id, item.price, serializer.instance.price)
 
     def get_queryset(self) -> QuerySet[Item]:
         queryset = Item.objects.all()

@@ -15,11 +15,13 @@ from rest_framework.views import APIView
 from journeys import services
 from journeys.api.serializers import (
     JourneyCreateSerializer,
+    JourneyDetailSerializer,
     JourneySerializer,
     JourneyUpdateSerializer,
+    SegmentSerializer,
     StepCountsSerializer,
 )
-from journeys.models import Journey
+from journeys.models import Journey, Segment
 
 NOT_FOUND = OpenApiResponse(description="No journey with this key.")
 CONFLICT = OpenApiResponse(description="The journey's status does not allow this.")
@@ -79,9 +81,13 @@ class JourneyListView(generics.ListAPIView):
 
 
 class JourneyDetailView(APIView):
-    @extend_schema(tags=["journeys"], summary="A journey", responses={200: JourneySerializer, 404: NOT_FOUND})
+    @extend_schema(
+        tags=["journeys"],
+        summary="A journey, with its measures per step and against its holdout",
+        responses={200: JourneyDetailSerializer, 404: NOT_FOUND},
+    )
     def get(self, request: Request, key: str) -> Response:
-        return Response(JourneySerializer(get_object_or_404(_journeys(), key=key)).data)
+        return Response(JourneyDetailSerializer(get_object_or_404(_journeys(), key=key)).data)
 
     @extend_schema(
         tags=["journeys"],
@@ -138,3 +144,31 @@ class StepCountsView(APIView):
     def get(self, request: Request, key: str) -> Response:
         journey = get_object_or_404(_journeys(), key=key)
         return Response(StepCountsSerializer(services.step_counts(journey)).data)
+
+
+class SegmentListView(generics.ListAPIView):
+    """Saved segments by key: the audiences journeys enter people from and branch on."""
+
+    serializer_class = SegmentSerializer
+    queryset = Segment.objects.order_by("key")
+
+    @extend_schema(tags=["journeys"], summary="List saved segments")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class SegmentView(APIView):
+    @extend_schema(
+        tags=["journeys"],
+        summary="Create or change a saved segment (name and audience rule)",
+        request=SegmentSerializer,
+        responses={200: SegmentSerializer, 400: INVALID},
+    )
+    def put(self, request: Request, key: str) -> Response:
+        given = SegmentSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            segment = services.save_segment(key, given.validated_data["name"], given.validated_data["rule"])
+        except services.JourneyError as error:
+            raise _api_error(error) from None
+        return Response(SegmentSerializer(segment).data)

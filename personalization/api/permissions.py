@@ -104,6 +104,9 @@ REQUIRED: dict[str, dict[str, Requirement]] = {
     "journey-launch": {"POST": "journeys.launch_journey"},
     "journey-pause": {"POST": "journeys.launch_journey"},
     "journey-steps": {"GET": "journeys.view_journey"},
+    # Saved segments are part of journeys (their audience triggers and segment branches).
+    "segments": {"GET": "journeys.view_journey"},
+    "segment": {"PUT": "journeys.change_journey"},
 }
 
 
