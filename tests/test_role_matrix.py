@@ -70,6 +70,12 @@ EXPECTED: dict[str, Entry] = {
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
+    "journeys/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "journeys/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "draft-journey"}),
+    "journeys/<slug:key>/counts": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "live-journey"}),
+    "journeys/<slug:key>/<slug:action>": Entry(
+        {"POST": may(MARKETER, ADMIN)}, {"key": "draft-journey", "action": "launch"}
+    ),
     "approvals/": Entry({"GET": may(MARKETER, CSM), "POST": may(CSM)}, data={"action": "approve", "ids": "{message}"}),
     "approvals/<int:pk>/": Entry(
         {"GET": may(MARKETER, CSM), "POST": may(CSM)}, {"pk": "{message}"}, {"action": "edit", "note": "n"}
