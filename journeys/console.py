@@ -1,5 +1,6 @@
 """The console's journey pages: the list with status and counts; a journey as a vertical flow with
-counts on each step, its words, and launch / pause / archive.
+counts on each step, its words, and launch / pause / archive; the builder
+(new from a starter or blank, and edit), whose errors stand beside the field they name.
 
 Marketers and Administrators build, launch and pause; Analysts read (``personalization.roles``).
 """
@@ -13,11 +14,14 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from journeys import counting, lifecycle, wording
-from journeys.models import Journey
+from campaigns.models import Campaign
+from journeys import builder, counting, lifecycle, starters, wording
+from journeys.definition import INTEREST_KINDS, REENTRY_MODES, STEP_TYPES
+from journeys.models import Journey, JourneyStatus
 from personalization.access import requires
+from profiles.models import Purpose
 
 VIEW = "journeys.view_journey"
 ADD = ("journeys.add_journey", "journeys.change_journey")
@@ -96,7 +100,7 @@ def journey_detail(request: HttpRequest, key: str) -> HttpResponse:
         "finished": flow.entries.get(counting.DONE, 0),
         "versions": journey.versions.all()[:20],
         "code": json.dumps(definition, indent=2, ensure_ascii=False),
-        "can_change": False,
+        "can_change": _may(request, CHANGE) and journey.status != JourneyStatus.ARCHIVED,
         "can_launch": _may(request, LAUNCH),
     }
     return render(request, "journeys/detail.html", context)
@@ -134,3 +138,122 @@ def journey_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
         }
         messages.success(request, said[action])
     return HttpResponseRedirect(reverse("journeys:detail", args=[journey.key]))
+
+
+# --- the builder ---------------------------------------------------------------------------------
+
+
+def _builder_context(form: builder.BuilderForm, **extra: Any) -> dict[str, Any]:
+    definition = builder.to_definition(form)
+    campaigns = list(Campaign.objects.order_by("name").values_list("key", "name"))
+    known = {k for k, _ in campaigns}
+    wanted = [r.get("campaign") for r in form.steps if r.get("type") == "send_email" and r.get("campaign")]
+    missing = sorted({str(k) for k in wanted if k not in known})
+    return {
+        "form": form,
+        "values": form.values,
+        "errors": form.errors,
+        "steps": form.step_rows(),
+        "exits": form.exit_rows(),
+        "words": wording.summary(definition),
+        "trigger_types": TRIGGER_TYPES,
+        "step_types": [(t, builder.STEP_LABELS[t]) for t in STEP_TYPES],
+        "step_ids": form.step_ids,
+        "campaigns": campaigns,
+        "missing_campaigns": missing,
+        "units": builder.UNITS,
+        "weekdays": list(enumerate(wording.WEEKDAYS)),
+        "interest_kinds": INTEREST_KINDS,
+        "reentry_modes": [(m, wording.reentry({"mode": m})) for m in REENTRY_MODES],
+        "purposes": Purpose.values,
+        "code": json.dumps(definition, indent=2, ensure_ascii=False),
+        **extra,
+    }
+
+
+def _refused(form: builder.BuilderForm, error: lifecycle.JourneyError) -> None:
+    form.errors[builder.field_for(error.field)] = builder.error_text(error.field, error.detail)
+
+
+def _free_key(key: str) -> str:
+    candidate, n = key, 2
+    while Journey.objects.filter(key=candidate).exists():
+        candidate, n = f"{key}-{n}", n + 1
+    return candidate
+
+
+@require_http_methods(["GET", "POST"])
+@requires(ADD)
+def journey_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = builder.read_form(request.POST)
+        if not request.POST.get("op"):
+            key = form.values["key"]
+            if key in RESERVED_KEYS:
+                form.errors["key"] = f"The key {key!r} is reserved; choose another."
+            else:
+                try:
+                    journey = lifecycle.create_journey(
+                        key, form.values["name"], builder.to_definition(form), request.user.get_username(), request.user
+                    )
+                except lifecycle.JourneyError as error:
+                    _refused(form, error)
+                else:
+                    messages.success(request, "Saved as a draft (version 1). Test it with a person, then launch it.")
+                    return HttpResponseRedirect(reverse("journeys:detail", args=[journey.key]))
+        return render(request, "journeys/builder.html", _builder_context(form, creating=True))
+    chosen = request.GET.get("starter", "")
+    if chosen == "blank":
+        form = builder.from_definition(starters.BLANK, "", "")
+    elif chosen:
+        found = starters.starter(chosen)
+        if found is None:
+            raise Http404("No such starter")
+        form = builder.from_definition(found["definition"], _free_key(chosen), found["name"])
+    else:
+        cards = [{"key": k, **s, "words": wording.summary(s["definition"])} for k, s in starters.STARTERS.items()]
+        return render(request, "journeys/new.html", {"starters": cards})
+    return render(request, "journeys/builder.html", _builder_context(form, creating=True, starter=chosen))
+
+
+@require_http_methods(["GET", "POST"])
+@requires(CHANGE)
+def journey_edit(request: HttpRequest, key: str) -> HttpResponse:
+    journey = get_object_or_404(_journeys(), key=key)
+    if journey.status == JourneyStatus.ARCHIVED:
+        messages.error(request, "An archived journey cannot be changed.")
+        return HttpResponseRedirect(reverse("journeys:detail", args=[journey.key]))
+    if request.method == "POST":
+        form = builder.read_form(request.POST)
+        form.values["key"] = journey.key
+        if not request.POST.get("op"):
+            definition = builder.to_definition(form)
+            changed = journey.current_version is None or definition != _as_form_sees(journey)
+            try:
+                lifecycle.change_journey(
+                    journey,
+                    name=form.values["name"],
+                    definition=definition if changed else None,
+                    actor=request.user.get_username(),
+                )
+            except lifecycle.JourneyError as error:
+                _refused(form, error)
+            else:
+                journey.refresh_from_db()
+                version = journey.current_version.number if journey.current_version else 0
+                messages.success(
+                    request,
+                    f"Saved as version {version}." + (" People already in it finish their version." if changed else ""),
+                )
+                return HttpResponseRedirect(reverse("journeys:detail", args=[journey.key]))
+    else:
+        definition = journey.current_version.definition if journey.current_version else starters.BLANK
+        form = builder.from_definition(definition, journey.key, journey.name)
+    return render(request, "journeys/builder.html", _builder_context(form, creating=False, journey=journey))
+
+
+def _as_form_sees(journey: Journey) -> dict[str, Any]:
+    """The current definition as the form would post it back unchanged (to save no empty version)."""
+    assert journey.current_version is not None
+    current = builder.to_definition(builder.from_definition(journey.current_version.definition))
+    return current

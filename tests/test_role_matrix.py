@@ -71,7 +71,11 @@ EXPECTED: dict[str, Entry] = {
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
     "journeys/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "journeys/new/": Entry({"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, data={"name": "n"}),
     "journeys/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "draft-journey"}),
+    "journeys/<slug:key>/edit": Entry(
+        {"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, {"key": "draft-journey"}, {"op": "refresh"}
+    ),
     "journeys/<slug:key>/counts": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "live-journey"}),
     "journeys/<slug:key>/<slug:action>": Entry(
         {"POST": may(MARKETER, ADMIN)}, {"key": "draft-journey", "action": "launch"}

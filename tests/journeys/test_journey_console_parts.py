@@ -1,4 +1,5 @@
-"""The console's pure parts: the words and the counting arithmetic, without a database."""
+"""The console's pure parts: the words, the builder form ↔ definition, and the counting arithmetic, each
+without a database."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.http import QueryDict
 
-from journeys import counting, starters, wording
-from journeys.definition import validate
+from journeys import builder, counting, starters, wording
+from journeys.definition import DefinitionError, validate
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -48,6 +50,81 @@ def test_waits_read_in_their_largest_unit():
     assert wording.step({"type": "wait", "until_event": "Calendar Connected", "timeout_seconds": 72 * 3600}) == (
         "Wait until they do “Calendar Connected”, at most 3 days"
     )
+
+
+# --- the builder form ----------------------------------------------------------------------------
+
+
+def _post(form: builder.BuilderForm, **extra: str) -> QueryDict:
+    """The form as a browser would post it back."""
+    data = QueryDict(mutable=True)
+    for name, value in form.values.items():
+        if isinstance(value, list):
+            data.setlist(name, value)
+        else:
+            data[name] = value
+    for n, row in enumerate(form.steps):
+        for name in row:
+            data[f"step-{n}-{name}"] = str(row[name])
+    for n, row in enumerate(form.exits):
+        data[f"exit-{n}-event"], data[f"exit-{n}-where"] = row["event"], row["where"]
+    for name, value in extra.items():
+        data[name] = value
+    return data
+
+
+@pytest.mark.parametrize("key", sorted(starters.STARTERS))
+def test_a_starter_goes_through_the_form_unchanged(key):
+    definition = starters.STARTERS[key]["definition"]
+    form = builder.from_definition(definition, key, "n")
+    again = builder.to_definition(builder.read_form(_post(form)))
+    assert validate(again) == validate(definition)
+
+
+def test_the_form_adds_moves_and_removes_steps():
+    form = builder.read_form(_post(builder.from_definition(CART), op="add:send_email"))
+    assert [s["id"] for s in form.steps] == ["wait", "send", "send-2"]
+    form = builder.read_form(_post(form, op="add:exit"))
+    assert [s["id"] for s in form.steps] == ["wait", "send", "send-2", "exit"]
+    form = builder.read_form(_post(form, op="up:3"))
+    assert [s["id"] for s in form.steps] == ["wait", "send", "exit", "send-2"]
+    form = builder.read_form(_post(form, op="remove:0"))
+    assert [s["id"] for s in form.steps] == ["send", "exit", "send-2"]
+    form = builder.read_form(_post(form, op="add_exit"))
+    assert len(form.exits) == 2
+
+
+def test_a_where_text_becomes_properties_and_back():
+    assert builder.parse_where("currency=EUR, qty=2, gift=true") == {"currency": "EUR", "qty": 2, "gift": True}
+    assert builder.where_text({"currency": "EUR", "gift": True}) == "currency=EUR, gift=true"
+    assert builder.parse_where("no equals sign") == "no equals sign"  # refused by the definition, by name
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"step-0-wait_amount": "soon"}, "step-0-wait_amount"),
+        (
+            {
+                "step-1-type": "branch",
+                "step-1-cond_value": "Order Completed",
+                "step-1-then": "wait",
+                "step-1-else": "wait",
+            },
+            "step-1-then",
+        ),
+        ({"trigger_event": ""}, "trigger_event"),
+        ({"holdout_percent": "80"}, "holdout_percent"),
+        ({"exit-0-event": ""}, "exit-0-event"),
+        ({"step-1-id": "Send Now"}, "step-1-id"),
+        ({"cooldown_hours": "-1"}, "cooldown_hours"),
+    ],
+)
+def test_a_definition_error_lands_on_the_field_it_names(change, field):
+    form = builder.read_form(_post(builder.from_definition(CART), **change))
+    with pytest.raises(DefinitionError) as raised:
+        validate(builder.to_definition(form))
+    assert builder.field_for("definition." + raised.value.field) == field
 
 
 # --- counting ------------------------------------------------------------------------------------
