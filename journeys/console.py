@@ -1,5 +1,5 @@
 """The console's journey pages: the list with status and counts; a journey as a vertical flow with
-counts on each step, its words, and launch / pause / archive; the builder
+counts on each step, its words, a test run for one person and launch / pause / archive; the builder
 (new from a starter or blank, and edit), whose errors stand beside the field they name.
 
 Marketers and Administrators build, launch and pause; Analysts read (``personalization.roles``).
@@ -8,20 +8,26 @@ Marketers and Administrators build, launch and pause; Analysts read (``personali
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from campaigns import conf as campaign_conf
+from campaigns import people as campaign_people
 from campaigns.models import Campaign
-from journeys import builder, counting, lifecycle, starters, wording
-from journeys.definition import INTEREST_KINDS, REENTRY_MODES, STEP_TYPES
-from journeys.models import Journey, JourneyStatus
+from journeys import builder, counting, dry_run, lifecycle, starters, wording
+from journeys.definition import INTEREST_KINDS, REENTRY_MODES, STEP_TYPES, EventFacts
+from journeys.entering import held_out
+from journeys.models import Entry, EntryState, Journey, JourneyStatus
 from personalization.access import requires
-from profiles.models import Purpose
+from profiles import services as profiles
+from profiles.models import Event, Purpose
 
 VIEW = "journeys.view_journey"
 ADD = ("journeys.add_journey", "journeys.change_journey")
@@ -74,6 +80,41 @@ def _may(request: HttpRequest, permissions: str | tuple[str, ...]) -> bool:
 # --- a journey -----------------------------------------------------------------------------------
 
 
+def _test_run(journey: Journey, person_key: str) -> tuple[dry_run.Trace | None, str, str]:
+    """(trace, problem, note about their entries now)."""
+    person = profiles.find_person(person_key)
+    if person is None:
+        return None, f"No person is known by {person_key!r}.", ""
+    if journey.current_version is None:
+        return None, "This journey has no definition yet.", ""
+    now = timezone.now()
+    rows = list(
+        Event.objects.filter(person_id=person.pk, timestamp__gte=now - timedelta(days=TEST_RUN_DAYS))
+        .order_by("-timestamp", "-pk")
+        .values_list("kind", "name", "item_id", "properties", "timestamp", "message_id", "position")[:TEST_RUN_EVENTS]
+    )
+    events = [
+        EventFacts(person.pk, kind, name, item_id, dict(props or {}), at.timestamp(), message_id, position)
+        for kind, name, item_id, props, at, message_id, position in rows
+    ]
+    traits = campaign_people.traits_of([person.pk]).get(person.pk, {})
+    definition = journey.current_version.definition
+    facts = dry_run.Person(
+        traits=traits,
+        consents={s.purpose: s.granted for s in profiles.consent_states(person.pk)},
+        zone=campaign_people.zone_of(traits, campaign_conf.default_timezone()),
+        held_out=held_out(journey.key, person.pk, definition["holdout_share"]),
+    )
+    current = Entry.objects.filter(journey=journey, person=person).order_by("-entered_at", "-pk").first()
+    note = ""
+    if current is not None and current.state == EntryState.ACTIVE:
+        note = f"They are in this journey now (entered {current.entered_at:%b %-d %H:%M}, next step {current.step})."
+    elif current is not None:
+        state = current.get_state_display().lower()
+        note = f"They were in this journey ({state}, entered {current.entered_at:%b %-d %H:%M})."
+    return dry_run.trace(definition, events, facts, now), "", note
+
+
 def _flow_rows(journey: Journey) -> tuple[counting.Flow, list[dict[str, Any]]]:
     flow = counting.journey_flow(journey)
     steps = journey.current_version.definition["steps"] if journey.current_version else []
@@ -91,6 +132,8 @@ def journey_detail(request: HttpRequest, key: str) -> HttpResponse:
     journey = get_object_or_404(_journeys(), key=key)
     definition = journey.current_version.definition if journey.current_version else {}
     flow, rows = _flow_rows(journey)
+    person_key = request.GET.get("person", "").strip() if request.user.has_perm("profiles.view_person") else ""
+    trace, problem, note = _test_run(journey, person_key) if person_key else (None, "", "")
     context = {
         "journey": journey,
         "tone": STATUS_TONES.get(journey.status, ""),
@@ -100,6 +143,11 @@ def journey_detail(request: HttpRequest, key: str) -> HttpResponse:
         "finished": flow.entries.get(counting.DONE, 0),
         "versions": journey.versions.all()[:20],
         "code": json.dumps(definition, indent=2, ensure_ascii=False),
+        "person_key": person_key,
+        "may_test": request.user.has_perm("profiles.view_person"),
+        "trace": trace,
+        "test_problem": problem,
+        "test_note": note,
         "can_change": _may(request, CHANGE) and journey.status != JourneyStatus.ARCHIVED,
         "can_launch": _may(request, LAUNCH),
     }

@@ -1,21 +1,26 @@
-"""The console's pure parts: the words, the builder form ↔ definition, and the counting arithmetic, each
-without a database."""
+"""The console's pure parts: the words, the builder form ↔ definition, the counting arithmetic and the
+one-person test run, each without a database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.http import QueryDict
 
-from journeys import builder, counting, starters, wording
-from journeys.definition import DefinitionError, validate
+from journeys import builder, counting, dry_run, starters, wording
+from journeys.definition import DefinitionError, EventFacts, validate
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
+def event(name: str, at: datetime, kind: str = "custom", item: str = "", n: int = 0, **props: Any) -> EventFacts:
+    return EventFacts(1, kind, name, item, props, at.timestamp(), f"m-{name}-{at.timestamp()}-{n}", 0)
+
+
 CART = validate(starters.STARTERS["abandoned-cart"]["definition"])
+SOMEONE = dry_run.Person(traits={"email": "a@example.com"}, consents={"email_marketing": True})
 
 
 # --- words ---------------------------------------------------------------------------------------
@@ -154,3 +159,66 @@ def test_the_flow_counts_who_is_where():
     assert (send.entered, send.moved_on) == (3, 3)
     assert (done.entered, done.exited, done.moved_on) == (1, 1, 0)
     assert flow.entries == {"active": 4, "done": 3, "exited": 2, "held_out": 1} and flow.total == 10
+
+
+# --- the test run --------------------------------------------------------------------------------
+
+
+def test_someone_who_carted_and_did_not_buy_gets_the_email():
+    added = NOW - timedelta(hours=6)
+    result = dry_run.trace(CART, [event("Product Added", added, "add_to_cart", "a1")], SOMEONE, NOW)
+    assert result.entered and result.entered_at == added
+    assert [(s.id, s.expected) for s in result.path] == [("wait", False), ("send", False)]
+    assert result.path[0].happens == "waits until Nov 27 10:00 UTC"
+    assert result.path[1].happens.startswith("sends the email “cart-reminder”")
+    assert result.outcome == "Finishes the journey after the last step."
+
+
+def test_someone_who_bought_during_the_wait_leaves():
+    events = [
+        event("Product Added", NOW - timedelta(hours=3), "add_to_cart", "a1"),
+        event("Order Completed", NOW - timedelta(hours=1), "purchase", "a1"),
+    ]
+    result = dry_run.trace(CART, events, SOMEONE, NOW)
+    assert [s.id for s in result.path] == ["wait"]
+    assert result.outcome.startswith("Leaves: they did “Order Completed”")
+
+
+def test_a_recent_cart_is_still_waiting_and_the_rest_is_expected():
+    result = dry_run.trace(CART, [event("Product Added", NOW - timedelta(hours=1), "add_to_cart")], SOMEONE, NOW)
+    assert [s.expected for s in result.path] == [False, True]
+
+
+def test_no_consent_and_holdout_are_said():
+    carted = [event("Product Added", NOW - timedelta(hours=6), "add_to_cart")]
+    refused = dry_run.trace(CART, carted, dry_run.Person({"email": "a@example.com"}, {}), NOW)
+    assert "no email_marketing consent" in refused.path[-1].happens and refused.path[-1].tone == "bad"
+    held = dry_run.trace(CART, carted, dry_run.Person({}, {}, held_out=True), NOW)
+    assert held.path == [] and held.outcome.startswith("Held out")
+
+
+def test_without_a_trigger_the_path_is_shown_as_if_it_fired_now():
+    result = dry_run.trace(CART, [], SOMEONE, NOW)
+    assert not result.entered and result.entered_at == NOW
+    assert "have not done “Product Added”" in result.entry and all(s.expected for s in result.path[1:])
+
+
+def test_a_wait_for_an_event_and_a_count_trigger():
+    definition = validate(
+        {
+            "trigger": {"type": "event_count", "event": "API Call", "threshold": 3, "period_days": 30},
+            "steps": [
+                {"id": "w", "type": "wait", "until_event": "Upgraded", "timeout_hours": 48},
+                {"id": "b", "type": "branch", "if": {"trait": "plan", "equals": "pro"}, "then": "x", "else": "s"},
+                {"id": "s", "type": "send_email", "campaign": "upgrade"},
+                {"id": "x", "type": "exit"},
+            ],
+        }
+    )
+    start = NOW - timedelta(days=2)
+    calls = [event("API Call", start + timedelta(hours=h), n=h) for h in range(4)]
+    upgraded = event("Upgraded", start + timedelta(hours=10))
+    result = dry_run.trace(definition, [*calls, upgraded], dry_run.Person({"plan": "pro"}, {}), NOW)
+    assert result.entered_at == start + timedelta(hours=2)  # the third call
+    assert "they did “Upgraded”" in result.path[0].happens
+    assert [s.id for s in result.path] == ["w", "b", "x"] and result.outcome == "Leaves at the exit step."

@@ -1,5 +1,5 @@
 """The console's journey pages on PostgreSQL: the list and the flow with counts that follow real
-entries, the builder (from a starter, errors beside their field, edit as a new version),
+entries, the builder (from a starter, errors beside their field, edit as a new version), the test run,
 launch / pause / archive, and who may do what."""
 
 from __future__ import annotations
@@ -147,3 +147,21 @@ def test_launch_pause_archive_and_who_may():
     refused = marketer.post(f"/journeys/{journey.key}/pause", follow=True)
     assert "The journey is archived: it cannot be paused." in refused.content.decode()
     assert marketer.get(f"/journeys/{journey.key}/edit").status_code == 302
+
+
+def test_the_test_run_shows_the_path_without_storing_anything():
+    item("a1")
+    cart_campaign()
+    journey = abandoned_cart()
+    services.pause(journey)  # nobody enters while the person's events come in
+    person("ana")
+    track("ana", "Product Added", at=now() - timedelta(hours=5), product_id="a1")
+    relay()
+    marketer = signed_in("Marketer")
+    page = marketer.get(f"/journeys/{journey.key}/", {"person": "ana"})
+    trace = page.context["trace"]
+    assert trace.entered and [s.id for s in trace.path] == ["wait", "send"]
+    assert "sends the email “cart-reminder”" in page.content.decode()
+    assert not Entry.objects.exists()
+    unknown = marketer.get(f"/journeys/{journey.key}/", {"person": "nobody-at-all"})
+    assert unknown.context["test_problem"] == "No person is known by 'nobody-at-all'."
