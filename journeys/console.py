@@ -120,7 +120,13 @@ def _flow_rows(journey: Journey) -> tuple[counting.Flow, list[dict[str, Any]]]:
     steps = journey.current_version.definition["steps"] if journey.current_version else []
     names = wording.step_names(steps)
     rows = [
-        {"number": n, "step": step, "words": wording.step(step, names), "count": count}
+        {
+            "number": n,
+            "step": step,
+            "label": builder.STEP_LABELS.get(step["type"], step["type"]),
+            "words": wording.step(step, names),
+            "count": count,
+        }
         for n, (step, count) in enumerate(zip(steps, flow.steps, strict=True), start=1)
     ]
     return flow, rows

@@ -1,6 +1,13 @@
-// The journey page's counts, refreshed in place every few seconds from /journeys/KEY/counts.
+// The journey page's counts, refreshed in place every few seconds from /journeys/KEY/counts;
+// archiving asks first.
 (function () {
   "use strict";
+  var confirming = document.querySelectorAll("form[data-confirm]");
+  for (var c = 0; c < confirming.length; c++) {
+    confirming[c].addEventListener("submit", function (event) {
+      if (!window.confirm(event.target.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  }
   var flow = document.getElementById("flow");
   if (!flow || !window.fetch) return;
   var url = flow.getAttribute("data-url");
