@@ -37,6 +37,13 @@ STEP_LABELS = {
     "exit": "Exit",
 }
 MAX_EXITS = 10
+BLANK: dict[str, Any] = {  # a new journey without a starter
+    "trigger": {"type": "event", "event": ""},
+    "steps": [{"id": "wait", "type": "wait", "hours": 1}],
+    "exit_on": [],
+    "reentry": {"mode": "after_exit", "cooldown_hours": 0},
+    "holdout_share": 0.0,
+}
 
 
 class FormData(Protocol):

@@ -258,11 +258,12 @@ def journey_new(request: HttpRequest) -> HttpResponse:
         return render(request, "journeys/builder.html", _builder_context(form, creating=True))
     chosen = request.GET.get("starter", "")
     if chosen == "blank":
-        form = builder.from_definition(starters.BLANK, "", "")
+        form = builder.from_definition(builder.BLANK, "", "")
     elif chosen:
-        found = starters.starter(chosen)
-        if found is None:
-            raise Http404("No such starter")
+        try:
+            found = starters.starter(chosen)
+        except KeyError:
+            raise Http404("No such starter") from None
         form = builder.from_definition(found["definition"], _free_key(chosen), found["name"])
     else:
         cards = [{"key": k, **s, "words": wording.summary(s["definition"])} for k, s in starters.STARTERS.items()]
@@ -301,7 +302,7 @@ def journey_edit(request: HttpRequest, key: str) -> HttpResponse:
                 )
                 return HttpResponseRedirect(reverse("journeys:detail", args=[journey.key]))
     else:
-        definition = journey.current_version.definition if journey.current_version else starters.BLANK
+        definition = journey.current_version.definition if journey.current_version else builder.BLANK
         form = builder.from_definition(definition, journey.key, journey.name)
     return render(request, "journeys/builder.html", _builder_context(form, creating=False, journey=journey))
 
