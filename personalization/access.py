@@ -37,6 +37,7 @@ def requires(requirement: Requirement) -> Callable[[View], View]:
 CONSOLE: list[tuple[str, Requirement]] = [
     ("/surfaces/", "personalization.view_surface"),
     ("/campaigns/", "campaigns.view_campaign"),
+    ("/journeys/", "journeys.view_journey"),
     ("/approvals/", SEES_MESSAGES),
     ("/experiments/", "experiments.view_experiment"),
     ("/people/", AnyOf("profiles.view_person", "campaigns.view_account_people")),

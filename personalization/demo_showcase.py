@@ -1,6 +1,7 @@
 """What ``manage.py seed_demo`` adds beside the generated behaviour so every console page has data:
 role logins, accounts with their CSMs, the homepage answers people saw (attributed by the nightly
-job's own code), a campaign in each state and an experiment with a verdict.
+job's own code), a campaign in each state, an experiment with a verdict, and journeys with people
+moving through them.
 
 Everything goes through the services the API and the console call (surfaces, campaigns,
 experiments, ingestion, tracking); nothing writes a results table by hand.
@@ -23,14 +24,20 @@ from django.utils import timezone
 from campaigns import services as campaigns
 from campaigns import tracking
 from campaigns.models import Account, ApprovalPolicy, Campaign, Message, MessageState
+from catalog.models import Item
+from catalog.services import UPSERT_FIELDS, upsert_items
 from experiments import services as experiments
 from experiments.models import Experiment
+from journeys import advancing, entering, lifecycle, starters
+from journeys.definition import EventFacts
+from journeys.models import Journey
 from personalization import feedback
 from personalization.demo_store import ACCOUNTS, DemoStore
 from personalization.models import ApiKey, KeyScope, Surface
 from personalization.surfaces import change_config
+from profiles import outbox
 from profiles import services as profiles
-from profiles.models import Person
+from profiles.models import Consent, Event, Person
 
 EMAIL_SURFACE = Campaign._meta.get_field("content_surface").get_default()  # "email-product-block"
 
@@ -342,6 +349,186 @@ def seed_experiment(marketer: Any, seed: int = 7, days: int = 21) -> Experiment:
         profiles.ingest_messages(orders)
     experiments.record_results(experiment)
     return experiment
+
+
+# --- journeys: abandoned cart and back in stock live, with people in them ------------------------
+
+CART_HTML = (
+    "<h1>Still thinking it over?</h1><p>You left these in your cart:</p>"
+    '{% for i in journey.cart %}<p><a href="{{ i.url }}">{{ i.title }}</a> × {{ i.quantity }}</p>{% endfor %}'
+    "<p>You may also like:</p>"
+    '{% for p in products %}<p><a href="{{ p.url }}">{{ p.title }}</a></p>{% endfor %}'
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+STOCK_HTML = (
+    '<h1>{{ journey.item.title }} is back</h1><p><a href="{{ journey.item.url }}">{{ journey.item.title }}</a> '
+    "is back in stock.</p>"
+    '{% for p in products %}<p><a href="{{ p.url }}">{{ p.title }}</a></p>{% endfor %}'
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+LIVE_JOURNEYS = ("abandoned-cart", "back-in-stock")
+REPLAY_STEP = timedelta(minutes=15)
+
+
+@dataclass
+class JourneySeed:
+    live: list[Journey]
+    drafts: list[Journey]
+    restocked: str
+
+
+def _journey_campaigns(marketer: Any) -> None:
+    """The campaigns the journeys' emails use as templates: drafts, never launched themselves."""
+    templates = {
+        "cart-reminder": _values(
+            "Cart reminder (journey template)",
+            "Still in your cart.",
+            subject="Still thinking it over? {{ journey.cart|length }} items in your cart",
+            html=CART_HTML,
+            text="{% for i in journey.cart %}- {{ i.title }}: {{ i.url }}\n{% endfor %}",
+        ),
+        "back-in-stock": _values(
+            "Back in stock (journey template)",
+            "Back in stock.",
+            subject="{{ journey.item.title }} is back in stock",
+            html=STOCK_HTML,
+            text="{{ journey.item.title }} is back: {{ journey.item.url }}",
+        ),
+    }
+    for key, values in templates.items():
+        if not Campaign.objects.filter(key=key).exists():
+            campaigns.create_campaign(key, values, marketer)
+
+
+def _reachable_people(limit: int) -> list[Person]:
+    """People with an email address and marketing consent, who can be sent a journey's email."""
+    granted = set(Consent.objects.filter(purpose="email_marketing", granted=True).values_list("person_id", flat=True))
+    found = Person.objects.filter(merged_into=None, traits__has_key="email").order_by("pk")
+    return [p for p in found if p.pk in granted][:limit]
+
+
+def _cart_events(people: list[Person], products: list[str], rng: random.Random) -> list[dict[str, Any]]:
+    """Over the last two days: carts that were bought within hours, carts left behind long enough for
+    the email, and carts of the last hours still in their wait."""
+    now = timezone.now()
+    messages: list[dict[str, Any]] = []
+    for n, person in enumerate(people):
+        identity = campaigns_identity(person.pk)
+        if not identity:
+            continue
+        story = ("bought", "left", "left", "recent")[n % 4]
+        hours_ago = rng.uniform(0.3, 3.5) if story == "recent" else rng.uniform(6, 44)
+        at = now - timedelta(hours=hours_ago)
+        product = rng.choice(products)
+        messages.append(
+            {
+                "type": "track",
+                "event": "Product Added",
+                "messageId": f"demo-journey-cart-{person.pk}",
+                "timestamp": at.isoformat(),
+                "properties": {"product_id": product, "quantity": 1 + (n % 2)},
+                **identity,
+            }
+        )
+        if story == "bought":
+            messages.append(
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "messageId": f"demo-journey-order-{person.pk}",
+                    "timestamp": (at + timedelta(hours=rng.uniform(0.5, 3))).isoformat(),
+                    "properties": {
+                        "order_id": f"O-journey-{person.pk}",
+                        "products": [{"product_id": product, "price": f"{rng.uniform(20, 90):.2f}", "quantity": 1}],
+                    },
+                    **identity,
+                }
+            )
+    return messages
+
+
+def _replay(message_ids: list[str]) -> None:
+    """What the event stream and the workers did while those events came in: each event evaluated at
+    its time (``journeys.entering.on_events``) and due steps advanced every 15 minutes up to now
+    (``journeys.advancing.advance_due``), with the journeys' own code and clock argument."""
+    rows = list(
+        Event.objects.filter(message_id__in=message_ids)
+        .order_by("timestamp", "pk")
+        .values_list("person_id", "kind", "name", "item_id", "properties", "timestamp", "message_id", "position")
+    )
+    if not rows:
+        return
+    facts = [
+        EventFacts(p, k, n, i, dict(props or {}), at.timestamp(), m, pos) for p, k, n, i, props, at, m, pos in rows
+    ]
+    now = timezone.now()
+    moment = rows[0][5]
+    index = 0
+    while moment < now:
+        moment = min(moment + REPLAY_STEP, now)
+        batch = []
+        while index < len(facts) and facts[index].timestamp <= moment.timestamp():
+            batch.append(facts[index])
+            index += 1
+        if batch:
+            entering.on_events(batch, moment)
+        advancing.advance_due(now=moment)
+
+
+def _restock(rng: random.Random) -> str:
+    """An item people looked at lately sells out, then a catalogue sync brings it back: its journey
+    enters those people (through the catalogue's restock hook and the outbox) and emails them."""
+    since = timezone.now() - timedelta(days=30)
+    reachable = {p.pk for p in _reachable_people(100_000)}
+    viewers: dict[str, set[int]] = {}
+    for item_id, person_id in (
+        Event.objects.filter(kind="view", timestamp__gte=since).exclude(item_id="").values_list("item_id", "person_id")
+    ):
+        if person_id in reachable:
+            viewers.setdefault(item_id, set()).add(person_id)
+    in_stock = set(Item.objects.filter(kind="product", stock__gt=0, active=True).values_list("external_id", flat=True))
+    fitting = sorted((len(v), k) for k, v in viewers.items() if k in in_stock and 3 <= len(v) <= 40)
+    if not fitting:
+        return ""
+    item_id = fitting[-1][1]
+    item = Item.objects.get(external_id=item_id)
+    row = {f: getattr(item, f) for f in ("external_id", *UPSERT_FIELDS)}
+    upsert_items([{**row, "stock": 0}])  # sold out: nothing enters
+    upsert_items([{**row, "stock": 12 + rng.randrange(10)}])  # the sync brings it back
+    outbox.relay()
+    return item_id
+
+
+def seed_journeys(marketer: Any, seed: int = 7, people: int = 60) -> JourneySeed:
+    """The abandoned-cart and back-in-stock journeys live with people in every step, and every other
+    starter as a draft (those whose campaigns are missing are left out)."""
+    rng = random.Random(seed)
+    _journey_campaigns(marketer)
+    created: dict[str, Journey] = {}
+    for key, found in starters.starters().items():
+        if Journey.objects.filter(key=key).exists():
+            continue
+        try:
+            created[key] = lifecycle.create_journey(
+                key, found["name"], found["definition"], marketer.username, marketer
+            )
+        except lifecycle.JourneyError:
+            continue  # a starter whose campaigns or segments the demo does not have
+    products = list(
+        Item.objects.filter(kind="product", stock__gt=0, active=True)
+        .order_by("external_id")
+        .values_list("external_id", flat=True)[:200]
+    )
+    carts = _cart_events(_reachable_people(people), products, rng)
+    # Stored before the journey is live (nothing enters yet), then replayed at the times they happened.
+    profiles.ingest_messages(carts, refresh=False)
+    live = [lifecycle.launch(created[key]) for key in LIVE_JOURNEYS if key in created]
+    _replay([m["messageId"] for m in carts])
+    restocked = _restock(rng)
+    advancing.advance_due()
+    send_due()
+    drafts = [j for key, j in created.items() if key not in LIVE_JOURNEYS]
+    return JourneySeed(live, drafts, restocked)
 
 
 # --- API keys ------------------------------------------------------------------------------------------

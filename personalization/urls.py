@@ -76,5 +76,6 @@ urlpatterns = [
     path("surfaces/<slug:key>/", surface_detail, name="surface"),
     path("surfaces/<slug:key>/rollback", surface_rollback, name="surface-rollback"),
     path("", include("campaigns.urls")),
+    path("", include("journeys.urls")),
     path("", include("profiles.urls")),
 ]

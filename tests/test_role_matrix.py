@@ -70,6 +70,16 @@ EXPECTED: dict[str, Entry] = {
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
+    "journeys/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
+    "journeys/new/": Entry({"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, data={"name": "n"}),
+    "journeys/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "draft-journey"}),
+    "journeys/<slug:key>/edit": Entry(
+        {"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, {"key": "draft-journey"}, {"op": "refresh"}
+    ),
+    "journeys/<slug:key>/counts": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}, {"key": "live-journey"}),
+    "journeys/<slug:key>/<slug:action>": Entry(
+        {"POST": may(MARKETER, ADMIN)}, {"key": "draft-journey", "action": "launch"}
+    ),
     "approvals/": Entry({"GET": may(MARKETER, CSM), "POST": may(CSM)}, data={"action": "approve", "ids": "{message}"}),
     "approvals/<int:pk>/": Entry(
         {"GET": may(MARKETER, CSM), "POST": may(CSM)}, {"pk": "{message}"}, {"action": "edit", "note": "n"}

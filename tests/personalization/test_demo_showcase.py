@@ -16,6 +16,8 @@ from campaigns.lifecycle import content_surface_note
 from campaigns.models import Campaign, CampaignStatus, Message, MessageState
 from experiments import services as experiments
 from experiments.models import Experiment, Exposure
+from journeys.counting import journey_flow
+from journeys.models import Entry, Journey, JourneyStatus
 from personalization.models import Impression, SurfaceDailyStats
 
 
@@ -75,6 +77,24 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     snapshot = experiments.latest_results(experiment)
     assert snapshot is not None and snapshot.data["decision"]
 
+    # Journeys: abandoned cart and back in stock live, people in every step of the cart's flow.
+    cart = Journey.objects.get(key="abandoned-cart")
+    assert cart.status == JourneyStatus.LIVE
+    flow = journey_flow(cart)
+    wait, send = flow.steps
+    assert wait.entered > 10 and wait.waiting > 0 and wait.moved_on > 0
+    assert wait.exit_reasons.get("exit event: Order Completed", 0) > 0
+    assert send.entered == send.moved_on > 0 and flow.entries["done"] == send.moved_on
+    emails = Message.objects.filter(origin__startswith="journey:", campaign__key="cart-reminder")
+    assert emails.count() == send.moved_on
+    assert emails.filter(state=MessageState.SENT).exists() and "× " in emails.filter(state=MessageState.SENT)[0].html
+    stock = Journey.objects.get(key="back-in-stock")
+    assert stock.status == JourneyStatus.LIVE
+    restocked = sorted(set(Entry.objects.filter(journey=stock).values_list("context__item__id", flat=True)))
+    assert len(restocked) == 1 and Entry.objects.filter(journey=stock).count() >= 3
+    assert Message.objects.filter(origin__startswith="journey:", campaign__key="back-in-stock").exists()
+    assert f"Journeys: abandoned-cart (live), back-in-stock (live); {restocked[0]} back in stock." in seeded
+
     # The API keys, in a file only its owner reads, named at the end of the output.
     keys = tmp_path / "var" / "demo-api-keys.txt"
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
@@ -85,4 +105,4 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     # A second run leaves everything as it is and issues no new keys.
     again = StringIO()
     call_command("seed_demo", if_empty=True, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=again)
-    assert "API keys" not in again.getvalue() and Campaign.objects.count() == 4
+    assert "API keys" not in again.getvalue() and Campaign.objects.count() == 6

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     help = (
         "Fill the database with a generated demo store: catalogue, accounts, people, months of behaviour and "
         "consent; with --with-surfaces also surfaces with attributed answers, role logins, a campaign in each "
-        "state and an experiment with a verdict."
+        "state, an experiment with a verdict and journeys with people moving through them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -148,6 +148,12 @@ class Command(BaseCommand):
         )
         experiment = showcase.seed_experiment(marketer, seed)
         self.stdout.write(f"Experiment: {experiment.key}.")
+        journeys = showcase.seed_journeys(marketer, seed)
+        self.stdout.write(
+            "Journeys: "
+            + ", ".join([f"{j.key} (live)" for j in journeys.live] + [f"{j.key} (draft)" for j in journeys.drafts])
+            + (f"; {journeys.restocked} back in stock." if journeys.restocked else ".")
+        )
         # Today so far, as the nightly job will count it tomorrow: the email block's answers of the
         # campaign sent above, with its clicks and orders, and today's homepage answers.
         showcase.attribute_days(today, today)
