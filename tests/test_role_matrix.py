@@ -56,7 +56,7 @@ EXCLUDED = {
 
 EXPECTED: dict[str, Entry] = {
     # --- the console ---
-    "": Entry({"GET": SIGNED_IN}),  # home: each signed-in person to their first page
+    "": Entry({"GET": SIGNED_IN}),  # home: the home page, or (a CSM, no role) the first page they may open
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
     "settings/": Entry({"GET": SIGNED_IN, "POST": SIGNED_IN}, data={"time_zone": "Europe/Berlin"}),  # one's own
