@@ -53,6 +53,7 @@ class DailyChart:
     x_ticks: list[Tick] = field(default_factory=list)
     reference: tuple[float, str] | None = None  # (y, label)
     markers: list[tuple[float, str]] = field(default_factory=list)  # (x, label)
+    marker_note: str = "orange: a version activated"  # the legend's line for the markers
 
     @property
     def right(self) -> int:
@@ -83,8 +84,11 @@ def daily_chart(
     percent: bool = False,
     reference: tuple[float, str] | None = None,
     markers: Sequence[tuple[date, str]] = (),
+    marker_note: str = "",
 ) -> DailyChart:
     chart = DailyChart(key, title)
+    if marker_note:
+        chart.marker_note = marker_note
     days = sorted({v.day for _, values in series for v in values} | {d for d, _ in markers if series})
     values = [x for _, vs in series for v in vs for x in (v.value, v.low, v.high) if x is not None]
     if reference is not None:

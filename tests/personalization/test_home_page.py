@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from experiments import services as experiments
 from personalization.models import ModelHealthSnapshot, ModelVersion, SurfaceDailyStats, VersionStatus
-from personalization.surfaces import create_surface
+from personalization.surfaces import change_config, create_surface, current_config
 from profiles.ingestion import ingest_messages
 from tests.access import role_user
 from tests.conftest import track
@@ -112,3 +112,22 @@ def test_the_home_page_asks_a_fixed_number_of_queries(db):
     with CaptureQueriesContext(connection) as many:
         assert marketer.get("/").status_code == 200
     assert len(many) == len(few)
+
+
+def test_a_surface_page_charts_its_days_with_each_saved_version_marked(db):
+    homepage = create_surface("homepage", "Homepage", {"size": 4}, by="tests")
+    today = timezone.localdate()
+    for back in range(10):
+        SurfaceDailyStats.objects.create(
+            surface=homepage, day=today - timedelta(days=back), impressions=100, clicks=back, purchases=1, revenue="5"
+        )
+    change_config(homepage, current_config(homepage), by="mara", note="Same again")
+
+    page = _client(role_user("ana", "Analyst")).get("/surfaces/homepage/").content.decode()
+
+    assert 'id="chart-surface-rates"' in page and 'id="chart-surface-answers"' in page
+    assert "1000 answers, 45 clicks, 10 purchases and 50.00 attributed revenue" in page
+    # Both versions were saved today: one marker, named by both.
+    assert page.count('data-marker="v1–v2"') == 3
+    rates = page[page.index('id="chart-surface-rates"') :]
+    assert rates[: rates.index("</svg>")].count("<circle") == 20  # 10 days × click-through and conversion
