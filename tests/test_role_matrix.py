@@ -74,6 +74,7 @@ EXPECTED: dict[str, Entry] = {
     "approvals/<int:pk>/": Entry(
         {"GET": may(MARKETER, CSM), "POST": may(CSM)}, {"pk": "{message}"}, {"action": "edit", "note": "n"}
     ),
+    "items/<str:item_id>": Entry({"GET": EVERYONE}, {"item_id": "sku-1"}),  # public: where email item links go
     "t/o/<str:token>.gif": Entry({"GET": EVERYONE}, {"token": "{open}"}),
     "t/c/<str:token>": Entry({"GET": EVERYONE}, {"token": "{click}"}),
     "t/u/<str:token>": Entry({"GET": EVERYONE, "POST": EVERYONE}, {"token": "{unsubscribe}"}),
@@ -85,6 +86,13 @@ EXPECTED: dict[str, Entry] = {
     "people/<int:pk>/erase": Entry({"GET": may(ADMIN), "POST": may(ADMIN)}, {"pk": "{person}"}, {"confirm": "erase"}),
     "consent/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "experiments/new/": Entry(
+        {"GET": may(MARKETER), "POST": may(MARKETER)},
+        data={
+            **{"name": "Matrix", "target": "global:", "primary_metric": "conversion", "mde": "5", "alpha": "0.05"},
+            **{"power": "0.8", "traffic": "100", "v0_key": "control", "v1_key": "b", "action": "plan"},
+        },
+    ),
     "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage", "number": "1"}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),
