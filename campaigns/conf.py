@@ -13,7 +13,7 @@
 | ``CAMPAIGN_PREPARATION_CHUNK`` | 500 | people prepared per chunk; the heartbeat is refreshed at every chunk |
 | ``CAMPAIGN_BULK_DECISION_INLINE`` | 500 | "all that match" decides up to this many in the request, more in a task |
 | ``CAMPAIGN_PREPARE_IN_BACKGROUND`` | True | tasks in-process (no Redis): a launch prepares in a thread |
-| ``ITEM_URL`` | (empty) | item links, ``{site}`` and ``{item_id}`` replaced; empty: the item in the admin |
+| ``ITEM_URL`` | (empty) | item links, ``{site}`` and ``{item_id}`` replaced; empty: this site's public item page |
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def prepare_in_background() -> bool:
 
 def item_url_pattern() -> str:
     """The link to an item, ``{item_id}`` left to fill: ``ITEM_URL`` with ``{site}`` replaced by SITE_URL,
-    else the catalogue's item in the admin of this site (a page that exists on every install)."""
-    pattern = _value("ITEM_URL", "") or "{site}/admin/catalog/item/?q={item_id}"
+    else this site's public item page ``/items/<id>`` (title, picture, price; ``catalog/pages.py``)."""
+    pattern = _value("ITEM_URL", "") or "{site}/items/{item_id}"
     return pattern.replace("{site}", site_url())
 
 

@@ -48,5 +48,19 @@ def campaign_audience(target_key: str) -> int | None:
         return None
 
 
+def campaign_choices() -> list[experiments.TargetChoice]:
+    """Campaigns not yet launched or still sending, each with its template variants."""
+    found = []
+    open_campaigns = Campaign.objects.exclude(status="finished").order_by("-created_at", "-id")
+    for key, name, variants in open_campaigns.values_list("key", "name", "variants")[:100]:
+        names = sorted({DEFAULT_VARIANT, *(variants or {})})
+        found.append(
+            experiments.TargetChoice(key, name, [({"template_variant": n}, f"Template variant {n}") for n in names])
+        )
+    return found
+
+
 def register() -> None:
-    experiments.register_target("campaign", check=check_campaign_payload, audience=campaign_audience)
+    experiments.register_target(
+        "campaign", check=check_campaign_payload, audience=campaign_audience, choices=campaign_choices
+    )

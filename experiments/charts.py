@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-PALETTE = ("#2d5bd7", "#8e44ad", "#d35400", "#16a085", "#b7791f", "#5b6475")
+from personalization.svg_charts import Tick, colour, nice_step, spread
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,6 @@ class Series:
     band: str  # polygon points of the interval
     points: list[Point]
     last: str  # the latest lift, as text
-
-
-@dataclass(frozen=True)
-class Tick:
-    position: float
-    label: str
-    anchor: str = "middle"  # SVG text-anchor: the first and last dates stay inside the plot
 
 
 @dataclass
@@ -72,15 +65,6 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
     return None
-
-
-def _nice_step(span: float) -> float:
-    raw = span / 5
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * magnitude >= raw:
-            return factor * magnitude
-    return 10 * magnitude
 
 
 def _percent(value: float) -> str:
@@ -117,7 +101,7 @@ def lift_chart(
     low, high = max(low, -1.0, -cap), min(high, cap)
     if high - low < 0.02:
         low, high = low - 0.01, high + 0.01
-    step = _nice_step(high - low)
+    step = nice_step(high - low)
     low, high = math.floor(low / step) * step, math.ceil(high / step) * step
 
     def y_of(v: float) -> float:
@@ -140,9 +124,8 @@ def lift_chart(
         span_days = (end - start).total_seconds() / 86400
         fmt = "%b %d %H:%M" if span_days < 2 else "%b %d"
         count = min(5, len(times))
-        for i in range(count):
+        for i, anchor in spread(count):
             t = start + (end - start) * (i / (count - 1) if count > 1 else 0)
-            anchor = "middle" if count == 1 or 0 < i < count - 1 else "start" if i == 0 else "end"
             chart.x_ticks.append(Tick(x_of(t), t.strftime(fmt), anchor))
 
     for index, (key, name) in enumerate(variants):
@@ -170,7 +153,5 @@ def lift_chart(
         if points:
             final = _finite(((history[-1].get("lift") or {}).get(key) or {}).get("lift"))
             last = _percent(final) if final is not None else ""
-        chart.series.append(
-            Series(key, name, PALETTE[index % len(PALETTE)], line, " ".join(upper + lower), points, last)
-        )
+        chart.series.append(Series(key, name, colour(index), line, " ".join(upper + lower), points, last))
     return chart

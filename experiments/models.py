@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 # Keys that would collide with the API's own paths under /api/v1/experiments/.
-RESERVED_KEYS = frozenset({"assignments", "layers"})
+RESERVED_KEYS = frozenset({"assignments", "layers", "new"})  # API paths, and the page that creates one
 
 
 class MetricKey(models.TextChoices):

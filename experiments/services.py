@@ -8,7 +8,8 @@ Assignment and exposures (hot path, no database query to assign)::
 
 What variant payloads refer to (apps above register their checks when they load)::
 
-    register_target(target_kind, check=..., audience=...); eligible_audience(kind, key)
+    register_target(target_kind, check=..., audience=..., choices=...); eligible_audience(kind, key);
+    target_choices(kind) -> list[TargetChoice]
 
 Lifecycle (each one audited)::
 
@@ -41,7 +42,14 @@ from experiments.metrics import METRICS, MetricDefinition
 from experiments.results import compute_results, latest_results, lift_history, plan, record_results
 from experiments.reweighting import reweight, reweight_bandits
 from experiments.serving import Assignment, NotAssigned, UnknownVariant, assign, assignments_for, log_exposure
-from experiments.targets import PayloadError, eligible_audience, model_version_number, register_target
+from experiments.targets import (
+    PayloadError,
+    TargetChoice,
+    eligible_audience,
+    model_version_number,
+    register_target,
+    target_choices,
+)
 
 __all__ = [
     "METRICS",
@@ -51,6 +59,7 @@ __all__ = [
     "MetricDefinition",
     "NotAssigned",
     "PayloadError",
+    "TargetChoice",
     "UnknownVariant",
     "VariantSpec",
     "apply_guardrails",
@@ -75,5 +84,6 @@ __all__ = [
     "set_weights",
     "start",
     "stop",
+    "target_choices",
     "update_experiment",
 ]

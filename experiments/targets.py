@@ -11,6 +11,7 @@ does not exist used to start and silently serve version 1.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 PayloadCheck = Callable[[str, Mapping[str, Any]], None]
@@ -28,8 +29,23 @@ PAYLOAD_TYPES: dict[str, tuple[type, ...]] = {
     "send_time": (str,),
 }
 
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """One thing an experiment may target, with what its variants may change (for the page that creates
+    experiments): ``payloads`` are (payload, label) pairs, e.g. ``({"surface_version": 3}, "Version 3")``."""
+
+    key: str
+    name: str
+    payloads: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+
+TargetChoices = Callable[[], list[TargetChoice]]
+"""() -> the targets of a kind that exist now, each with the payloads its variants may choose."""
+
 _checks: dict[str, list[PayloadCheck]] = {}
 _audiences: dict[str, AudienceCount] = {}
+_choices: dict[str, TargetChoices] = {}
 
 
 class PayloadError(ValueError):
@@ -41,13 +57,25 @@ class PayloadError(ValueError):
 
 
 def register_target(
-    target_kind: str, *, check: PayloadCheck | None = None, audience: AudienceCount | None = None
+    target_kind: str,
+    *,
+    check: PayloadCheck | None = None,
+    audience: AudienceCount | None = None,
+    choices: TargetChoices | None = None,
 ) -> None:
     """Called from an app's ``ready()``; registering the same function twice has no effect."""
     if check is not None and check not in _checks.setdefault(target_kind, []):
         _checks[target_kind].append(check)
     if audience is not None:
         _audiences[target_kind] = audience
+    if choices is not None:
+        _choices[target_kind] = choices
+
+
+def target_choices(target_kind: str) -> list[TargetChoice]:
+    """The targets of ``target_kind`` the registered app offers (none registered: none)."""
+    chooser = _choices.get(target_kind)
+    return chooser() if chooser is not None else []
 
 
 def check_payload(target_kind: str, target_key: str, payload: Any) -> None:

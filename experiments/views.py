@@ -9,10 +9,10 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from experiments import pages, services
-from experiments.models import Experiment, ResultSnapshot, Status
+from experiments import creation, pages, services
+from experiments.models import Experiment, MetricKey, ResultSnapshot, Status
 
 
 @require_GET
@@ -32,7 +32,43 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at", "-id")[:200]
     )
     rows = [{"experiment": e, "status": pages.status_badge(e.status)} for e in experiments]
-    return render(request, "experiments/list.html", {"rows": rows})
+    can_create = request.user.has_perm("experiments.add_experiment")
+    return render(request, "experiments/list.html", {"rows": rows, "can_create": can_create})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("experiments.add_experiment", raise_exception=True)
+def experiment_new(request: HttpRequest) -> HttpResponse:
+    """Create a draft: settings, variants chosen from what the target has, the plan checked first."""
+    form = creation.blank_form()
+    checked = None
+    if request.method == "POST":
+        form, arguments = creation.read(request.POST)
+        if arguments is not None:
+            if request.POST.get("action") == "create":
+                try:
+                    experiment = creation.create(arguments, request.user)
+                except services.ExperimentError as error:
+                    form.errors[creation.field_of(error.attr, arguments["rows"])] = error.detail
+                else:
+                    messages.success(request, f"Draft {experiment.name} created; start it when the plan suits you.")
+                    if experiment.plan_warning:
+                        messages.warning(request, experiment.plan_warning)
+                    return HttpResponseRedirect(reverse("experiments:results", args=[experiment.key]))
+            if not form.errors:
+                checked = creation.check_plan(arguments)
+    status = 400 if form.errors else 200
+    creation.attach_row_errors(form)
+    context = {
+        "form": form,
+        "values": form.values,
+        "errors": form.errors,
+        "groups": creation.choices(),
+        "metrics": MetricKey.choices,
+        "plan": checked,
+    }
+    return render(request, "experiments/new.html", context, status=status)
 
 
 @require_GET

@@ -10,10 +10,8 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.views.decorators.http import require_GET
+from django.http import HttpRequest, HttpResponse
 
 from personalization.api.permissions import SEES_MESSAGES, SEES_MODEL, AnyOf, Requirement, satisfied
 
@@ -33,8 +31,13 @@ def requires(requirement: Requirement) -> Callable[[View], View]:
     return decorate
 
 
+# Who gets the home page: those who read surfaces, campaigns or experiments (a CSM, who only works
+# the approval queue, lands there instead).
+SEES_HOME = AnyOf("personalization.view_surface", "campaigns.view_campaign", "experiments.view_experiment")
+
 # The console's pages in the order of the navigation, with what each needs to be opened.
 CONSOLE: list[tuple[str, Requirement]] = [
+    ("/", SEES_HOME),
     ("/surfaces/", "personalization.view_surface"),
     ("/campaigns/", "campaigns.view_campaign"),
     ("/journeys/", "journeys.view_journey"),
@@ -44,16 +47,3 @@ CONSOLE: list[tuple[str, Requirement]] = [
     ("/model/", SEES_MODEL),
     ("/audit/", "personalization.view_audit"),
 ]
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """``/``: the first console page the person may open (a CSM lands on the approvals)."""
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    for url, requirement in CONSOLE:
-        if satisfied(request.user, requirement):
-            return HttpResponseRedirect(url)
-    if request.user.is_staff:
-        return HttpResponseRedirect("/admin/")
-    raise PermissionDenied("Your account has no role yet; ask an administrator.")

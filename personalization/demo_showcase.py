@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from journeys.definition import EventFacts
 from journeys.models import Journey
 from personalization import feedback
 from personalization.demo_store import ACCOUNTS, DemoStore
-from personalization.models import ApiKey, KeyScope, Surface
+from personalization.models import ApiKey, KeyScope, Surface, SurfaceVersion
 from personalization.surfaces import change_config
 from profiles import outbox
 from profiles import services as profiles
@@ -99,6 +99,12 @@ def ensure_accounts() -> list[Account]:
 
 
 # --- surfaces: answers people saw, attributed by the nightly job ---------------------------------
+
+
+def date_first_versions(first: date) -> None:
+    """The surfaces' first versions were saved before the history began (its first answers are on ``first``)."""
+    at = timezone.make_aware(datetime.combine(first, time(8, 0)))
+    SurfaceVersion.objects.filter(number=1, note="Demo default").update(created_at=at)
 
 
 def load_impressions(store: DemoStore) -> int:
@@ -301,7 +307,7 @@ def seed_experiment(marketer: Any, seed: int = 7, days: int = 21) -> Experiment:
     treatment_config = {**live.config, "weights": {**live.config.get("weights", {}), "margin": 0.5}}
     treatment = change_config(surface, treatment_config, by=marketer.username, note="More weight on margin")
     # The live answer stays version 1; version 2 serves only to the experiment's treatment.
-    change_config(surface, live.config, by=marketer.username, note="Back to the live weights (v2 is in a test)")
+    back = change_config(surface, live.config, by=marketer.username, note="Back to the live weights (v2 is in a test)")
     spec = experiments.VariantSpec
     experiment = experiments.create_experiment(
         "homepage-margin-weight",
@@ -320,6 +326,8 @@ def seed_experiment(marketer: Any, seed: int = 7, days: int = 21) -> Experiment:
     )
     experiments.start(experiment, marketer)
     start = timezone.now() - timedelta(days=days)
+    # Both versions were saved when the test began, as its exposures say: the surface's chart marks that day.
+    SurfaceVersion.objects.filter(pk__in=[treatment.pk, back.pk]).update(created_at=start)
     orders: list[dict[str, Any]] = []
     for person in Person.objects.filter(merged_into=None).order_by("pk").only("pk"):
         answer = experiments.assign(experiment.key, person.pk)

@@ -44,6 +44,41 @@ def check_model_payload(target_key: str, payload: Mapping[str, Any]) -> None:
             )
 
 
+VERSIONS_OFFERED = 20
+
+
+def _model_payloads() -> list[tuple[dict[str, Any], str]]:
+    return [
+        ({"model_version": pk}, f"Model v{pk} ({VersionStatus(status).label.lower()})")
+        for pk, status in ModelVersion.objects.filter(status__in=SERVABLE)
+        .order_by("-id")
+        .values_list("pk", "status")[:VERSIONS_OFFERED]
+    ]
+
+
+def surface_choices() -> list[experiments.TargetChoice]:
+    """Each surface with its latest versions (and the servable models) a variant may serve."""
+    models = _model_payloads()
+    found = []
+    for surface in Surface.objects.select_related("current_version").order_by("key"):
+        live = surface.current_version.number if surface.current_version else None
+        versions = [
+            (
+                {"surface_version": number},
+                f"Version {number}{' (live)' if number == live else ''}" + (f": {note[:60]}" if note else ""),
+            )
+            for number, note in SurfaceVersion.objects.filter(surface=surface)
+            .order_by("-number")
+            .values_list("number", "note")[:VERSIONS_OFFERED]
+        ]
+        found.append(experiments.TargetChoice(surface.key, surface.name, versions + models))
+    return found
+
+
+def global_choices() -> list[experiments.TargetChoice]:
+    return [experiments.TargetChoice("", "Every surface", _model_payloads())]
+
+
 def register() -> None:
-    experiments.register_target("surface", check=check_surface_payload)
-    experiments.register_target("global", check=check_model_payload)
+    experiments.register_target("surface", check=check_surface_payload, choices=surface_choices)
+    experiments.register_target("global", check=check_model_payload, choices=global_choices)

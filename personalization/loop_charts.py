@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-PALETTE = ("#2d5bd7", "#d35400", "#16a085", "#8e44ad", "#b7791f", "#5b6475")
+from personalization.svg_charts import Tick, colour, day_ticks, nice_step
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,6 @@ class Line:
     last: str
 
 
-@dataclass(frozen=True)
-class Tick:
-    position: float
-    label: str
-    anchor: str = "middle"
-
-
 @dataclass
 class DailyChart:
     key: str
@@ -60,6 +53,7 @@ class DailyChart:
     x_ticks: list[Tick] = field(default_factory=list)
     reference: tuple[float, str] | None = None  # (y, label)
     markers: list[tuple[float, str]] = field(default_factory=list)  # (x, label)
+    marker_note: str = "orange: a version activated"  # the legend's line for the markers
 
     @property
     def right(self) -> int:
@@ -72,15 +66,6 @@ class DailyChart:
     @property
     def empty(self) -> bool:
         return not any(line.points for line in self.lines)
-
-
-def _nice_step(span: float) -> float:
-    raw = span / 4
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * magnitude >= raw:
-            return factor * magnitude
-    return 10 * magnitude
 
 
 def _format(value: float, percent: bool) -> str:
@@ -99,8 +84,11 @@ def daily_chart(
     percent: bool = False,
     reference: tuple[float, str] | None = None,
     markers: Sequence[tuple[date, str]] = (),
+    marker_note: str = "",
 ) -> DailyChart:
     chart = DailyChart(key, title)
+    if marker_note:
+        chart.marker_note = marker_note
     days = sorted({v.day for _, values in series for v in values} | {d for d, _ in markers if series})
     values = [x for _, vs in series for v in vs for x in (v.value, v.low, v.high) if x is not None]
     if reference is not None:
@@ -110,7 +98,7 @@ def daily_chart(
     low, high = min(0.0, min(values)), max(values)
     if high - low < 1e-9:
         high = low + (1.0 if not percent else 0.01)
-    step = _nice_step(high - low)
+    step = nice_step(high - low, ticks=4)
     low, high = math.floor(low / step) * step, math.ceil(high / step) * step
     first, last = days[0], days[-1]
     span = max((last - first).days, 1)
@@ -127,11 +115,7 @@ def daily_chart(
     while tick <= high + step / 2:
         chart.y_ticks.append(Tick(y_of(tick), _format(tick, percent)))
         tick += step
-    count = min(5, len(days))
-    for i in range(count):
-        day = days[round(i * (len(days) - 1) / (count - 1))] if count > 1 else days[0]
-        anchor = "middle" if count == 1 or 0 < i < count - 1 else "start" if i == 0 else "end"
-        chart.x_ticks.append(Tick(x_of(day), day.strftime("%b %d"), anchor))
+    chart.x_ticks = day_ticks(days, x_of)
     if reference is not None:
         chart.reference = (y_of(reference[0]), reference[1])
     chart.markers = [(x_of(day), label) for day, label in markers if first <= day <= last]
@@ -161,7 +145,7 @@ def daily_chart(
         chart.lines.append(
             Line(
                 name,
-                PALETTE[index % len(PALETTE)],
+                colour(index),
                 " ".join(f"{p.x:.1f},{p.y:.1f}" for p in points),
                 band,
                 points,

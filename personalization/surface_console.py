@@ -9,6 +9,7 @@ the API refuse the same values; the preview is served by the same code that serv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,8 @@ from personalization.api.surface_config_serializers import (
     checked_config,
 )
 from personalization.engine.candidates import SOURCES
-from personalization.models import Surface, SurfaceKind, SurfaceVersion
+from personalization.loop_charts import DailyChart, Value, daily_chart
+from personalization.models import Surface, SurfaceDailyStats, SurfaceKind, SurfaceVersion
 from personalization.surface_compare import (
     ListComparison,
     ShownItem,
@@ -55,6 +57,7 @@ CREATE_SURFACE = ("personalization.add_surface", *CHANGE_SURFACE)
 SAMPLE_PEOPLE = 4
 PREVIEW_SEED = 20_240_601  # the draft and the live version draw the same exploration slots
 HISTORY_SHOWN = 50
+PERFORMANCE_DAYS = 60
 SHARE_FIELDS = (
     ("max_share_per_category", "Most from one category", "No category takes more of the list."),
     ("max_share_per_brand", "Most from one brand", "No brand takes more of the list."),
@@ -280,6 +283,7 @@ def surface_detail(request: HttpRequest, key: str) -> HttpResponse:
     else:
         form = form_for(live.to_dict())
     history = _history(surface)
+    performance = _performance(surface)
     return render(
         request,
         "personalization/surface_detail.html",
@@ -298,6 +302,7 @@ def surface_detail(request: HttpRequest, key: str) -> HttpResponse:
             "note_error": note_error,
             "invalid": bool(form.errors) and request.method == "POST",
             "sample_count": SAMPLE_PEOPLE,
+            "performance": performance,
         },
     )
 
@@ -372,6 +377,66 @@ def _history(surface: Surface) -> dict[str, Any]:
             }
         )
     return {"versions": rows, "titles": titles}
+
+
+def _performance(surface: Surface, days: int = PERFORMANCE_DAYS) -> dict[str, Any]:
+    """The surface's daily answers, click-through, conversion and attributed revenue over ``days``, with
+    a marker on each day a version was saved (from the daily rows and the versions, both by index)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    since = timezone.localdate() - timedelta(days=days - 1)
+    rows = list(
+        SurfaceDailyStats.objects.filter(surface=surface, day__gte=since)
+        .order_by("day")
+        .values_list("day", "impressions", "clicks", "purchases", "revenue")
+    )
+    saved = [
+        (timezone.localtime(at).date(), f"v{number}")
+        for number, at in SurfaceVersion.objects.filter(surface=surface, created_at__date__gte=since)
+        .order_by("number")
+        .values_list("number", "created_at")
+    ]
+    markers: dict[Any, str] = {}
+    for day, label in saved:  # several versions on one day share one marker: "v3–v5"
+        markers[day] = f"{markers[day].split('–')[0]}–{label}" if day in markers else label
+    note = "orange: a version was saved that day"
+    shown = [(day, n, c, p, r) for day, n, c, p, r in rows if n]
+    charts: list[DailyChart] = [
+        daily_chart(
+            "surface-rates",
+            "Click-through and conversion per day",
+            [
+                ("click-through", [Value(day, c / n) for day, n, c, _, _ in shown]),
+                ("conversion", [Value(day, p / n) for day, n, _, p, _ in shown]),
+            ],
+            percent=True,
+            markers=list(markers.items()),
+            marker_note=note,
+        ),
+        daily_chart(
+            "surface-answers",
+            "Answers per day",
+            [("answers", [Value(day, float(n)) for day, n, _, _, _ in rows])],
+            markers=list(markers.items()),
+            marker_note=note,
+        ),
+        daily_chart(
+            "surface-revenue",
+            "Attributed revenue per day",
+            [("revenue", [Value(day, float(r)) for day, _, _, _, r in rows])],
+            markers=list(markers.items()),
+            marker_note=note,
+        ),
+    ]
+    totals = {
+        "answers": sum(r[1] for r in rows),
+        "clicks": sum(r[2] for r in rows),
+        "purchases": sum(r[3] for r in rows),
+        "revenue": sum((r[4] for r in rows), Decimal(0)),
+    }
+    return {"charts": charts, "days": days, "totals": totals, "versions": [label for _, label in saved]}
 
 
 @require_POST

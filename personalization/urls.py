@@ -7,7 +7,7 @@ from django.views.decorators.http import require_http_methods
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import ItemViewSet
-from personalization.access import home
+from catalog.pages import item_page
 from personalization.api.surface_config_views import (
     SurfaceRollbackView,
     SurfacesView,
@@ -18,6 +18,7 @@ from personalization.api.surface_views import PopularRecommendationsView, Surfac
 from personalization.api.views import RecommendationsView
 from personalization.audit_page import audit_log, rollback_surface
 from personalization.console_settings import your_settings
+from personalization.home_page import home
 from personalization.model_pages import change_drift_rule, change_schedule, model_page
 from personalization.surface_console import (
     item_search,
@@ -75,6 +76,8 @@ urlpatterns = [
     path("surfaces/items", item_search, name="surface-item-search"),
     path("surfaces/<slug:key>/", surface_detail, name="surface"),
     path("surfaces/<slug:key>/rollback", surface_rollback, name="surface-rollback"),
+    # Public: where the item links of emails go by default (ITEM_URL).
+    path("items/<str:item_id>", item_page, name="item-page"),
     path("", include("campaigns.urls")),
     path("", include("journeys.urls")),
     path("", include("profiles.urls")),

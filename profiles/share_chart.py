@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-PALETTE = ("#2d5bd7", "#8e44ad", "#d35400", "#16a085", "#b7791f", "#5b6475")
+from personalization.svg_charts import Tick, colour, day_ticks
+
 # Shares often coincide (two purposes at 100 %): each series has its own dash, so none hides another.
 DASHES = ("", "8 4", "3 3", "12 4 3 4")
 
@@ -29,13 +30,6 @@ class Series:
     line: str  # polyline points
     points: list[Point]
     last: str  # the latest share, as text
-
-
-@dataclass(frozen=True)
-class Tick:
-    position: float
-    label: str
-    anchor: str = "middle"
 
 
 @dataclass
@@ -79,12 +73,7 @@ def share_chart(
 
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         chart.y_ticks.append(Tick(y_of(tick), f"{tick:.0%}"))
-    if days:
-        count = min(5, len(days))
-        for i in range(count):
-            index = round(i * (len(days) - 1) / (count - 1)) if count > 1 else 0
-            anchor = "middle" if count == 1 or 0 < i < count - 1 else "start" if i == 0 else "end"
-            chart.x_ticks.append(Tick(x_of(index), days[index].strftime("%b %d"), anchor))
+    chart.x_ticks = day_ticks(days, lambda day: x_of(days.index(day)))
     for n, (key, name, shares) in enumerate(series):
         points = [
             Point(x_of(i), y_of(share), f"{name}: {_percent(share)} on {days[i]:%b %d}")
@@ -96,7 +85,7 @@ def share_chart(
             Series(
                 key=key,
                 name=name,
-                color=PALETTE[n % len(PALETTE)],
+                color=colour(n),
                 dash=DASHES[n % len(DASHES)],
                 line=" ".join(f"{p.x:.1f},{p.y:.1f}" for p in points),
                 points=points,

@@ -56,7 +56,7 @@ EXCLUDED = {
 
 EXPECTED: dict[str, Entry] = {
     # --- the console ---
-    "": Entry({"GET": SIGNED_IN}),  # home: each signed-in person to their first page
+    "": Entry({"GET": SIGNED_IN}),  # home: the home page, or (a CSM, no role) the first page they may open
     "login/": Entry({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Entry({"POST": EVERYONE}),
     "settings/": Entry({"GET": SIGNED_IN, "POST": SIGNED_IN}, data={"time_zone": "Europe/Berlin"}),  # one's own
@@ -84,6 +84,7 @@ EXPECTED: dict[str, Entry] = {
     "approvals/<int:pk>/": Entry(
         {"GET": may(MARKETER, CSM), "POST": may(CSM)}, {"pk": "{message}"}, {"action": "edit", "note": "n"}
     ),
+    "items/<str:item_id>": Entry({"GET": EVERYONE}, {"item_id": "sku-1"}),  # public: where email item links go
     "t/o/<str:token>.gif": Entry({"GET": EVERYONE}, {"token": "{open}"}),
     "t/c/<str:token>": Entry({"GET": EVERYONE}, {"token": "{click}"}),
     "t/u/<str:token>": Entry({"GET": EVERYONE, "POST": EVERYONE}, {"token": "{unsubscribe}"}),
@@ -95,6 +96,13 @@ EXPECTED: dict[str, Entry] = {
     "people/<int:pk>/erase": Entry({"GET": may(ADMIN), "POST": may(ADMIN)}, {"pk": "{person}"}, {"confirm": "erase"}),
     "consent/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "experiments/": Entry({"GET": may(MARKETER, ANALYST)}),
+    "experiments/new/": Entry(
+        {"GET": may(MARKETER), "POST": may(MARKETER)},
+        data={
+            **{"name": "Matrix", "target": "global:", "primary_metric": "conversion", "mde": "5", "alpha": "0.05"},
+            **{"power": "0.8", "traffic": "100", "v0_key": "control", "v1_key": "b", "action": "plan"},
+        },
+    ),
     "audit/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "audit/rollback/<slug:key>/<int:number>": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage", "number": "1"}),
     "experiments/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "exp"}),

@@ -18,7 +18,7 @@ from experiments import services as experiments
 from experiments.models import Experiment, Exposure
 from journeys.counting import journey_flow
 from journeys.models import Entry, Journey, JourneyStatus
-from personalization.models import Impression, SurfaceDailyStats
+from personalization.models import Impression, Surface, SurfaceDailyStats
 
 
 @pytest.fixture
@@ -94,6 +94,36 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     assert len(restocked) == 1 and Entry.objects.filter(journey=stock).count() >= 3
     assert Message.objects.filter(origin__startswith="journey:", campaign__key="back-in-stock").exists()
     assert f"Journeys: abandoned-cart (live), back-in-stock (live); {restocked[0]} back in stock." in seeded
+
+    # The pages the console added last show data on the first run: the home page's figures, the
+    # surface chart with its versions on the days they were saved, the experiment form's choices,
+    # and the item page email links go to.
+    from django.core.cache import cache
+    from django.test import Client
+
+    from catalog.models import Item
+    from personalization.home_page import home_context
+    from personalization.surface_console import _performance
+
+    cache.clear()
+    marketer = User.objects.get(username="marketer")
+    home = home_context(marketer)
+    assert home["events"].week > 0 and home["people"]["people"] > 200
+    rows = {row.key: row for row in home["surfaces"]}
+    assert rows["homepage"].answers > 0 and rows["homepage"].revenue > 0 and not rows["homepage"].answers_chart.empty
+    assert {r["campaign"].key for r in home["campaigns"]} >= {"account-renewal-picks", "weekend-sale-preview"}
+    assert home["approvals"]["total"] == waiting.count()
+    assert "homepage-margin-weight" in {r["experiment"].key for r in home["experiments"]}
+    performance = _performance(Surface.objects.get(key="homepage"))
+    assert all(not chart.empty for chart in performance["charts"])
+    marked = [label for _, label in performance["charts"][0].markers]
+    assert "v2–v3" in marked  # the two versions the experiment saved, three weeks ago
+    client = Client()
+    client.force_login(marketer)
+    form = client.get("/experiments/new/").content.decode()
+    assert 'data-target="surface:homepage"' in form and "Template variant default" in form
+    item = Item.objects.filter(active=True).exclude(title="").first()
+    assert item is not None and item.title in Client().get(f"/items/{item.external_id}").content.decode()
 
     # The API keys, in a file only its owner reads, named at the end of the output.
     keys = tmp_path / "var" / "demo-api-keys.txt"

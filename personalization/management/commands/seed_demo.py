@@ -136,6 +136,7 @@ class Command(BaseCommand):
         today = timezone.localdate()
         first = timezone.localdate(store.impressions[0].served_at) if store.impressions else today
         attributed = showcase.attribute_days(first, today - timedelta(days=1))
+        showcase.date_first_versions(first)
         self.stdout.write(f"Homepage answers: {written}, attributed over {attributed} days.")
         marketer = showcase._user("marketer")
         seeded = showcase.seed_campaigns(marketer, seed)
