@@ -8,6 +8,7 @@ validation and audit trail as the API; the conversions live in ``campaigns/build
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from datetime import time as time_of_day
 from typing import Any, cast
@@ -32,6 +33,7 @@ from personalization.access import requires
 from personalization.api.permissions import LAUNCH
 from profiles import services as profiles
 
+_OPEN_PIXEL = re.compile(r'<img src="[^"]*/t/o/[^"]*"[^>]*>')
 EDIT = "campaigns.change_campaign"
 ADD = "campaigns.add_campaign"
 DEFAULT_SURFACE = "email-product-block"
@@ -354,12 +356,12 @@ def _preview(campaign: Campaign, person_key: str) -> tuple[dict[str, Any], Messa
     if message.state != MessageState.DRAFT:
         return {"person": person_key, "suppressed": result.suppressed_because}, message
     parts = services.outgoing(message, campaign)
-    data = {
+    data: dict[str, Any] = {
         "person": person_key,
         "to": parts.to,
         "subject": parts.subject,
         "preheader": message.preheader,
-        "html": parts.html,
+        "html": _OPEN_PIXEL.sub("", parts.html),  # looking at a preview is not an open
         "text": parts.text,
         "suppressed": "",
         "products": len(message.item_ids),
