@@ -503,14 +503,15 @@ def confirm_launch(request: HttpRequest, key: str) -> HttpResponse:
     audience = people.audience(parse_rule(campaign.audience, "audience"))
     size = audience.count()
     no_consent = people.without_email_consent(audience).count() if campaign.channel == Channel.EMAIL else 0
-    reachable = size - no_consent
-    holdout = round(reachable * campaign.holdout_share)
+    # The holdout is drawn from everyone selected, before consent is looked at.
+    holdout = round(size * campaign.holdout_share)
     context = {
         "campaign": campaign,
         "size": size,
         "no_consent": no_consent,
         "holdout": holdout,
-        "sending": max(reachable - holdout, 0),
+        "holdout_percent": f"{campaign.holdout_share * 100:g}",
+        "sending": round((size - no_consent) * (1 - campaign.holdout_share)),
         "reading": describe(parse_rule(campaign.audience, "audience")),
         "surface_note": content_surface_note(campaign),
     }

@@ -71,6 +71,8 @@ class Line:
     color: str
     points: str  # polyline points
     total: int
+    end_x: float = 0.0
+    end_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,10 @@ def _step(top: int) -> int:
 def funnel_chart(
     daily: Mapping[str, Mapping[date, int]], start: date, end: date, width: int = 760, height: int = 260
 ) -> FunnelChart:
-    """Cumulative people per stage and day from ``start`` to ``end`` (``daily[stage][day]`` = new that day)."""
+    """Cumulative people per stage and day from ``start`` to ``end`` (``daily[stage][day]`` = new that
+    day); a chart of one day starts the day before, so each line rises from zero."""
+    if end <= start:
+        start = end - timedelta(days=1)
     chart = FunnelChart(width, height, left=48, right=width - 16, top=12, bottom=height - 28)
     days = max((end - start).days, 0) + 1
     cumulative: dict[str, list[int]] = {}
@@ -140,7 +145,8 @@ def funnel_chart(
     for stage in STAGES:
         values = cumulative[stage]
         points = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in enumerate(values))
-        chart.lines.append(Line(stage, COLORS[stage], points, values[-1] if values else 0))
+        last = len(values) - 1
+        chart.lines.append(Line(stage, COLORS[stage], points, values[-1], x_of(last), y_of(values[-1])))
     return chart
 
 
@@ -148,13 +154,16 @@ def share(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "–"
 
 
+BASIS = {"sent": "prepared", "opened": "sent", "clicked": "opened", "converted": "prepared"}
+
+
 def funnel_rows(counts: Mapping[str, int]) -> list[tuple[str, int, str]]:
-    """(stage, people, share of the previous stage) for prepared → sent → opened → clicked → converted."""
-    order = ("prepared", "sent", "opened", "clicked", "converted")
-    rows = []
-    for position, stage in enumerate(order):
-        previous = counts.get(order[position - 1], 0) if position else 0
-        rows.append((stage, int(counts.get(stage, 0)), share(counts.get(stage, 0), previous) if position else ""))
+    """(stage, people, share of its basis) for prepared → sent → opened → clicked → converted; a
+    conversion need not follow a click, so it is a share of everyone prepared."""
+    rows = [("prepared", int(counts.get("prepared", 0)), "")]
+    for stage, basis in BASIS.items():
+        n = int(counts.get(stage, 0))
+        rows.append((stage, n, f"{share(n, counts.get(basis, 0))} of {basis}"))
     return rows
 
 

@@ -60,10 +60,13 @@ def _purchases() -> QuerySet[Event]:
 def _with_outcomes(messages: QuerySet[Message]) -> QuerySet[Message]:
     line = ExpressionWrapper(F("price") * Coalesce(F("quantity"), Value(1)), output_field=DecimalField())
     revenue = _purchases().order_by().values("person_id").annotate(total=Sum(line)).values("total")[:1]
-    return messages.annotate(
-        reference=Coalesce("sent_at", "scheduled_for", "created_at"),
-        converted=Case(When(Exists(_purchases()), then=Value(1)), default=Value(0), output_field=IntegerField()),
-        revenue=Coalesce(Subquery(revenue, output_field=DecimalField()), Value(0), output_field=DecimalField()),
+    return (
+        messages.annotate(reference=Coalesce("sent_at", "scheduled_for", "created_at"))
+        .filter(reference__lte=timezone.now())
+        .annotate(
+            converted=Case(When(Exists(_purchases()), then=Value(1)), default=Value(0), output_field=IntegerField()),
+            revenue=Coalesce(Subquery(revenue, output_field=DecimalField()), Value(0), output_field=DecimalField()),
+        )
     )
 
 
@@ -80,7 +83,8 @@ def results(campaign: Campaign) -> Results:
     own = Message.objects.filter(campaign=campaign, origin="")
     held = own.filter(reason=Reason.HOLDOUT)
     treated_messages = own.exclude(reason=Reason.HOLDOUT)
-    treated, holdout = _group(treated_messages), _group(held.filter(scheduled_for__lte=timezone.now()))
+    # Both sides from the moment their message went out or would have: not yet is not counted.
+    treated, holdout = _group(treated_messages), _group(held)
     counts = treated_messages.aggregate(
         prepared=Count("pk"),
         sent=Count("pk", filter=Q(sent_at__isnull=False)),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from campaigns.lifecycle import wait_for_background_preparations
 from campaigns.models import Campaign, CampaignChange, Message
 from personalization.surfaces import create_surface
+from profiles import services as profiles
 from tests.access import PASSWORD, role_user
 from tests.campaigns.conftest import person, send_all, track
 
@@ -46,6 +47,27 @@ def _db(query: Callable[[], T]) -> T:
         return pool.submit(run).result()
 
 
+def _crowd(n: int) -> None:
+    """``n`` more people on the pro plan, each with email marketing consent (a holdout needs people)."""
+    result = profiles.ingest_messages(
+        [
+            {
+                "type": "identify",
+                "userId": f"pro{i}",
+                "traits": {"email": f"pro{i}@example.com", "first_name": f"Pro{i}", "plan": "pro"},
+                "messageId": f"identify-pro{i}",
+            }
+            for i in range(n)
+        ],
+        refresh=False,
+    )
+    assert not result.rejected
+    for i in range(n):
+        found = profiles.find_person(f"pro{i}")
+        assert found is not None
+        profiles.record_consent(found.pk, "email_marketing", True, source="signup form")
+
+
 def _cell(page: Any, stage: str) -> int:
     return int(page.locator(f"#funnel tr[data-stage={stage}] td.num").first.inner_text().replace(",", ""))
 
@@ -63,6 +85,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
     person("bob", first_name="Bob", plan="pro", consent=False)
     person("dee", first_name="Dee", plan="pro")
     person("cy", first_name="Cy", plan="free")
+    _crowd(37)
     role_user("mara", "Marketer")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -85,13 +108,13 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
 
             page.fill("input[name=name]", "Spring picks")
             page.fill("input[name=key]", "spring-picks")
-            expect(page.locator("#audience-live")).to_have_text("9")  # no condition: everyone
+            expect(page.locator("#audience-live")).to_have_text("46")  # no condition: everyone
             # An audience rule, counted live: plan is pro.
             page.click("#add-row")
             page.fill("input[name=a-0-name]", "plan")
             page.select_option("select[name=a-0-op]", "eq")
             page.fill("input[name=a-0-value]", "pro")
-            expect(page.locator("#audience-live")).to_have_text("3")
+            expect(page.locator("#audience-live")).to_have_text("40")
             expect(page.locator("#no-consent")).to_contain_text("1 of them without email consent")
             expect(page.locator("#audience-reading")).to_have_text("trait.plan = pro")
             # A behaviour row, then removed again.
@@ -100,7 +123,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             page.select_option("select[name=a-1-name]", "view")
             expect(page.locator("#audience-live")).to_have_text("1")  # only Ann viewed something
             page.click("[data-row='1'] [data-remove]")
-            expect(page.locator("#audience-live")).to_have_text("3")
+            expect(page.locator("#audience-live")).to_have_text("40")
 
             # Content: the starter blocks (heading, text, products from the email surface) and a button.
             expect(page.locator("#surface-note")).to_contain_text("Products come from the surface email-product-block")
@@ -108,7 +131,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             page.click("#add-block")
             page.fill("input[name=b-3-label]", "See the whole collection")
             page.fill("input[name=b-3-url]", "https://shop.example.com/spring")
-            page.fill("input[name=holdout_share]", "0")
+            page.fill("input[name=holdout_share]", "25")
 
             # Preview as Ann: subject, preheader, the HTML with her products and the text.
             page.fill("input[name=person]", "ann")
@@ -133,7 +156,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             assert [str(m["To"]) for m in smtp.received] == ["mara@example.com"]
             assert str(smtp.received[0]["Subject"]) == "[Test] Ann, picked for you"
             assert "See the whole collection" in smtp.received[0].get_body(("html",)).get_content()
-            expect(page.locator("#audience-live")).to_have_text("3")  # the form came back as it was
+            expect(page.locator("#audience-live")).to_have_text("40")  # the form came back as it was
 
             page.click("#save")
             page.wait_for_url("**/campaigns/spring-picks/")
@@ -143,7 +166,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             assert (campaign.content_surface, campaign.content_limit, campaign.holdout_share) == (
                 "email-product-block",
                 4,
-                0.0,
+                0.25,
             )
             assert campaign.html.startswith("{# builder ") and "https://shop.example.com/spring" in campaign.html
             assert campaign.subject == "{{ person.first_name|default('Hello') }}, picked for you"
@@ -151,10 +174,11 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             # Launch: the confirmation with the audience, the consent exclusions and the holdout.
             page.click("#launch")
             page.wait_for_url("**/campaigns/spring-picks/confirm")
-            expect(page.locator("#confirm-audience")).to_have_text("3")
+            expect(page.locator("#confirm-audience")).to_have_text("40")
             expect(page.locator("#confirm-no-consent")).to_have_text("1")
-            expect(page.locator("#confirm-holdout")).to_have_text("0")
-            expect(page.locator("#confirm-sending")).to_have_text("2")
+            expect(page.locator("#confirm-holdout")).to_have_text("10")  # 25% of 40
+            expect(page.locator("#confirm-sending")).to_have_text("29")  # 39 with consent, less a quarter
+            expect(page.locator("#launch-summary")).to_contain_text("25% of the audience")
             page.screenshot(path=str(SCREENSHOTS / "campaign-launch.png"), full_page=True)
             page.click("#confirm-launch")
             page.wait_for_url("**/campaigns/spring-picks/")
@@ -162,15 +186,26 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             expect(page.locator("#results")).to_be_visible(timeout=60_000)
             _db(lambda: wait_for_background_preparations(timeout=60))
 
-            # Sent by the worker's round; Ann opens and buys; the funnel reads it.
-            assert _db(send_all) == {"sent": 2}
-            _db(lambda: Message.objects.filter(to_email="ann@example.com").update(opened_at=timezone.now()))
-            _db(lambda: track("ann", "Order Completed", product_id="b1", price=19.9, quantity=2))
+            # Sent by the worker's round; two of those who got it open it and one buys; the funnel reads it.
+            own = Message.objects.filter(campaign__key="spring-picks")
+            held = _db(lambda: set(own.filter(reason="holdout").values_list("to_email", flat=True)))
+            expected = _db(lambda: own.exclude(reason__in=["holdout", "no_consent"]).count())
+            assert 0 < len(held) < 40 and _db(send_all) == {"sent": expected}
+            sent = _db(lambda: sorted(own.filter(sent_at__isnull=False).values_list("to_email", flat=True)))
+            opener, buyer = sent[0], sent[1]
+            _db(lambda: own.filter(to_email__in=[opener, buyer]).update(opened_at=timezone.now()))
+            _db(lambda: track(buyer.split("@")[0], "Order Completed", product_id="b1", price=19.9, quantity=2))
             page.reload()
-            assert (_cell(page, "prepared"), _cell(page, "sent"), _cell(page, "opened")) == (3, 2, 1)
-            assert _cell(page, "converted") == 1
+            assert (_cell(page, "prepared"), _cell(page, "sent")) == (40 - len(held), expected)
+            assert (_cell(page, "opened"), _cell(page, "clicked"), _cell(page, "converted")) == (2, 0, 1)
             expect(page.locator("#funnel tr[data-stage=revenue]")).to_contain_text("39.80")
-            expect(page.locator("#effect")).to_contain_text("No holdout to compare with.")
+            rows = page.locator("#holdout tbody tr").evaluate_all(
+                "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText.trim()))"
+            )
+            assert rows[0][:3] == ["Got the campaign", str(40 - len(held)), "1"]
+            assert rows[1][:4] == ["Holdout (got nothing)", str(len(held)), "0", "0.0%"]
+            expect(page.locator("#effect")).to_contain_text("95% interval")
+            expect(page.locator("#effect")).to_contain_text("No difference can be told apart from chance yet.")
             expect(page.locator("#funnel-chart polyline")).to_have_count(4)
             page.screenshot(path=str(SCREENSHOTS / "campaign-results.png"), full_page=True)
             assert not offsite, offsite
@@ -178,9 +213,10 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
             browser.close()
 
     messages = {m.to_email: m for m in Message.objects.filter(campaign__key="spring-picks")}
-    assert sorted(messages) == ["ann@example.com", "bob@example.com", "dee@example.com"]
-    assert messages["bob@example.com"].reason == "no_consent"
-    assert messages["ann@example.com"].sent_at is not None and messages["dee@example.com"].sent_at is not None
+    assert len(messages) == 40 and "cy@example.com" not in messages
+    bob = messages["bob@example.com"]
+    assert bob.reason in ("no_consent", "holdout") and bob.sent_at is None
+    assert all((m.sent_at is None) == (m.reason != "") for m in messages.values())
     assert list(CampaignChange.objects.filter(campaign__key="spring-picks").values_list("action", flat=True)) == [
         "launch",
         "create",
