@@ -70,7 +70,8 @@ SETTINGS = (
 )
 CHANGEABLE_AFTER_LAUNCH = frozenset({"name", "description", "send_until"})
 CONTENT_KINDS = ("product", "content", "feature")
-RESERVED_KEYS = frozenset({"audience-count"})  # a path of its own under /api/v1/campaigns/
+# Paths of their own: /api/v1/campaigns/audience-count, /campaigns/new/ and /campaigns/builder/….
+RESERVED_KEYS = frozenset({"audience-count", "new", "builder"})
 
 
 class CampaignError(ValueError):
@@ -116,7 +117,7 @@ def _check_rules(campaign: Campaign) -> None:
     try:
         parse_rule(campaign.audience, "audience")
         if campaign.approval_policy == ApprovalPolicy.RULE:
-            rule = parse_rule(campaign.approval_rule, "approval_rule", allow_account=True)
+            rule = parse_rule(campaign.approval_rule, "approval_rule")
             if is_everyone(rule):
                 raise RuleError("approval_rule", "An empty rule matches every message; choose the policy 'all'.")
             for condition in conditions(rule):

@@ -18,8 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns import conf
+from campaigns.account_people import ACCOUNT_TRAITS
+from campaigns.models import Account
 from campaigns.rules import Condition, Rule
-from profiles.models import Event, Person
+from profiles.models import Consent, Event, Person
 
 ACTIVITY_KINDS = ("view", "add_to_cart", "purchase", "search", "page", "feature_activated")
 HISTORY = timedelta(days=730)
@@ -64,10 +67,70 @@ def _trait(name: str, op: str, value: Any) -> Q:
     return defined & Q(**{f"{lookup}__{op}": value})
 
 
+def _has(name: str) -> Q:
+    return Q(traits__has_key=name) & ~Q(**{f"traits__{name}": None}) & ~Q(**{f"traits__{name}": ""})
+
+
+def _account_in(keys: list[str]) -> Q:
+    """People whose account (the first of ``ACCOUNT_TRAITS`` set, as ``account_key`` reads it) is one of ``keys``."""
+    found, earlier = Q(pk__in=[]), Q()
+    for name in ACCOUNT_TRAITS:
+        found |= earlier & _has(name) & Q(**{f"traits__{name}__in": keys})
+        earlier &= ~_has(name)
+    return found
+
+
+def _account(name: str, op: str, value: Any) -> Q:
+    if op in ("ne", "not_in", "not_exists"):
+        return ~_account(name, {"ne": "eq", "not_in": "in", "not_exists": "exists"}[op], value)
+    if op == "exists":
+        anything = Q(pk__in=[])
+        for trait in ACCOUNT_TRAITS:
+            anything |= _has(trait)
+        return anything
+    options = value if op == "in" else [value]
+    if name == "id":
+        return _account_in([str(option) for option in options])
+    column = {"plan": "plan", "name": "name"}[name]
+    matching = Q(pk__in=[])
+    for option in options:
+        matching |= Q(**{f"{column}__iexact": str(option)})
+    return _account_in(list(Account.objects.filter(matching).values_list("external_id", flat=True)))
+
+
+def _segment(op: str, value: Any) -> Q:
+    if op in ("ne", "not_in"):
+        return ~_segment({"ne": "eq", "not_in": "in"}[op], value)
+    trait = conf.segment_trait()
+    found = Q(pk__in=[])
+    for option in value if op == "in" else [value]:
+        found |= _trait(trait, "eq", option)
+        found |= Q(traits__has_key="segments") & Q(traits__segments__contains=[option])
+    return found
+
+
+def _event_count(kind: str, times: int, days: int | None, now: datetime) -> Q:
+    events = Event.objects.filter(kind=kind)
+    if days is not None:
+        events = events.filter(timestamp__gte=now - timedelta(days=days))
+    often = events.values("person_id").annotate(n=Count("id")).filter(n__gte=times).values("person_id")
+    return Q(pk__in=often)
+
+
 def _condition(condition: Condition, now: datetime) -> Q:
     op, value, name = condition.op, condition.value, condition.name
     if condition.namespace == "trait":
         return _trait(name, op, value)
+    if condition.namespace == "account":
+        return _account(name, op, value)
+    if condition.field == "segment":
+        return _segment(op, value)
+    if condition.namespace == "consent":
+        granted = Exists(Consent.objects.filter(person_id=OuterRef("pk"), purpose=name, granted=True))
+        return Q(granted) if op == "granted" else ~Q(granted)
+    if op in ("at_least", "fewer_than"):
+        often = _event_count(name, value["times"], value.get("days"), now)
+        return often if op == "at_least" else ~often
     if condition.namespace == "affinity":
         column = "category_affinity" if condition.field.startswith("affinity.category.") else "brand_affinity"
         return Q(**{f"profile__{column}__has_key": name}) & Q(**{f"profile__{column}__{name}__{op}": value})
@@ -101,6 +164,13 @@ def rule_to_q(rule: Rule, now: datetime | None = None) -> Q:
 def audience(rule: Rule, now: datetime | None = None) -> QuerySet[Person]:
     """Live (not merged away) people matching the rule."""
     return Person.objects.filter(merged_into__isnull=True).filter(rule_to_q(rule, now))
+
+
+def without_email_consent(people: QuerySet[Person]) -> QuerySet[Person]:
+    """Those of ``people`` whose email marketing consent is not granted (never asked, refused or
+    unsubscribed): preparation suppresses their messages."""
+    granted = Consent.objects.filter(person_id=OuterRef("pk"), purpose="email_marketing", granted=True)
+    return people.exclude(Exists(granted))
 
 
 def audience_count(rule: Rule) -> int:

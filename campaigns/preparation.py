@@ -85,7 +85,7 @@ def preparation_for(campaign: Campaign, now: datetime | None = None, model: Send
         sources.extend(str(v) for v in overrides.values())
     rule = None
     if campaign.approval_policy == ApprovalPolicy.RULE:
-        rule = parse_rule(campaign.approval_rule, "approval_rule", allow_account=True)
+        rule = parse_rule(campaign.approval_rule, "approval_rule")
     if model is None and campaign.send_time_optimization:
         model = scheduling.fit_model(now)  # None until somebody has opened or clicked an email
     return Preparation(

@@ -18,10 +18,16 @@ Groups are ``all``, ``any`` and ``not``; an empty ``all`` matches everyone. Fiel
   lt, lte;
 - ``price_band``: eq, ne, in, not_in (budget, mid, premium);
 - ``event.<kind>`` (view, add_to_cart, purchase, search, email_open, email_click, feature_activated,
-  signup, page, unsubscribe): within_days, not_within_days (a number of days), ever, never;
+  signup, page, unsubscribe): within_days, not_within_days (a number of days), ever, never, and how
+  often: at_least / fewer_than with ``{"times": 3, "days": 30}`` (``days`` left out: ever);
 - ``last_seen``: within_days, not_within_days;
-- ``account.<plan|name|id>``: eq, ne, in, not_in, exists, not_exists (approval rules only: the
-  account is known once a message is rendered).
+- ``consent.<purpose>`` (personalization, email_marketing, analytics): granted, not_granted (no
+  answer counts as not granted);
+- ``segment``: eq, ne, in, not_in: the segment trait (``CAMPAIGN_SEGMENT_TRAIT``, plan by default)
+  (any case) or one of the values of the ``segments`` trait (exactly);
+- ``account.<plan|name|id>``: eq, ne, in, not_in, exists, not_exists: in an audience, the account
+  the person's ``account_id`` / ``company_id`` / ``company`` trait names (plan and name as the
+  accounts list holds them); in an approval rule, the message's account.
 
 This module is free of Django: :func:`parse_rule` validates (errors name the path, e.g.
 ``audience.all.2.op``) and :func:`matches` evaluates a rule against flat facts, which is how
@@ -49,6 +55,7 @@ EVENT_KINDS = frozenset(
         "unsubscribe",
     }
 )
+CONSENT_PURPOSES = frozenset({"personalization", "email_marketing", "analytics"})
 TRAIT_SHORTHANDS = {"plan": "trait.plan", "country": "trait.country", "email": "trait.email"}
 ACCOUNT_FIELDS = frozenset({"plan", "name", "id"})
 
@@ -57,7 +64,9 @@ NUMBER_OPS = frozenset({"gt", "gte", "lt", "lte"})
 CHOICE_OPS = frozenset({"eq", "ne", "in", "not_in"})
 PRESENCE_OPS = frozenset({"eq", "ne", "in", "not_in", "exists", "not_exists"})
 TIME_OPS = frozenset({"within_days", "not_within_days"})
+COUNT_OPS = frozenset({"at_least", "fewer_than"})
 EVENT_OPS = TIME_OPS | {"ever", "never"}
+CONSENT_OPS = frozenset({"granted", "not_granted"})
 MAX_DEPTH = 6
 MAX_CONDITIONS = 50
 
@@ -72,7 +81,8 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Condition:
-    field: str  # normalised: trait.x, affinity.category.x, affinity.brand.x, price_band, event.k, last_seen, account.x
+    field: str  # normalised: trait.x, affinity.category.x, affinity.brand.x, price_band, event.k, last_seen,
+    # consent.p, segment, account.x
     op: str
     value: Any = None
 
@@ -97,13 +107,13 @@ class Group:
 Rule = Condition | Group
 
 
-def _normalise_field(raw: Any, attr: str, allow_account: bool) -> str:
+def _normalise_field(raw: Any, attr: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise RuleError(attr, "Name a field, e.g. 'trait.plan'.")
     name = TRAIT_SHORTHANDS.get(raw.strip(), raw.strip())
     if "__" in name or len(name) > 300:
         raise RuleError(attr, "A field name has no double underscores and at most 300 characters.")
-    if name in ("price_band", "last_seen"):
+    if name in ("price_band", "last_seen", "segment"):
         return name
     head, _, rest = name.partition(".")
     if head == "trait" and rest:
@@ -117,14 +127,19 @@ def _normalise_field(raw: Any, attr: str, allow_account: bool) -> str:
         if rest not in EVENT_KINDS:
             raise RuleError(attr, f"Unknown event kind {rest!r}; use one of {', '.join(sorted(EVENT_KINDS))}.")
         return name
+    if head == "consent" and rest:
+        if rest not in CONSENT_PURPOSES:
+            purposes = ", ".join(sorted(CONSENT_PURPOSES))
+            raise RuleError(attr, f"Unknown consent purpose {rest!r}; use one of {purposes}.")
+        return name
     if head == "account" and rest:
-        if not allow_account:
-            raise RuleError(attr, "Account fields can be used in approval rules, not in audiences.")
         if rest not in ACCOUNT_FIELDS:
             raise RuleError(attr, f"Account fields are {', '.join(sorted(ACCOUNT_FIELDS))}.")
         return name
     raise RuleError(
-        attr, f"Unknown field {raw!r}; use trait.<name>, affinity.category.<path>, event.<kind>, last_seen, price_band."
+        attr,
+        f"Unknown field {raw!r}; use trait.<name>, affinity.category.<path>, event.<kind>, last_seen, price_band, "
+        "consent.<purpose>, segment or account.<plan|name|id>.",
     )
 
 
@@ -133,18 +148,29 @@ def _allowed_ops(field: str) -> frozenset[str]:
         return VALUE_OPS
     if field.startswith("affinity."):
         return NUMBER_OPS
-    if field == "price_band":
+    if field in ("price_band", "segment"):
         return CHOICE_OPS
     if field.startswith("event."):
-        return EVENT_OPS
+        return EVENT_OPS | COUNT_OPS
+    if field.startswith("consent."):
+        return CONSENT_OPS
     if field == "last_seen":
         return TIME_OPS
     return PRESENCE_OPS  # account.*
 
 
 def _check_value(op: str, value: Any, attr: str) -> Any:
-    if op in ("exists", "not_exists", "ever", "never"):
+    if op in ("exists", "not_exists", "ever", "never", "granted", "not_granted"):
         return None
+    if op in COUNT_OPS:
+        if not isinstance(value, Mapping) or set(value) - {"times", "days"}:
+            raise RuleError(attr, 'Give {"times": n} and optionally "days".')
+        times, days = value.get("times"), value.get("days")
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 10000:
+            raise RuleError(f"{attr}.times", "Give a whole number of times between 1 and 10000.")
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650):
+            raise RuleError(f"{attr}.days", "Give a whole number of days between 1 and 3650, or leave it out.")
+        return {"times": times, "days": days} if days is not None else {"times": times}
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value or len(value) > 1000:
             raise RuleError(attr, "Give a list of 1 to 1000 values.")
@@ -169,13 +195,13 @@ def _check_value(op: str, value: Any, attr: str) -> Any:
     return value
 
 
-def parse_rule(data: Any, attr: str = "rule", *, allow_account: bool = False) -> Rule:
+def parse_rule(data: Any, attr: str = "rule") -> Rule:
     """Validate rule JSON; raises :class:`RuleError` naming the path of the first problem."""
     counter = [0]
-    return _parse(data, attr, allow_account, 0, counter)
+    return _parse(data, attr, 0, counter)
 
 
-def _parse(data: Any, attr: str, allow_account: bool, depth: int, counter: list[int]) -> Rule:
+def _parse(data: Any, attr: str, depth: int, counter: list[int]) -> Rule:
     if depth > MAX_DEPTH:
         raise RuleError(attr, f"Rules nest at most {MAX_DEPTH} levels deep.")
     if not isinstance(data, Mapping):
@@ -188,7 +214,7 @@ def _parse(data: Any, attr: str, allow_account: bool, depth: int, counter: list[
             raise RuleError(attr, "A group has exactly one key: all, any or not.")
         kind = groups[0]
         if kind == "not":
-            return Group("not", (_parse(data["not"], f"{attr}.not", allow_account, depth + 1, counter),))
+            return Group("not", (_parse(data["not"], f"{attr}.not", depth + 1, counter),))
         parts = data[kind]
         if not isinstance(parts, list):
             raise RuleError(f"{attr}.{kind}", "Give a list of rules.")
@@ -196,7 +222,7 @@ def _parse(data: Any, attr: str, allow_account: bool, depth: int, counter: list[
             raise RuleError(f"{attr}.any", "An empty 'any' matches nobody; leave it out.")
         return Group(
             kind,
-            tuple(_parse(p, f"{attr}.{kind}.{i}", allow_account, depth + 1, counter) for i, p in enumerate(parts)),
+            tuple(_parse(p, f"{attr}.{kind}.{i}", depth + 1, counter) for i, p in enumerate(parts)),
         )
     unknown = set(data) - {"field", "op", "value"}
     if unknown:
@@ -204,7 +230,7 @@ def _parse(data: Any, attr: str, allow_account: bool, depth: int, counter: list[
     counter[0] += 1
     if counter[0] > MAX_CONDITIONS:
         raise RuleError(attr, f"At most {MAX_CONDITIONS} conditions.")
-    field = _normalise_field(data.get("field"), f"{attr}.field", allow_account)
+    field = _normalise_field(data.get("field"), f"{attr}.field")
     op = data.get("op")
     allowed = _allowed_ops(field)
     if op not in allowed:
@@ -272,13 +298,28 @@ def _number(value: Any) -> float | None:
 def matches(rule: Rule, facts: Mapping[str, Any]) -> bool:
     """Evaluate a rule against flat facts: ``{"trait.plan": "pro", "account.plan": "enterprise",
     "affinity.category.Women": 0.4, "price_band": "mid", "event.purchase.days_ago": 3,
-    "last_seen.days_ago": 1}`` (a missing ``days_ago`` means never)."""
+    "last_seen.days_ago": 1, "event.purchase.times.30": 2, "event.purchase.times.ever": 5,
+    "consent.email_marketing": True, "segment": ["pro"]}`` (a missing ``days_ago`` means never, a
+    missing count zero, a missing consent not granted)."""
     if isinstance(rule, Group):
         if rule.kind == "all":
             return all(matches(part, facts) for part in rule.parts)
         if rule.kind == "any":
             return any(matches(part, facts) for part in rule.parts)
         return not matches(rule.parts[0], facts)
+    if rule.op in COUNT_OPS:
+        days = rule.value.get("days")
+        times = _number(facts.get(f"{rule.field}.times.{days if days is not None else 'ever'}")) or 0
+        return times >= rule.value["times"] if rule.op == "at_least" else times < rule.value["times"]
+    if rule.op in CONSENT_OPS:
+        granted = facts.get(rule.field) is True
+        return granted if rule.op == "granted" else not granted
+    if rule.field == "segment":
+        held = facts.get("segment") or []
+        held = [held] if isinstance(held, str) else list(held)
+        options = rule.value if rule.op in ("in", "not_in") else [rule.value]
+        found = any(_same(h, o) for h in held for o in options)
+        return found if rule.op in ("eq", "in") else not found
     if rule.op in EVENT_OPS:
         days_ago = _number(facts.get(f"{rule.field}.days_ago"))
         if rule.op == "ever":
@@ -310,4 +351,8 @@ def describe(rule: Rule) -> str:
         return f"{rule.field} {'within' if rule.op == 'within_days' else 'not within'} {rule.value} days"
     if rule.op == "contains":
         return f"{rule.field} contains {rule.value!r}"
+    if rule.op in COUNT_OPS:
+        days = rule.value.get("days")
+        since = f" in {days} days" if days is not None else ""
+        return f"{rule.field} {rule.op.replace('_', ' ')} {rule.value['times']} times{since}"
     return f"{rule.field} {rule.op.replace('_', ' ')}"

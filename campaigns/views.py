@@ -18,8 +18,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import conf, services, tracking
+from campaigns import conf, funnel, services, tracking
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
+from campaigns.results import CONVERSION_DAYS, results
 from campaigns.rules import RuleError, describe, parse_rule
 from personalization.access import requires
 from personalization.api.permissions import LAUNCH, SEES_MESSAGES
@@ -74,9 +75,9 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/campaign_list.html", {"rows": rows})
 
 
-def _reading(rule: Any, attr: str, allow_account: bool) -> str:
+def _reading(rule: Any, attr: str) -> str:
     try:
-        return describe(parse_rule(rule, attr, allow_account=allow_account))
+        return describe(parse_rule(rule, attr))
     except RuleError as error:
         return f"(invalid: {error})"
 
@@ -105,9 +106,9 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         audience = services.audience_count(campaign.audience)
     except services.CampaignError as error:
         audience, preview_error = None, error.detail
-    rules = {"audience": _reading(campaign.audience, "audience", False)}
+    rules = {"audience": _reading(campaign.audience, "audience")}
     if campaign.approval_policy == "rule":
-        rules["approval"] = _reading(campaign.approval_rule, "approval_rule", True)
+        rules["approval"] = _reading(campaign.approval_rule, "approval_rule")
     context = {
         "campaign": campaign,
         "tone": CAMPAIGN_TONES.get(campaign.status, ""),
@@ -122,6 +123,21 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         "can_launch": request.user.has_perm(LAUNCH),
         "rules": rules,
     }
+    if campaign.status == "preparing":
+        made = Message.objects.filter(campaign=campaign, origin="").count()
+        total = max(audience or 0, made)
+        context["progress"] = {"made": made, "total": total, "percent": round(100 * made / total) if total else 0}
+    elif campaign.launched_at is not None:
+        found = results(campaign)
+        context.update(
+            results=found,
+            funnel=funnel.funnel_rows(found.counts),
+            chart=found.chart,
+            interval=funnel.interval_text(found.effect),
+            treated_rate=funnel.share(found.treated.converted, found.treated.people),
+            holdout_rate=funnel.share(found.holdout.converted, found.holdout.people),
+            conversion_days=CONVERSION_DAYS,
+        )
     return render(request, "campaigns/campaign_detail.html", context)
 
 

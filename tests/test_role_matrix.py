@@ -69,6 +69,13 @@ EXPECTED: dict[str, Entry] = {
     "surfaces/<slug:key>/rollback": Entry({"POST": may(MARKETER, ADMIN)}, {"key": "homepage"}, {"version": "1"}),
     "campaigns/": Entry({"GET": may(MARKETER, ANALYST)}),
     "campaigns/<slug:key>/": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
+    # The builder: a Marketer builds, previews and launches; an Analyst may count and follow along.
+    "campaigns/new/": Entry({"GET": may(MARKETER), "POST": may(MARKETER)}),
+    "campaigns/builder/count": Entry({"POST": may(MARKETER, ANALYST)}),
+    "campaigns/builder/preview": Entry({"POST": may(MARKETER)}, data={"person": "ann"}),
+    "campaigns/<slug:key>/edit": Entry({"GET": may(MARKETER), "POST": may(MARKETER)}, {"key": "draft"}),
+    "campaigns/<slug:key>/confirm": Entry({"GET": may(MARKETER)}, {"key": "draft"}),
+    "campaigns/<slug:key>/progress": Entry({"GET": may(MARKETER, ANALYST)}, {"key": "spring"}),
     "campaigns/<slug:key>/<slug:action>": Entry({"POST": may(MARKETER)}, {"key": "draft", "action": "launch"}),
     "journeys/": Entry({"GET": may(MARKETER, ANALYST, ADMIN)}),
     "journeys/new/": Entry({"GET": may(MARKETER, ADMIN), "POST": may(MARKETER, ADMIN)}, data={"name": "n"}),

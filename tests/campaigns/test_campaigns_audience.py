@@ -74,6 +74,51 @@ def test_behaviour_conditions(crowd):
     assert _who({"all": [{"field": "price_band", "op": "not_in", "value": ["mid"]}]}) == {"Ann", "Cat"}
 
 
+def test_how_often_consent_segment_and_account(crowd, settings):
+    from campaigns.models import Account
+
+    now = timezone.now()
+    track("cat", "Product Viewed", at=now - timedelta(days=2), product_id="sock")
+    track("cat", "Product Viewed", at=now - timedelta(days=50), product_id="drill")
+    often = {"field": "event.view", "op": "at_least", "value": {"times": 2, "days": 30}}
+    assert _who({"all": [often]}) == {"Cat"}
+    assert _who({"all": [{**often, "value": {"times": 3}}]}) == {"Cat"}  # ever: the one 50 days ago counts
+    assert _who({"all": [{**often, "op": "fewer_than"}]}) == {"Ann", "Bob", "Dan"}
+    bob = profiles.find_person("bob")
+    assert bob is not None
+    profiles.record_consent(bob.pk, "email_marketing", False, source="preference centre")
+    assert _who({"all": [{"field": "consent.email_marketing", "op": "granted"}]}) == {"Ann", "Cat", "Dan"}
+    assert _who({"all": [{"field": "consent.email_marketing", "op": "not_granted"}]}) == {"Bob"}
+    assert _who({"all": [{"field": "consent.analytics", "op": "not_granted"}]}) == {"Ann", "Bob", "Cat", "Dan"}
+    assert _who({"all": [{"field": "segment", "op": "in", "value": ["pro", "free"]}]}) == {"Ann", "Bob"}
+    assert _who({"all": [{"field": "segment", "op": "ne", "value": "pro"}]}) == {"Bob", "Cat", "Dan"}
+    person("eve", first_name="Eve", segments=["vip"], company_id="globex")
+    assert _who({"all": [{"field": "segment", "op": "eq", "value": "vip"}]}) == {"Eve"}
+    Account.objects.create(external_id="Initech Labs", name="Initech", plan="enterprise")
+    Account.objects.create(external_id="globex", name="Globex", plan="pro")
+    assert _who({"all": [{"field": "account.plan", "op": "eq", "value": "enterprise"}]}) == {"Cat"}
+    assert _who({"all": [{"field": "account.id", "op": "in", "value": ["globex", "nope"]}]}) == {"Eve"}
+    assert _who({"all": [{"field": "account.name", "op": "ne", "value": "globex"}]}) == {"Ann", "Bob", "Cat", "Dan"}
+    assert _who({"all": [{"field": "account.id", "op": "exists"}]}) == {"Cat", "Eve"}
+
+
+def test_the_new_conditions_read_the_same_on_facts():
+    rule = parse_rule(
+        {
+            "all": [
+                {"field": "event.purchase", "op": "at_least", "value": {"times": 2, "days": 30}},
+                {"field": "consent.email_marketing", "op": "granted"},
+                {"field": "segment", "op": "in", "value": ["vip"]},
+            ]
+        }
+    )
+    facts = {"event.purchase.times.30": 2, "consent.email_marketing": True, "segment": ["VIP"]}
+    assert matches(rule, facts)
+    assert not matches(rule, {**facts, "event.purchase.times.30": 1})
+    assert not matches(rule, {**facts, "consent.email_marketing": False})
+    assert not matches(rule, {**facts, "segment": "free"})
+
+
 def test_groups_combine(crowd):
     rule = {
         "all": [
@@ -92,7 +137,16 @@ def test_groups_combine(crowd):
         ({"all": [{"field": "plan", "op": "within_days", "value": 3}]}, "audience.all.0.op"),
         ({"all": [{"field": "event.purchase", "op": "within_days", "value": "soon"}]}, "audience.all.0.value"),
         ({"all": [{"field": "event.teleport", "op": "ever"}]}, "audience.all.0.field"),
-        ({"all": [{"field": "account.plan", "op": "eq", "value": "pro"}]}, "audience.all.0.field"),
+        ({"all": [{"field": "account.tier", "op": "eq", "value": "pro"}]}, "audience.all.0.field"),
+        ({"all": [{"field": "consent.newsletter", "op": "granted"}]}, "audience.all.0.field"),
+        ({"all": [{"field": "consent.analytics", "op": "eq", "value": 1}]}, "audience.all.0.op"),
+        ({"all": [{"field": "event.view", "op": "at_least", "value": {"times": 0}}]}, "audience.all.0.value.times"),
+        (
+            {"all": [{"field": "event.view", "op": "at_least", "value": {"times": 2, "days": 0}}]},
+            "audience.all.0.value.days",
+        ),
+        ({"all": [{"field": "event.view", "op": "at_least", "value": 2}]}, "audience.all.0.value"),
+        ({"all": [{"field": "segment", "op": "gt", "value": 2}]}, "audience.all.0.op"),
         ({"any": []}, "audience.any"),
         ({"all": [], "any": []}, "audience"),
         ({"all": [{"field": "trait.a__b", "op": "exists"}]}, "audience.all.0.field"),
