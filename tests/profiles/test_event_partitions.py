@@ -4,7 +4,10 @@ every partition, a replay stored once whatever its timestamp, and the migration 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -200,3 +203,45 @@ def test_the_migration_moves_existing_rows_into_their_months():
     assert constraints["profiles_event_pkey"] == 'PRIMARY KEY (id, "timestamp")'
     assert any(d.startswith("FOREIGN KEY (person_id) REFERENCES profiles_person(id)") for d in constraints.values())
     assert any('(person_id, "timestamp") INCLUDE (item_id, kind, quantity)' in i for i in _indexes(this_month.table))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_racing_its_original_waits_for_it_and_is_stored_once():
+    """The original's batch has claimed the message id but not committed; the replay, with another
+    timestamp (another partition), waits on that claim and, once the original commits, is a duplicate."""
+    from django.db import connections, transaction
+
+    from profiles.ingestion import ingest_messages
+
+    original = track("Product Viewed", user="u1", messageId="race", timestamp="2026-11-20T10:00:00Z")
+    replay = {**original, "timestamp": "2026-10-02T10:00:00Z"}
+    claimed, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def send_original() -> None:
+        try:
+            with transaction.atomic():
+                results["original"] = ingest_messages([original])
+                claimed.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def send_replay() -> None:
+        try:
+            results["replay"] = ingest_messages([replay])
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=send_original)
+    first.start()
+    assert claimed.wait(10)
+    second = threading.Thread(target=send_replay)
+    second.start()
+    time.sleep(1.0)
+    assert second.is_alive(), "the replay did not wait for the original's transaction"
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert (results["original"].accepted, results["replay"].accepted, results["replay"].duplicates) == (1, 0, 1)
+    assert Event.objects.filter(message_id="race").count() == 1
