@@ -137,6 +137,7 @@ def test_make_up_runs_the_whole_shape_and_stops_on_ctrl_c(shape: Shape) -> None:
 
     _until("the web processes answering", lambda: shape.call("GET", "/api/v1/track", key)[0] == 405, shape, 60)
     _until("a worker on every queue", lambda: _workers_reply() >= set(QUEUES), shape, 60)
+    up_at = time.monotonic() - began
     up_log = shape.log.read_text(errors="replace")
     assert "started beat" in up_log and "started relay" in up_log, up_log[-3000:]
 
@@ -178,7 +179,7 @@ def test_make_up_runs_the_whole_shape_and_stops_on_ctrl_c(shape: Shape) -> None:
         assert version.status not in (VersionStatus.FAILED, VersionStatus.REJECTED), version.error
         return version.status == VersionStatus.ACTIVE
 
-    _until("a version trained by the training worker", trained, shape, 45)
+    _until("a version trained by the training worker", trained, shape, 90)
 
     def served() -> dict[str, Any] | None:
         status, body = shape.call("GET", "/api/v1/surfaces/homepage/recommendations?person=u0", key)
@@ -196,4 +197,4 @@ def test_make_up_runs_the_whole_shape_and_stops_on_ctrl_c(shape: Shape) -> None:
     assert _workers_reply() == set()
     with pytest.raises(OSError):
         shape.call("GET", "/api/v1/track", key)
-    print(f"the shape came up, served and stopped in {time.monotonic() - began:.1f} s")
+    print(f"the shape was up after {up_at:.1f} s, trained, served and stopped after {time.monotonic() - began:.1f} s")
