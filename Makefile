@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test lint install serve worker beat clean-demo \
+.PHONY: demo test lint install serve worker beat up clean-demo \
 	worker-ingestion worker-serving worker-training worker-preparation worker-sending worker-maintenance
 
 $(BIN)/python:
@@ -69,6 +69,12 @@ worker-training: install
 
 beat: install
 	$(BIN)/celery -A personalization beat --loglevel info
+
+# The production shape in one command (deploy/up.py, docs/deploy.md): migrate, then WEB_PROCESSES
+# gunicorn workers on PORT, a worker per queue, beat and the outbox relay, against DATABASE_URL and
+# REDIS_URL; every line prefixed with its process. Ctrl-C stops them all cleanly.
+up: install
+	$(BIN)/python deploy/up.py
 
 clean-demo:
 	rm -rf var/

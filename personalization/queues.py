@@ -31,7 +31,7 @@ QUEUES: dict[str, str] = {
     TRAINING: "engine training (minutes to an hour)",
     PREPARATION: "campaign and journey preparation, and resuming a stalled one",
     SENDING: "the due-message round and the sends",
-    MAINTENANCE: "retention and any task not routed elsewhere",
+    MAINTENANCE: "retention, the event log's month partitions, and any task not routed elsewhere",
 }
 
 DEFAULT_QUEUE = MAINTENANCE
@@ -41,6 +41,7 @@ ROUTES: dict[str, str] = {
     "profiles.tasks.relay_outbox": INGESTION,
     "profiles.tasks.refresh_profiles": INGESTION,
     "profiles.tasks.apply_retention": MAINTENANCE,
+    "profiles.tasks.create_event_partitions": MAINTENANCE,
     "experiments.tasks.recompute_results": SERVING,
     "experiments.tasks.run_guardrails": SERVING,
     "experiments.tasks.reweight_bandits": SERVING,

@@ -186,9 +186,13 @@ PROFILE_HALF_LIFE_DAYS = envfloat("PROFILE_HALF_LIFE_DAYS", "90")
 # Erasure receipts keep a salted hash of each erased key so that replayed events can be refused
 # (profiles.erasure). Set ERASURE_SALT to keep recognising them across a SECRET_KEY rotation.
 ERASURE_SALT = envstr("ERASURE_SALT") or f"erasure-receipt:{SECRET_KEY}"
-# Events and impressions older than this are deleted by the daily retention job (profiles.retention).
+# Events and impressions older than this are deleted by the daily retention job (profiles.retention);
+# on PostgreSQL events go by whole month partitions, so a month stays until all of it is older.
 RETENTION_MONTHS = envint("RETENTION_MONTHS", "24")
 RETENTION_BATCH_ROWS = envint("RETENTION_BATCH_ROWS", "10000")
+# PostgreSQL: the daily job keeps month partitions of the event log ready this many months ahead
+# (profiles.partitions); an event no partition covers lands in the default partition.
+EVENT_PARTITIONS_AHEAD = envint("EVENT_PARTITIONS_AHEAD", "3")
 
 # Celery: JSON only, acknowledge after the work is done, bounded run time, beat from the database.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

@@ -23,7 +23,7 @@ from personalization.shared_db import server_bound_cursor
 from profiles import hot_profile, outbox
 from profiles.erased_keys import refuse_erased
 from profiles.identity import identity_keys, resolve_people
-from profiles.models import Event, Person
+from profiles.models import Event, EventMessage, Person
 from profiles.recent import RecentEvent, recent_event
 from profiles.segment import EventRow, MessageError, ParsedMessage, parse_message
 
@@ -47,12 +47,35 @@ class IngestResult:
     person_ids: set[int] = field(default_factory=set)
 
 
-def _existing_message_ids(message_ids: list[str]) -> set[str]:
+# PostgreSQL: claim every message id of the batch in one statement. A concurrent batch that claims
+# the same id waits for this one's transaction, then finds it taken: a replay racing its original
+# is stored once, whatever timestamp each carries. Ids go in sorted, so two batches never wait on
+# each other in a circle.
+_CLAIM = (
+    f"INSERT INTO {EventMessage._meta.db_table} (message_id, timestamp) "
+    "SELECT m, ts FROM unnest(%b::varchar[], %b::timestamptz[]) AS t(m, ts) ORDER BY m "
+    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+)
+
+
+def _claim_new_messages(messages: list[ParsedMessage], received_at: datetime) -> set[str]:
+    """Record the ids of the messages never stored before and return them; the others are replays."""
+    first_seen = {p.message_id: p.rows[0].timestamp if p.rows else received_at for p in messages}
+    if connection.vendor == "postgresql":
+        ids = sorted(first_seen)
+        with server_bound_cursor() as cursor:
+            cursor.execute(_CLAIM, (ids, [first_seen[m] for m in ids]), binary=True)
+            return {row[0] for row in cursor.fetchall()}
     found: set[str] = set()
-    for start in range(0, len(message_ids), 1000):
-        chunk = message_ids[start : start + 1000]
-        found.update(Event.objects.filter(message_id__in=chunk, position=0).values_list("message_id", flat=True))
-    return found
+    ids = list(first_seen)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(EventMessage.objects.filter(message_id__in=chunk).values_list("message_id", flat=True))
+    fresh = {m for m in ids if m not in found}
+    EventMessage.objects.bulk_create(
+        [EventMessage(message_id=m, timestamp=first_seen[m]) for m in fresh], batch_size=500, ignore_conflicts=True
+    )
+    return fresh
 
 
 def _update_traits(parsed: list[tuple[ParsedMessage, int]]) -> list[int]:
@@ -111,8 +134,8 @@ def ingest_messages(
             unique.append(parsed)
 
     with transaction.atomic():
-        already = _existing_message_ids([p.message_id for p in unique])
-        fresh = [p for p in unique if p.message_id not in already]
+        claimed = _claim_new_messages(unique, received_at)
+        fresh = [p for p in unique if p.message_id in claimed]
         result.duplicates += len(unique) - len(fresh)
         if not fresh:
             return result
@@ -168,13 +191,14 @@ EVENT_COLUMNS = (
     "received_at",
 )
 # PostgreSQL: the whole batch in one statement, one array per column. Much cheaper than the ORM's
-# row-by-row parameter building; ON CONFLICT keeps it idempotent under concurrent replays.
+# row-by-row parameter building. The messages were claimed first (``_claim_new_messages``); ON
+# CONFLICT is the second guard, on the unique key the partitioned table can have.
 _UNNEST_INSERT = (
     f"INSERT INTO {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}) "
     "SELECT m, p, pe, k, n, i, q, pr, o, props::jsonb, ctx::jsonb, ts, ra FROM unnest("
     "%b::varchar[], %b::smallint[], %b::bigint[], %b::varchar[], %b::varchar[], %b::varchar[], %b::integer[], "
     "%b::numeric[], %b::varchar[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[]"
-    ") AS t(m, p, pe, k, n, i, q, pr, o, props, ctx, ts, ra) ON CONFLICT (message_id, position) DO NOTHING"
+    ") AS t(m, p, pe, k, n, i, q, pr, o, props, ctx, ts, ra) ON CONFLICT (message_id, position, timestamp) DO NOTHING"
 )
 
 

@@ -80,7 +80,9 @@ class EventKind(models.TextChoices):
 class Event(models.Model):
     """One behaviour event; an order with several products is stored as one row per product.
 
-    ``(message_id, position)`` is unique: a replayed message is recognised and not stored twice.
+    A replayed message is recognised and not stored twice: its id is kept in ``EventMessage``. On
+    PostgreSQL the table is partitioned by month on ``timestamp`` (``profiles.partitions``), so its
+    primary key is ``(id, timestamp)`` and its unique key carries ``timestamp`` too.
     """
 
     message_id = models.CharField(max_length=200)
@@ -99,7 +101,9 @@ class Event(models.Model):
     received_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["message_id", "position"], name="event_unique_message")]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "position", "timestamp"], name="event_unique_message")
+        ]
         indexes = [
             # Covering: serving reads a person's latest events from the index alone (profiles.recent).
             models.Index(
@@ -111,6 +115,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.item_id} by {self.person_id}"
+
+
+class EventMessage(models.Model):
+    """The id of every stored message, once: what keeps a replay from being stored again.
+
+    The event table's own unique key must carry the partition key (``timestamp``), and a replay may
+    come with another timestamp (clock skew is corrected from ``sentAt``); this table is not
+    partitioned, so its key holds whatever the timestamp. Ingestion inserts here first, in the
+    batch's transaction, and stores the events of the messages whose insert went through. Retention
+    deletes the ids of messages older than its cutoff.
+    """
+
+    message_id = models.CharField(max_length=200, unique=True)
+    timestamp = models.DateTimeField(help_text="When the message's first event happened (retention ages it).")
+
+    def __str__(self) -> str:
+        return self.message_id
 
 
 class Purpose(models.TextChoices):

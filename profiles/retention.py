@@ -1,5 +1,10 @@
 """Retention: events and impressions older than ``RETENTION_MONTHS`` (default 24) are deleted.
 
+On PostgreSQL the event log is partitioned by month (``profiles.partitions``): every month partition
+entirely older than the cutoff is dropped whole, one statement whatever its size, and the month that
+holds the cutoff stays until all of it is older. Only the default partition (events dated outside
+every month partition) is then deleted from row by row, as below. On SQLite events go row by row.
+
 Profiles already ignore events older than 24 months (``profiles.affinity``); this removes them. The
 daily job (a django-celery-beat row, editable in the admin) deletes in batches of
 ``RETENTION_BATCH_ROWS`` rows, walking the primary key upwards: each batch is one short
@@ -13,7 +18,7 @@ Consent and its history are kept whatever their age: they are the record of what
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
@@ -23,13 +28,17 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.utils import timezone
 
+from profiles import partitions
+
 logger = logging.getLogger(__name__)
 
 # (table, the time that ages it); by name, as impressions live in an app below this one.
 RETAINED: tuple[tuple[str, str], ...] = (
     ("profiles.Event", "timestamp"),
+    ("profiles.EventMessage", "timestamp"),  # the ids that recognise replays, aged as their events
     ("personalization.Impression", "served_at"),
 )
+EVENT_TABLES = ("profiles.Event", "profiles.EventMessage")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class RetentionReport:
     deleted: dict[str, int]  # rows per table; with dry_run, the rows that would go
     batches: int
     dry_run: bool
+    dropped: list[str] = field(default_factory=list)  # month partitions dropped (or that would be), "2024-10"
 
 
 def retention_cutoff(now: datetime | None = None, months: int | None = None) -> datetime:
@@ -70,13 +80,31 @@ def apply_retention(
     batch_rows = batch_rows or settings.RETENTION_BATCH_ROWS
     deleted: dict[str, int] = {}
     batches = 0
+    dropped: list[partitions.DroppedMonth] = []
+    event_cutoff = cutoff
+    if partitions.is_partitioned():
+        # Whole months: what is older than the cutoff's month goes with its partition; what is left
+        # below that month's start is in the default partition, deleted in batches below.
+        event_cutoff = partitions.first_kept(cutoff)
+        dropped = partitions.drop_before(cutoff, dry_run=dry_run)
     for label, time_field in RETAINED:
         model = apps.get_model(label)
-        if dry_run:
-            deleted[label] = model._default_manager.filter(**{f"{time_field}__lt": cutoff}).count()
+        older = event_cutoff if label in EVENT_TABLES else cutoff
+        if dry_run:  # the partitions are still there: their rows are counted with the others
+            deleted[label] = model._default_manager.filter(**{f"{time_field}__lt": older}).count()
             continue
-        deleted[label], n = _delete_older(model, time_field, cutoff, batch_rows)
+        already = sum(d.rows for d in dropped) if label == "profiles.Event" else 0
+        count, n = _delete_older(model, time_field, older, batch_rows)
+        deleted[label] = already + count
         batches += n
     if not dry_run:
-        logger.info("Retention before %s deleted %s in %s batches", cutoff.isoformat(), deleted, batches)
-    return RetentionReport(cutoff=cutoff, deleted=deleted, batches=batches, dry_run=dry_run)
+        logger.info(
+            "Retention before %s dropped %s, deleted %s in %s batches",
+            cutoff.isoformat(),
+            [str(d.month) for d in dropped] or "no partition",
+            deleted,
+            batches,
+        )
+    return RetentionReport(
+        cutoff=cutoff, deleted=deleted, batches=batches, dry_run=dry_run, dropped=[str(d.month) for d in dropped]
+    )

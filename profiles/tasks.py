@@ -23,3 +23,11 @@ def apply_retention() -> dict[str, int]:
 def relay_outbox() -> int:
     """Hand the work that waited in the outbox (broker or Redis away) to them; a beat job."""
     return outbox.relay().delivered
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True, expires=6 * 3600)
+def create_event_partitions() -> list[str]:
+    """Create the event log's month partitions of this month and EVENT_PARTITIONS_AHEAD ahead (daily)."""
+    from profiles.partitions import create_ahead
+
+    return [str(month) for month in create_ahead()]

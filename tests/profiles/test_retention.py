@@ -1,5 +1,7 @@
-"""Retention on PostgreSQL: events and impressions older than RETENTION_MONTHS go, in batches of short
-statements over primary-key ranges, each committed on its own; newer rows and consent history stay."""
+"""Retention: events and impressions older than RETENTION_MONTHS go, in batches of short statements over
+primary-key ranges, each committed on its own; newer rows and consent history stay. On PostgreSQL the
+events here are dated before any month partition, so they are in the default partition, which is
+deleted from in batches (whole months go by dropping their partition: test_event_partitions.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import PeriodicTask
 
 from personalization.models import Impression, Surface
+from profiles import partitions
 from profiles.models import ConsentChange, Event, Person
 from profiles.retention import apply_retention, retention_cutoff
 from profiles.services import record_consent
@@ -58,13 +61,14 @@ def test_events_and_impressions_older_than_the_setting_go_in_batches(settings):
     settings.RETENTION_MONTHS = 24
     person = Person.objects.create()
     record_consent(person.pk, "email_marketing", True, at=NOW - timedelta(days=1500))
-    # Old and new rows interleaved by primary key, as a late import leaves them.
-    _events(person, [900, 10, 800, 750, 5, 740, 1000, 731, 1], "e")
+    # Old and new rows interleaved by primary key, as a late import leaves them. The old ones are all
+    # from before the cutoff's month (October 2024 and earlier): on PostgreSQL that month stays whole.
+    _events(person, [900, 10, 800, 780, 5, 770, 1000, 760, 1], "e")
     surface = Surface.objects.create(key="homepage", name="Homepage")
     _impressions(surface, [800, 3, 900, 760])
     with CaptureQueriesContext(connection) as queries:
         report = apply_retention(now=NOW, batch_rows=2)
-    assert report.deleted == {"profiles.Event": 6, "personalization.Impression": 3}
+    assert report.deleted == {"profiles.Event": 6, "profiles.EventMessage": 0, "personalization.Impression": 3}
     assert report.batches == 3 + 2
     assert sorted((NOW - e.timestamp).days for e in Event.objects.all()) == [1, 5, 10]
     assert [(NOW - i.served_at).days for i in Impression.objects.all()] == [3]
@@ -79,10 +83,14 @@ def test_events_and_impressions_older_than_the_setting_go_in_batches(settings):
 def test_a_dry_run_counts_and_deletes_nothing(settings):
     settings.RETENTION_MONTHS = 12
     person = Person.objects.create()
-    _events(person, [400, 200, 370], "d")
+    if partitions.is_partitioned():
+        partitions.create_month(partitions.Month(2025, 10))  # there whatever day the test database was made
+    _events(person, [420, 200, 410], "d")  # two from the month before the cutoff's
     out = StringIO()
     call_command("apply_retention", "--dry-run", stdout=out)
     assert "profiles.Event: would delete 2 rows" in out.getvalue()
+    if partitions.is_partitioned():  # PostgreSQL: the two are in October 2025's partition, which would go
+        assert "profiles.Event: would drop the partition of 2025-10" in out.getvalue()
     assert Event.objects.count() == 3
     call_command("apply_retention", stdout=StringIO())
     assert Event.objects.count() == 1
@@ -127,5 +135,5 @@ def test_the_scheduled_task_applies_retention(settings):
     settings.RETENTION_MONTHS = 24
     person = Person.objects.create()
     _events(person, [10_000, 1], "s")  # ages from today: the task uses the current time
-    assert task.run() == {"profiles.Event": 1, "personalization.Impression": 0}
+    assert task.run() == {"profiles.Event": 1, "profiles.EventMessage": 0, "personalization.Impression": 0}
     assert Event.objects.count() == 1

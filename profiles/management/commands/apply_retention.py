@@ -17,6 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, dry_run: bool = False, months: int | None = None, **options: Any) -> None:
         report = apply_retention(dry_run=dry_run, months=months)
         verb = "would delete" if dry_run else "deleted"
+        for month in report.dropped:
+            self.stdout.write(f"profiles.Event: {'would drop' if dry_run else 'dropped'} the partition of {month}")
         for label, count in report.deleted.items():
             self.stdout.write(f"{label}: {verb} {count} rows older than {report.cutoff:%Y-%m-%d %H:%M %Z}")
         if not dry_run:
