@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from journeys.models import Entry, Journey, JourneyVersion, StepRun
+from journeys.models import Entry, Journey, JourneyVersion, Segment, StepRun, SurfacePin
 
 
 @admin.register(Journey)
@@ -32,3 +32,16 @@ class StepRunAdmin(admin.ModelAdmin):
     list_display = ("entry", "step", "kind", "outcome", "message_id", "ran_at")
     list_filter = ("kind",)
     raw_id_fields = ("entry",)
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "updated_at")
+    search_fields = ("key", "name")
+
+
+@admin.register(SurfacePin)
+class SurfacePinAdmin(admin.ModelAdmin):
+    list_display = ("person", "surface", "item_id", "pinned_at")
+    list_filter = ("surface",)
+    raw_id_fields = ("person", "entry")

@@ -13,6 +13,7 @@ exactly once (``campaigns.delivery``).
 
 from __future__ import annotations
 
+import json
 import logging
 import time as clock
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ from campaigns import people as campaign_people
 from campaigns.rules import parse_rule
 from journeys import sending
 from journeys.definition import local_time
-from journeys.models import Entry, EntryState, JourneyStatus, Segment, StepRun, SurfacePin
+from journeys.models import Entry, EntryState, Journey, JourneyStatus, JourneyVersion, Segment, StepRun, SurfacePin
 from profiles import services as profiles
 from profiles.models import Event
 
@@ -47,14 +48,25 @@ class AdvanceReport:
 
 
 def _claim(moment: datetime, batch_size: int, pks: list[int] | None = None) -> list[Entry]:
-    entries = Entry.objects.select_related("journey", "version")
-    if pks is not None:  # already locked by this transaction: read them again as they are in it
-        return list(entries.filter(pk__in=pks).order_by("due_at", "pk"))
-    return list(
-        entries.select_for_update(skip_locked=True, of=("self",))
-        .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey__status=JourneyStatus.LIVE)
-        .order_by("due_at", "pk")[:batch_size]
-    )
+    """Lock a batch of due entries of live journeys (or read again ``pks``, already locked by this
+    transaction). The live journeys are read first so the locking query is an ordered scan of the
+    ``entry_due`` index that stops after the batch (a join there makes PostgreSQL sort every due row)."""
+    if pks is not None:
+        entries = list(Entry.objects.filter(pk__in=pks).order_by("due_at", "pk"))
+    else:
+        live = list(Journey.objects.filter(status=JourneyStatus.LIVE).values_list("pk", flat=True))
+        if not live:
+            return []
+        entries = list(
+            Entry.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey_id__in=live)
+            .order_by("due_at")[:batch_size]
+        )
+    versions = JourneyVersion.objects.select_related("journey").in_bulk({e.version_id for e in entries})
+    for entry in entries:  # one definition per version for the batch, not one per entry
+        entry.version = versions[entry.version_id]
+        entry.journey = entry.version.journey
+    return entries
 
 
 def advance_due(batch_size: int = 200, now: datetime | None = None, budget_seconds: float = 45.0) -> AdvanceReport:
@@ -117,7 +129,7 @@ class BatchWrites:
     def __init__(self, entries: list[Entry]) -> None:
         self._people = sorted({e.person_id for e in entries})
         self._traits: dict[int, dict[str, Any]] | None = None
-        self.runs: list[StepRun] = []
+        self.runs: list[tuple[int, str, str, str, int | None, datetime]] = []
         self.moved: dict[int, Entry] = {}
 
     def traits(self, person_id: int) -> dict[str, Any]:
@@ -126,16 +138,7 @@ class BatchWrites:
         return self._traits.get(person_id, {})
 
     def record(self, entry: Entry, step: dict[str, Any], outcome: str, now: datetime, message_id: int | None) -> None:
-        self.runs.append(
-            StepRun(
-                entry=entry,
-                step=step["id"],
-                kind=step["type"],
-                outcome=outcome[:200],
-                message_id=message_id,
-                ran_at=now,
-            )
-        )
+        self.runs.append((entry.pk, step["id"], step["type"], outcome[:200], message_id, now))
 
     def move(self, entry: Entry, now: datetime) -> None:
         entry.updated_at = now
@@ -143,10 +146,55 @@ class BatchWrites:
 
     def flush(self) -> None:
         if self.runs:
-            StepRun.objects.bulk_create(self.runs, ignore_conflicts=True)
+            _insert_runs(self.runs)
         if self.moved:
-            Entry.objects.bulk_update(list(self.moved.values()), list(self.FIELDS))
+            _update_entries(list(self.moved.values()))
         self.runs, self.moved = [], {}
+
+
+def _insert_runs(runs: list[tuple[int, str, str, str, int | None, datetime]]) -> None:
+    """One insert for the batch's step records, ON CONFLICT DO NOTHING against (entry, step)."""
+    if connection.vendor != "postgresql":
+        StepRun.objects.bulk_create(
+            [StepRun(entry_id=e, step=s, kind=k, outcome=o, message_id=m, ran_at=at) for e, s, k, o, m, at in runs],
+            ignore_conflicts=True,
+        )
+        return
+    columns = list(zip(*runs, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO journeys_steprun (entry_id, step, kind, outcome, message_id, ran_at) "
+            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[]) "
+            "ON CONFLICT (entry_id, step) DO NOTHING",
+            [list(column) for column in columns],
+        )
+
+
+def _update_entries(entries: list[Entry]) -> None:
+    """The entries' new positions in one ``UPDATE … FROM unnest(arrays)`` (Django's bulk update writes
+    a CASE per column whose cost grows with the square of the batch)."""
+    if connection.vendor != "postgresql":
+        Entry.objects.bulk_update(entries, list(BatchWrites.FIELDS))
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE journeys_entry AS e SET state = v.state, step = v.step, due_at = v.due_at, "
+            "waiting_for = v.waiting_for, exit_reason = v.exit_reason, context = v.context, updated_at = v.updated_at "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], "
+            "%s::jsonb[], %s::timestamptz[]) "
+            "AS v(id, state, step, due_at, waiting_for, exit_reason, context, updated_at) "
+            "WHERE e.id = v.id",
+            [
+                [e.pk for e in entries],
+                [e.state for e in entries],
+                [e.step for e in entries],
+                [e.due_at for e in entries],
+                [e.waiting_for for e in entries],
+                [e.exit_reason for e in entries],
+                [json.dumps(e.context) for e in entries],
+                [e.updated_at for e in entries],
+            ],
+        )
 
 
 def exit_events(entries: list[Entry]) -> dict[int, str]:

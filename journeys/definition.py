@@ -49,6 +49,7 @@ docs/journeys.md (Case 1 to Case 5):
                        (campaign upgrade-prompt) → require_approval → send_email from the CSM;
                        exit on "Plan Upgraded"
     weekly-digest      schedule weekly Monday 08:00 local → send_email with picks 3, window_hours 3
+
 Events match by the name they were sent with (case-insensitive) or by their kind (``add_to_cart``).
 """
 

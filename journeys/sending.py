@@ -26,6 +26,7 @@ from typing import Any
 from campaigns import scheduling
 from campaigns.models import Account, Campaign, Message, MessageState, Reason
 from campaigns.preparation import Preparation, build_messages, preparation_for
+from campaigns.send_time import SendTimeModel
 from journeys import template_context
 from journeys.models import Entry
 
@@ -36,12 +37,13 @@ _HELD_IN_WINDOW = (Reason.CAPPED, Reason.OUTSIDE_WINDOW, Reason.QUIET_HOURS)
 class Preparations:
     """Each template campaign prepared once per advancing batch (its send-time model is fitted once)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, model: SendTimeModel | None = None) -> None:
+        """``model``: the send-time model for steps with a window (fitted on first need otherwise)."""
         self.now = now
         self._found: dict[str, tuple[Campaign, Preparation] | None] = {}
         self._windowed: dict[tuple[str, float], Preparation] = {}
-        self._model: Any = None
-        self._fitted = False
+        self._model = model
+        self._fitted = model is not None
 
     def get(self, key: str) -> tuple[Campaign, Preparation] | None:
         if key not in self._found:

@@ -223,3 +223,40 @@ def test_a_marketer_saves_a_segment_through_the_api_and_an_analyst_reads_it() ->
     assert wrong.status_code == 400 and wrong.json()["attr"].startswith("rule")
     listed = signed_in("Analyst").get("/api/v1/segments").json()["results"]
     assert [(s["key"], s["rule"]) for s in listed] == [("trials", rule)]
+
+
+def test_a_send_within_a_window_goes_at_the_best_hour_inside_it() -> None:
+    import numpy as np
+
+    from campaigns.send_time import HOURS_PER_WEEK, fit_send_time_model, hour_of_week, next_occurrence
+    from journeys import sending
+    from journeys.advancing import run_entry
+
+    now = timezone.now()
+    inside, outside = hour_of_week(now + timedelta(hours=2), "UTC"), hour_of_week(now + timedelta(hours=10), "UTC")
+    counts = np.zeros((20, HOURS_PER_WEEK))
+    counts[:, inside] = 5.0
+    counts[:, outside] = 50.0  # the best hour of the week, but after the window
+    model = fit_send_time_model(counts, [None] * 20)
+    live(
+        "windowed",
+        {
+            "trigger": {"type": "event", "event": "Signed In"},
+            "steps": [{"id": "send", "type": "send_email", "campaign": "note", "window_hours": 3}],
+        },
+    )
+    person("ann", timezone="UTC")
+    track("ann", "Signed In")
+    relay()
+    entry = Entry.objects.select_related("journey", "version").get()
+    run_entry(entry, now, sending.Preparations(now, model=model))
+    message = Message.objects.get(campaign__key="note")
+    assert message.state == MessageState.SCHEDULED
+    # The model's most valuable hour among those that begin within the window (not the week's best).
+    value = model.patterns(np.zeros((1, HOURS_PER_WEEK)), [None])[0] @ model.settings.send_value()
+    starts = {hour: next_occurrence(hour, now, "UTC") for hour in range(HOURS_PER_WEEK)}
+    in_window = [hour for hour, at in starts.items() if at <= now + timedelta(hours=3)]
+    assert message.scheduled_for == starts[max(in_window, key=lambda hour: value[hour])]
+    assert now <= message.scheduled_for <= now + timedelta(hours=3)
+    assert value[outside] > value[hour_of_week(message.scheduled_for, "UTC")]
+    assert message.send_time_source == "cold_start"  # the model's, for someone without a history
