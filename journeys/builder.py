@@ -28,12 +28,53 @@ from journeys.definition import MAX_STEPS, STEP_TYPES
 
 UNITS = ("minutes", "hours", "days", "seconds")
 WAIT_MODES = ("duration", "until_local_time", "until_event")
-CONDITIONS = ("did_event", "did_not_event", "trait", "consent")
+CONDITIONS = ("did_event", "did_not_event", "trait", "consent", "segment")
+# The keys of a step or trigger the form has fields for; any other key a definition has is carried
+# through unchanged (``step-n-extra``, ``trigger_extra``, as JSON), so saving never drops a setting.
+STEP_KEYS = {
+    "id",
+    "type",
+    "seconds",
+    "minutes",
+    "hours",
+    "days",
+    "until_local_time",
+    "until_event",
+    "timeout_hours",
+    "timeout_seconds",
+    "if",
+    "then",
+    "else",
+    "campaign",
+    "window_hours",
+    "from",
+    "instead_of",
+    "picks",
+    "surface",
+    "item",
+    "note",
+}
+TRIGGER_KEYS = {
+    "type",
+    "event",
+    "where",
+    "threshold",
+    "period_days",
+    "per",
+    "segment",
+    "interest",
+    "within_days",
+    "min_drop_percent",
+    "every",
+    "weekday",
+    "local_time",
+}
 STEP_LABELS = {
     "wait": "Wait",
     "branch": "Branch",
     "require_approval": "Require approval",
     "send_email": "Send an email",
+    "update_surface": "Update a surface",
     "exit": "Exit",
 }
 MAX_EXITS = 10
@@ -189,8 +230,35 @@ def _step_row(step: dict[str, Any]) -> dict[str, Any]:
             **{"else": step.get("else", "")},
         )
     elif kind == "send_email":
-        row["campaign"] = step.get("campaign", "")
+        row.update(
+            campaign=step.get("campaign", ""),
+            window_hours=_fmt(step.get("window_hours")),
+            from_csm="on" if step.get("from") == "csm" else "",
+            instead_of=", ".join(str(k) for k in step.get("instead_of") or []),
+            picks=_fmt(step.get("picks")),
+        )
+    elif kind == "update_surface":
+        row.update(
+            surface=step.get("surface", ""),
+            item=step.get("item", ""),
+            note=step.get("note", ""),
+            campaign=step.get("campaign", ""),
+        )
+    row["extra"] = _extra(step, STEP_KEYS)
     return row
+
+
+def _extra(value: dict[str, Any], known: set[str]) -> str:
+    rest = {k: v for k, v in value.items() if k not in known}
+    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
+
+
+def _read_extra(text: Any) -> dict[str, Any]:
+    try:
+        found = json.loads(str(text or "") or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def from_definition(definition: dict[str, Any], key: str = "", name: str = "") -> BuilderForm:
@@ -210,6 +278,10 @@ def from_definition(definition: dict[str, Any], key: str = "", name: str = "") -
         "trigger_every": trigger.get("every", "weekly"),
         "trigger_weekday": _fmt(trigger.get("weekday", 0)),
         "trigger_local_time": trigger.get("local_time", "09:00"),
+        "trigger_per": trigger.get("per", "person"),
+        "trigger_segment": trigger.get("segment", ""),
+        "trigger_min_drop_percent": _fmt(trigger.get("min_drop_percent", 5)),
+        "trigger_extra": _extra(trigger, TRIGGER_KEYS),
         "reentry_mode": reentry.get("mode", "after_exit"),
         "cooldown_hours": _fmt(reentry.get("cooldown_hours", 0)),
         "holdout_percent": _fmt(round(holdout * 100, 4)) if isinstance(holdout, (int, float)) else str(holdout),
@@ -246,6 +318,10 @@ def read_form(data: FormData) -> BuilderForm:
             "trigger_every",
             "trigger_weekday",
             "trigger_local_time",
+            "trigger_per",
+            "trigger_segment",
+            "trigger_min_drop_percent",
+            "trigger_extra",
             "reentry_mode",
             "cooldown_hours",
             "holdout_percent",
@@ -267,6 +343,14 @@ def read_form(data: FormData) -> BuilderForm:
         "then",
         "else",
         "campaign",
+        "window_hours",
+        "from_csm",
+        "instead_of",
+        "picks",
+        "surface",
+        "item",
+        "note",
+        "extra",
     )
     steps = []
     for n in range(MAX_STEPS + 1):
@@ -316,7 +400,7 @@ def apply_op(form: BuilderForm, op: str) -> None:
 
 
 def _step_definition(row: Mapping[str, Any]) -> dict[str, Any]:
-    step: dict[str, Any] = {"id": row.get("id", ""), "type": row.get("type", "")}
+    step: dict[str, Any] = {**_read_extra(row.get("extra")), "id": row.get("id", ""), "type": row.get("type", "")}
     kind = step["type"]
     if kind == "wait":
         mode = row.get("wait_mode") or "duration"
@@ -338,6 +422,21 @@ def _step_definition(row: Mapping[str, Any]) -> dict[str, Any]:
         step["else"] = row.get("else", "")
     elif kind == "send_email":
         step["campaign"] = row.get("campaign", "")
+        if row.get("window_hours"):
+            step["window_hours"] = _number(row["window_hours"])
+        if row.get("from_csm"):
+            step["from"] = "csm"
+        if row.get("instead_of"):
+            step["instead_of"] = [k.strip() for k in str(row["instead_of"]).split(",") if k.strip()]
+        if row.get("picks"):
+            step["picks"] = _number(row["picks"])
+    elif kind == "update_surface":
+        step["surface"] = row.get("surface", "")
+        if step["surface"] == "onboarding-checklist":
+            step["item"] = row.get("item", "")
+            step["note"] = row.get("note", "")
+        else:
+            step["campaign"] = row.get("campaign", "")
     return step
 
 
@@ -345,16 +444,22 @@ def to_definition(form: BuilderForm) -> dict[str, Any]:
     """The definition the form describes, to be validated by ``journeys.definition``."""
     v = form.values
     kind = v.get("trigger_type") or "event"
-    trigger: dict[str, Any] = {"type": kind}
+    trigger: dict[str, Any] = {**_read_extra(v.get("trigger_extra")), "type": kind}
     if kind in ("event", "event_count"):
         trigger["event"] = v.get("trigger_event", "")
         trigger["where"] = parse_where(v.get("trigger_where", ""))
     if kind == "event_count":
         trigger["threshold"] = _number(v.get("trigger_threshold"))
         trigger["period_days"] = _number(v.get("trigger_period_days"))
-    if kind == "back_in_stock":
+        if v.get("trigger_per") == "account":
+            trigger["per"] = "account"
+    if kind == "audience":
+        trigger["segment"] = v.get("trigger_segment", "")
+    if kind in ("back_in_stock", "price_drop"):
         trigger["interest"] = list(v.get("trigger_interest") or [])
         trigger["within_days"] = _number(v.get("trigger_within_days"))
+    if kind == "price_drop":
+        trigger["min_drop_percent"] = _number(v.get("trigger_min_drop_percent"))
     if kind == "schedule":
         trigger["every"] = v.get("trigger_every", "")
         trigger["local_time"] = v.get("trigger_local_time", "")
@@ -393,6 +498,14 @@ _STEP_PARTS = {
     "if.did_not_event": "cond_value",
     "if.trait": "cond_value",
     "if.consent": "cond_value",
+    "if.segment": "cond_value",
+    "window_hours": "window_hours",
+    "from": "from_csm",
+    "instead_of": "instead_of",
+    "picks": "picks",
+    "surface": "surface",
+    "item": "item",
+    "note": "note",
     "if.equals": "equals",
     "then": "then",
     "else": "else",
@@ -414,7 +527,7 @@ def field_for(path: str) -> str:
         return "holdout_percent"
     step = _STEP_FIELD.match(path)
     if step:
-        n, part = step.group(1), step.group(2)
+        n, part = step.group(1), re.sub(r"\[\d+\]$", "", step.group(2) or "")
         return f"step-{n}-{_STEP_PARTS[part]}" if part in _STEP_PARTS else f"step-{n}"
     found = _EXIT_FIELD.match(path)
     if found:

@@ -22,7 +22,8 @@ from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
 from campaigns.models import Campaign
 from journeys import builder, counting, dry_run, lifecycle, starters, wording
-from journeys.definition import INTEREST_KINDS, REENTRY_MODES, STEP_TYPES, EventFacts
+from journeys import definition as spec
+from journeys.definition import INTEREST_KINDS, REENTRY_MODES, EventFacts
 from journeys.entering import held_out
 from journeys.models import Entry, EntryState, Journey, JourneyStatus
 from personalization.access import requires
@@ -38,12 +39,17 @@ TEST_RUN_EVENTS = 5000  # the latest events of the person a test run reads
 TEST_RUN_DAYS = 400
 RESERVED_KEYS = {"new"}
 DONE = {"launch": "launched", "pause": "paused", "archive": "archived"}
-TRIGGER_TYPES = [
-    ("event", "when they do an event"),
-    ("event_count", "when an event reaches a count"),
-    ("back_in_stock", "when an item they wanted is back in stock"),
-    ("schedule", "on a schedule"),
-]
+TRIGGER_LABELS = {
+    "event": "when they do an event",
+    "event_count": "when an event reaches a count",
+    "audience": "when they come into a segment",
+    "back_in_stock": "when an item they wanted is back in stock",
+    "price_drop": "when an item they wanted drops in price",
+    "schedule": "on a schedule",
+}
+# The definition's send options (window, from the CSM, instead of, picks), per-account counts and
+# segments came with the update_surface step; the builder shows their fields when it has them.
+EXTENDED = "update_surface" in spec.STEP_TYPES
 
 
 def _journeys() -> Any:
@@ -210,8 +216,10 @@ def _builder_context(form: builder.BuilderForm, **extra: Any) -> dict[str, Any]:
         "steps": form.step_rows(),
         "exits": form.exit_rows(),
         "words": wording.summary(definition),
-        "trigger_types": TRIGGER_TYPES,
-        "step_types": [(t, builder.STEP_LABELS[t]) for t in STEP_TYPES],
+        "trigger_types": [(t, TRIGGER_LABELS.get(t, t)) for t in spec.TRIGGERS],
+        "step_types": [(t, builder.STEP_LABELS.get(t, t)) for t in spec.STEP_TYPES],
+        "extended": EXTENDED,
+        "surfaces": getattr(spec, "SURFACES", ()),
         "step_ids": form.step_ids,
         "campaigns": campaigns,
         "missing_campaigns": missing,

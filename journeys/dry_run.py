@@ -29,6 +29,7 @@ class Person:
     consents: dict[str, bool]  # purpose → granted
     zone: str = "UTC"
     held_out: bool = False
+    segments: frozenset[str] = frozenset()  # the saved segments they are in
 
 
 @dataclass
@@ -98,11 +99,14 @@ def _entry_point(
             f"{current} of {trigger['threshold']} “{trigger['event']}” in this period; "
             "shown as if they reached it now.",
         )
-    if kind == "back_in_stock":
+    if kind == "audience":
+        return False, now, f"Shown as if they came into the segment “{trigger['segment']}” now."
+    if kind in ("back_in_stock", "price_drop"):
         since = now.timestamp() - trigger["within_days"] * 86400
         items = [e.item_id for e in events if e.item_id and e.kind in trigger["interest"] and e.timestamp >= since]
         if items:
-            return True, now, f"Enters when {items[-1]} comes back in stock (they showed interest in it); shown as now."
+            change = "comes back in stock" if kind == "back_in_stock" else "drops in price"
+            return True, now, f"Enters when {items[-1]} {change} (they showed interest in it); shown as now."
         return (
             False,
             now,
@@ -150,8 +154,11 @@ def _condition(
         return value == condition[
             "equals"
         ], f"their {condition['trait']} is {value if value is not None else 'not set'}"
-    granted = bool(person.consents.get(condition["consent"]))
-    return granted, "they consent" if granted else "they do not consent"
+    if "consent" in condition:
+        granted = bool(person.consents.get(condition["consent"]))
+        return granted, "they consent" if granted else "they do not consent"
+    inside = condition.get("segment", "") in person.segments
+    return inside, "they are in the segment" if inside else "they are not in the segment"
 
 
 def _next_local(at: datetime, wanted: str, zone: str) -> datetime:
@@ -164,6 +171,7 @@ def _next_local(at: datetime, wanted: str, zone: str) -> datetime:
 
 
 def _send_words(campaign: str, person: Person, approval: bool) -> tuple[str, str]:
+    """Whether the email would go, as far as the test run can tell (caps and quiet hours only defer)."""
     if not person.traits.get("email"):
         return f"the email “{campaign}” would be suppressed: no email address", "bad"
     if not person.consents.get(EMAIL_PURPOSE):
@@ -226,8 +234,20 @@ def trace(definition: dict[str, Any], events: list[EventFacts], person: Person, 
         elif kind == "send_email":
             happens, tone = _send_words(step["campaign"], person, approval)
             approval = False
-        else:  # exit
+        elif kind == "update_surface":
+            happens, tone = (
+                "their "
+                + (
+                    "onboarding checklist changes"
+                    if step.get("surface") == "onboarding-checklist"
+                    else "in-app message shows"
+                ),
+                "good",
+            )
+        elif kind == "exit":
             happens = "leaves the journey"
+        else:
+            happens = "runs"
         result.path.append(PathStep(index + 1, step["id"], kind, words, happens, shown_at, shown_at > now, tone))
         if kind == "exit":
             result.outcome = "Leaves at the exit step."

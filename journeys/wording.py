@@ -61,9 +61,19 @@ def trigger(value: Any) -> str:
     if kind == "event_count":
         days = value.get("period_days")
         period = _plural(days, "day") if isinstance(days, (int, float)) else "… days"
+        who = "an account" if value.get("per") == "account" else "someone"
         return (
-            f"When someone reaches {_text(value.get('threshold'))} × “{_text(value.get('event'))}”"
+            f"When {who} reaches {_text(value.get('threshold'))} × “{_text(value.get('event'))}”"
             f"{_where(value.get('where'))} in a period of {period}"
+        )
+    if kind == "audience":
+        return f"When someone comes into the segment “{_text(value.get('segment'))}”"
+    if kind == "price_drop":
+        interest = value.get("interest") or ["view", "add_to_cart"]
+        did = " or ".join(INTEREST_WORDS.get(k, str(k)) for k in interest)
+        return (
+            f"When an item's price drops by at least {_text(value.get('min_drop_percent', 1))} %, everyone who "
+            f"{did} it in the last {_text(value.get('within_days', 30))} days"
         )
     if kind == "back_in_stock":
         interest = value.get("interest") or ["view", "add_to_cart"]
@@ -92,6 +102,8 @@ def condition(value: Any) -> str:
         return f"their {_text(value['trait'])} is {_text(value.get('equals'))}"
     if "consent" in value:
         return f"they consent to {_text(value['consent']).replace('_', ' ')}"
+    if "segment" in value:
+        return f"they are in the segment “{_text(value['segment'])}”"
     return "…"
 
 
@@ -127,7 +139,20 @@ def step(value: Any, names: dict[str, str] | None = None) -> str:
     if kind == "require_approval":
         return "The next email waits for approval in the CSM's queue"
     if kind == "send_email":
-        return f"Send the email “{_text(value.get('campaign'))}”"
+        said = f"Send the email “{_text(value.get('campaign'))}”"
+        if value.get("picks"):
+            said += f" with {_text(value['picks'])} items they have not been shown (skipped when none qualifies)"
+        if value.get("from") == "csm":
+            said += ", from the account's CSM"
+        if value.get("instead_of"):
+            said += f", instead of {', '.join(f'“{k}”' for k in value['instead_of'])}"
+        if value.get("window_hours"):
+            said += f", at their best hour within {_text(value['window_hours'])} hours"
+        return said
+    if kind == "update_surface":
+        if value.get("surface") == "onboarding-checklist":
+            return f"Put “{_text(value.get('item'))}” first on their onboarding checklist"
+        return f"Show the in-product message “{_text(value.get('campaign'))}”"
     if kind == "exit":
         return "Leave the journey"
     return "… (choose what this step does)"

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from campaigns import services as campaigns
 from campaigns import tracking
-from campaigns.models import Account, ApprovalPolicy, Campaign, Message, MessageState
+from campaigns.models import Account, ApprovalPolicy, Campaign, Channel, Message, MessageState
 from catalog.models import Item
 from catalog.services import UPSERT_FIELDS, upsert_items
 from experiments import services as experiments
@@ -408,6 +408,20 @@ def _journey_campaigns(marketer: Any) -> None:
             campaigns.create_campaign(key, values, marketer)
 
 
+def _starter_campaigns(definition: dict[str, Any], marketer: Any) -> None:
+    """Draft campaigns for the templates a starter names and the demo lacks: an email for a send step,
+    an in-product message for a surface update. Their content is a placeholder to edit."""
+    for step in definition.get("steps", []):
+        key = step.get("campaign")
+        if not key or Campaign.objects.filter(key=key).exists():
+            continue
+        name = key.replace("-", " ").capitalize()
+        values = _values(f"{name} (journey template)", f"{name}.")
+        if step.get("type") == "update_surface":
+            values["channel"] = Channel.ONBOARDING
+        campaigns.create_campaign(key, values, marketer)
+
+
 def _reachable_people(limit: int) -> list[Person]:
     """People with an email address and marketing consent, who can be sent a journey's email."""
     granted = set(Consent.objects.filter(purpose="email_marketing", granted=True).values_list("person_id", flat=True))
@@ -516,6 +530,7 @@ def seed_journeys(marketer: Any, seed: int = 7, people: int = 60) -> JourneySeed
     for key, found in starters.starters().items():
         if Journey.objects.filter(key=key).exists():
             continue
+        _starter_campaigns(found["definition"], marketer)
         try:
             created[key] = lifecycle.create_journey(
                 key, found["name"], found["definition"], marketer.username, marketer

@@ -31,7 +31,10 @@ def test_the_abandoned_cart_reads_as_plain_language():
     assert said["trigger"] == "When someone adds something to the cart (Product Added)"
     assert said["steps"] == ["Wait 4 hours", "Send the email “cart-reminder”"]
     assert said["exits"] == "Anyone who does “Order Completed” leaves at once."
-    assert said["reentry"] == "A person enters again only after leaving. At least 1 day between entries."
+    assert said["reentry"] == "A person enters again only after leaving."
+    assert wording.reentry({"mode": "every_time", "cooldown_hours": 24}) == (
+        "A person enters every time the trigger fires. At least 1 day between entries."
+    )
     assert said["holdout"].startswith("10 % are held out")
 
 
@@ -84,6 +87,52 @@ def test_a_starter_goes_through_the_form_unchanged(key):
     form = builder.from_definition(definition, key, "n")
     again = builder.to_definition(builder.read_form(_post(form)))
     assert validate(again) == validate(definition)
+
+
+# Settings of the step and trigger kinds that come with the onboarding, expansion and digest journeys.
+EXTENDED = {
+    "trigger": {
+        "type": "event_count",
+        "event": "API Call",
+        "where": {},
+        "threshold": 500,
+        "period_days": 30,
+        "per": "account",
+    },
+    "steps": [
+        {"id": "prompt", "type": "update_surface", "surface": "in-app", "campaign": "upgrade-prompt"},
+        {"id": "pin", "type": "update_surface", "surface": "onboarding-checklist", "item": "connect", "note": "Next"},
+        {"id": "b", "type": "branch", "if": {"segment": "power-users"}, "then": "mail", "else": "mail"},
+        {
+            "id": "mail",
+            "type": "send_email",
+            "campaign": "expansion-csm",
+            "from": "csm",
+            "instead_of": ["onboarding-generic"],
+            "picks": 3,
+            "window_hours": 6,
+            "later_option": {"kept": True},
+        },
+    ],
+    "exit_on": [{"event": "Plan Upgraded", "where": {}}],
+    "reentry": {"mode": "every_time", "cooldown_hours": 0},
+    "holdout_share": 0.0,
+}
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"type": "audience", "segment": "trial-power-users"},
+        {"type": "price_drop", "interest": ["view"], "within_days": 14, "min_drop_percent": 5},
+        {"type": "schedule", "every": "weekly", "weekday": 0, "local_time": "08:00", "new_setting": 1},
+    ],
+)
+def test_the_form_keeps_every_setting_of_the_newer_kinds(trigger):
+    definition = {**EXTENDED, "trigger": trigger}
+    for given in (EXTENDED, definition):
+        again = builder.to_definition(builder.read_form(_post(builder.from_definition(given))))
+        assert again == given
 
 
 def test_the_form_adds_moves_and_removes_steps():
@@ -222,3 +271,23 @@ def test_a_wait_for_an_event_and_a_count_trigger():
     assert result.entered_at == start + timedelta(hours=2)  # the third call
     assert "they did “Upgraded”" in result.path[0].happens
     assert [s.id for s in result.path] == ["w", "b", "x"] and result.outcome == "Leaves at the exit step."
+
+
+def test_the_newer_kinds_read_in_words_and_in_a_test_run():
+    said = wording.summary(EXTENDED)
+    assert said["trigger"] == "When an account reaches 500 × “API Call” in a period of 30 days"
+    assert said["steps"][:2] == [
+        "Show the in-product message “upgrade-prompt”",
+        "Put “connect” first on their onboarding checklist",
+    ]
+    assert said["steps"][2].startswith("If they are in the segment “power-users”")
+    assert said["steps"][3] == (
+        "Send the email “expansion-csm” with 3 items they have not been shown (skipped when none qualifies), "
+        "from the account's CSM, instead of “onboarding-generic”, at their best hour within 6 hours"
+    )
+    definition = {**EXTENDED, "trigger": {"type": "audience", "segment": "trial-power-users"}}
+    inside = dry_run.Person({"email": "a@example.com"}, {"email_marketing": True}, segments=frozenset({"power-users"}))
+    result = dry_run.trace(definition, [], inside, NOW)
+    assert not result.entered and "segment “trial-power-users”" in result.entry
+    assert [s.id for s in result.path] == ["prompt", "pin", "b", "mail"]
+    assert result.path[2].happens.startswith("they are in the segment")

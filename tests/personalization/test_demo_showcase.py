@@ -18,6 +18,7 @@ from experiments import services as experiments
 from experiments.models import Experiment, Exposure
 from journeys.counting import journey_flow
 from journeys.models import Entry, Journey, JourneyStatus
+from journeys.starters import STARTERS
 from personalization.models import Impression, Surface, SurfaceDailyStats
 
 
@@ -93,7 +94,10 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     restocked = sorted(set(Entry.objects.filter(journey=stock).values_list("context__item__id", flat=True)))
     assert len(restocked) == 1 and Entry.objects.filter(journey=stock).count() >= 3
     assert Message.objects.filter(origin__startswith="journey:", campaign__key="back-in-stock").exists()
-    assert f"Journeys: abandoned-cart (live), back-in-stock (live); {restocked[0]} back in stock." in seeded
+    drafts = [k for k in STARTERS if k not in ("abandoned-cart", "back-in-stock")]
+    assert set(Journey.objects.filter(status=JourneyStatus.DRAFT).values_list("key", flat=True)) == set(drafts)
+    said = ", ".join(["abandoned-cart (live)", "back-in-stock (live)", *(f"{k} (draft)" for k in drafts)])
+    assert f"Journeys: {said}; {restocked[0]} back in stock." in seeded
 
     # The pages the console added last show data on the first run: the home page's figures, the
     # surface chart with its versions on the days they were saved, the experiment form's choices,
@@ -133,6 +137,7 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     assert "Demo login: csm / csm (CSM)" in seeded
 
     # A second run leaves everything as it is and issues no new keys.
+    campaign_count = Campaign.objects.count()
     again = StringIO()
     call_command("seed_demo", if_empty=True, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=again)
-    assert "API keys" not in again.getvalue() and Campaign.objects.count() == 6
+    assert "API keys" not in again.getvalue() and Campaign.objects.count() == campaign_count

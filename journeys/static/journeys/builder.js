@@ -15,11 +15,18 @@
     }
   }
 
+  // Two kinds of step choose a campaign (an email, an in-product message): only the shown one is sent.
+  function campaigns() {
+    var found = form.querySelectorAll('select[name$="-campaign"]');
+    for (var i = 0; i < found.length; i++) found[i].disabled = !!found[i].closest("[hidden]");
+  }
+
   var switches = form.querySelectorAll("select[data-switch]");
   for (var i = 0; i < switches.length; i++) {
     sync(switches[i]);
-    switches[i].addEventListener("change", function (event) { sync(event.target); });
+    switches[i].addEventListener("change", function (event) { sync(event.target); campaigns(); });
   }
+  campaigns();
 
   // Removing a step that a branch jumps to: say so before the round trip.
   form.addEventListener("click", function (event) {
