@@ -13,6 +13,8 @@
 | ``CAMPAIGN_PREPARATION_CHUNK`` | 500 | people prepared per chunk; the heartbeat is refreshed at every chunk |
 | ``CAMPAIGN_BULK_DECISION_INLINE`` | 500 | "all that match" decides up to this many in the request, more in a task |
 | ``CAMPAIGN_PREPARE_IN_BACKGROUND`` | True | tasks in-process (no Redis): a launch prepares in a thread |
+| ``GLOBAL_CAP_PER_DAY`` | 3 | messages a person gets on a channel per local day, all campaigns and journeys (0: off) |
+| ``GLOBAL_CAP_PER_WEEK`` | 10 | the same per local week (Monday to Sunday) |
 | ``ITEM_URL`` | (empty) | item links, ``{site}`` and ``{item_id}`` replaced; empty: this site's public item page |
 """
 
@@ -40,6 +42,14 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def global_caps() -> tuple[int | None, int | None]:
+    """The frequency policy over everything sent on a channel (campaigns and journeys alike): per local
+    day, per local week; None where it is switched off (0). Each campaign's own caps apply within it."""
+    day = _int("GLOBAL_CAP_PER_DAY", 3, minimum=0)
+    week = _int("GLOBAL_CAP_PER_WEEK", 10, minimum=0)
+    return (day or None, week or None)
 
 
 def send_lease_seconds() -> int:

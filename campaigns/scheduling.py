@@ -54,6 +54,18 @@ class SendPolicy:
     cap: FrequencyCap
 
 
+def _lower(own: int | None, overall: int | None) -> int | None:
+    return overall if own is None else own if overall is None else min(own, overall)
+
+
+def _strictest(per_day: int | None, per_week: int | None) -> FrequencyCap:
+    """The campaign's caps within the global frequency policy (``GLOBAL_CAP_PER_DAY`` / ``_WEEK``): the
+    lower of each. The caps count every message the person has on the channel, whatever sent it, so
+    the policy holds across campaigns and journeys."""
+    day, week = conf.global_caps()
+    return FrequencyCap(_lower(per_day, day), _lower(per_week, week))
+
+
 def policy_of(campaign: Campaign, now: datetime | None = None) -> SendPolicy:
     """The campaign's timing settings; raises ``ValueError`` for settings that allow no moment at all."""
     now = now or timezone.now()
@@ -75,7 +87,7 @@ def policy_of(campaign: Campaign, now: datetime | None = None) -> SendPolicy:
         send_until=campaign.send_until,
         quiet_hours=quiet,
         window=window,
-        cap=FrequencyCap(campaign.cap_per_day, campaign.cap_per_week),
+        cap=_strictest(campaign.cap_per_day, campaign.cap_per_week),
     )
     next_allowed_send(now, "UTC", quiet_hours=quiet, window=window)  # refuses an impossible combination
     return policy

@@ -60,6 +60,29 @@ def test_frequency_caps_defer_to_the_next_allowed_day_and_week_and_never_drop(db
     assert Message.objects.filter(state=MessageState.SCHEDULED).count() == 5
 
 
+def test_the_global_policy_caps_every_campaign_and_journey_together(db, settings):
+    """Campaigns without caps of their own still share the global policy, and a journey's message
+    (a message like any other on the channel) takes its place in the day's count."""
+    settings.GLOBAL_CAP_PER_DAY, settings.GLOBAL_CAP_PER_WEEK = 2, 0
+    person("ann", first_name="Ann", timezone="Europe/Berlin")
+    journey = launch_and_prepare(make_campaign("cart-reminder", send_at=_at(2030, 1, 15, 9), cap_per_day=None))
+    Message.objects.filter(campaign=journey).update(origin="journey:abandoned-cart:1")
+    uncapped = [
+        launch_and_prepare(
+            make_campaign(f"open-{n}", send_at=_at(2030, 1, 15, 10 + n), cap_per_day=None, cap_per_week=None)
+        )
+        for n in range(3)
+    ]
+    assert _scheduled(uncapped[0]) == _at(2030, 1, 15, 10)
+    assert _scheduled(uncapped[1]) == datetime(2030, 1, 16, 0, 0, tzinfo=BERLIN)  # the day holds two already
+    assert _scheduled(uncapped[2]) == datetime(2030, 1, 16, 0, 0, tzinfo=BERLIN)
+    # A campaign's own cap still applies within the policy: the lower of the two wins.
+    own = launch_and_prepare(make_campaign("own", send_at=_at(2030, 1, 17, 10), cap_per_day=1))
+    assert _scheduled(own) == _at(2030, 1, 17, 10)
+    settings.GLOBAL_CAP_PER_DAY = 0  # switched off: only the campaign's caps
+    assert scheduling.policy_of(uncapped[0]).cap.per_day is None
+
+
 def test_what_cannot_go_out_before_the_campaign_ends_is_suppressed_with_the_reason(db):
     person("ann", first_name="Ann", timezone="Europe/Berlin")
     launch_and_prepare(make_campaign("first", send_at=_at(2030, 1, 15, 10)))
