@@ -14,6 +14,7 @@ from datetime import time as time_of_day
 from typing import Any, cast
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -28,7 +29,7 @@ from campaigns.composition import email_of
 from campaigns.delivery import email_backend
 from campaigns.lifecycle import CampaignError, content_surface_note
 from campaigns.models import ApprovalPolicy, Campaign, CampaignChange, CampaignStatus, Channel, Message, MessageState
-from campaigns.rules import EVENT_KINDS, describe, parse_rule
+from campaigns.rules import EVENT_KINDS, RuleError, describe, parse_rule
 from personalization.access import requires
 from personalization.api.permissions import LAUNCH
 from profiles import services as profiles
@@ -42,6 +43,7 @@ LABELS = {
     "name": "Name",
     "channel": "Channel",
     "audience": "Audience",
+    "audience_json": "Audience (JSON)",
     "match": "Audience",
     "subject": "Subject",
     "preheader": "Preheader",
@@ -140,6 +142,20 @@ def _content(form: dict[str, str]) -> tuple[dict[str, Any], list[builder.Block] 
     return values, blocks
 
 
+def _audience(form: dict[str, str]) -> Any:
+    """The rows' rule; a rule the rows cannot show stays JSON (``audience_json``) until rows replace it."""
+    written = form.get("audience_json", "").strip()
+    if not written or any(key.startswith("a-") for key in form):
+        return builder.audience_rule(form)
+    try:
+        rule = json.loads(written)
+        parse_rule(rule, "audience")
+    except ValueError as error:
+        detail = error.detail if isinstance(error, RuleError) else f"Not valid JSON: {error}."
+        raise BuilderError("audience_json", detail) from None
+    return rule
+
+
 def campaign_values(form: dict[str, str]) -> tuple[dict[str, Any], list[builder.Block] | None]:
     """Every setting the builder's form sets, as ``create_campaign`` takes them."""
     channel = form.get("channel", Channel.EMAIL)
@@ -165,7 +181,7 @@ def campaign_values(form: dict[str, str]) -> tuple[dict[str, Any], list[builder.
         "name": form.get("name", "").strip(),
         "description": form.get("description", "").strip(),
         "channel": channel,
-        "audience": builder.audience_rule(form),
+        "audience": _audience(form),
         "subject": form.get("subject", "").strip(),
         "preheader": form.get("preheader", "").strip(),
         "from_email": sender,
@@ -301,7 +317,7 @@ def _page(
     blocks = _indexed(form, "b-", ("type", "text", "label", "url", "surface", "limit", "src", "alt"), errors)
     count, reading = None, ""
     try:
-        rule = builder.audience_rule(form)
+        rule = _audience(form)
         count, reading = services.audience_count(rule), describe(parse_rule(rule, "audience"))
     except (BuilderError, CampaignError):
         pass
@@ -459,7 +475,7 @@ def _error(error: BuilderError | CampaignError) -> JsonResponse:
 def audience_count(request: HttpRequest) -> JsonResponse:
     """How many people the rows select right now, and how many of them lack email consent."""
     try:
-        rule = builder.audience_rule(_flat(request))
+        rule = _audience(_flat(request))
         parsed = parse_rule(rule, "audience")
     except BuilderError as error:
         return _error(error)
@@ -525,7 +541,12 @@ def progress(request: HttpRequest, key: str) -> JsonResponse:
     campaign = get_object_or_404(Campaign, key=key)
     made = Message.objects.filter(campaign=campaign, origin="").count()
     if campaign.status == CampaignStatus.PREPARING:
-        total = people.audience(parse_rule(campaign.audience, "audience")).count()
+        # Counted once a minute, not at every poll: a big audience's count is a query of its own.
+        total = cache.get_or_set(
+            f"campaign-progress-total:{campaign.pk}",
+            lambda: people.audience(parse_rule(campaign.audience, "audience")).count(),
+            60,
+        )
     else:
         total = campaign.audience_size if campaign.audience_size is not None else made
     done = campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.PREPARING)

@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from campaigns import conf, funnel, services, tracking
+from campaigns.lifecycle import content_surface_note
 from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, Message, MessageState
 from campaigns.results import CONVERSION_DAYS, results
 from campaigns.rules import RuleError, describe, parse_rule
@@ -122,6 +123,7 @@ def campaign_detail(request: HttpRequest, key: str) -> HttpResponse:
         "preview_error": preview_error,
         "can_launch": request.user.has_perm(LAUNCH),
         "rules": rules,
+        "surface_note": content_surface_note(campaign),
     }
     if campaign.status == "preparing":
         made = Message.objects.filter(campaign=campaign, origin="").count()

@@ -9,7 +9,8 @@ from campaigns.models import ApprovalPolicy, Campaign, Channel, Message
 
 RULE_HELP = (
     'Rules: {"all": [...]}, {"any": [...]}, {"not": {...}} or a condition {"field", "op", "value"}; '
-    "fields trait.<name>, affinity.category.<path>, affinity.brand.<name>, price_band, event.<kind>, last_seen "
+    "fields trait.<name>, affinity.category.<path>, affinity.brand.<name>, price_band, event.<kind> (also how "
+    'often: at_least / fewer_than {"times", "days"}), last_seen, consent.<purpose>, segment, account.plan|name|id '
     "(approval rules: trait.<name>, account.plan|name|id). See docs/campaigns.md."
 )
 

@@ -250,6 +250,20 @@ def test_a_marketer_creates_and_edits_a_campaign_with_the_builder(marketer_clien
     assert CampaignChange.objects.filter(campaign=campaign, action="update").exists()
 
 
+def test_an_audience_the_rows_cannot_show_stays_json(marketer_client, crowd):
+    nested = {"any": [{"field": "plan", "op": "eq", "value": "free"}, {"not": {"field": "plan", "op": "exists"}}]}
+    make_campaign("nested", audience=nested)
+    page = marketer_client.get("/campaigns/nested/edit").content.decode()
+    assert 'name="audience_json"' in page and 'name="a-0-kind"' not in page
+    form = {k: v for k, v in _page_form(name="Nested").items() if not k.startswith("a-")}
+    written = '{"any": [{"field": "plan", "op": "eq", "value": "free"}, {"not": {"field": "plan", "op": "exists"}}]}'
+    assert marketer_client.post("/campaigns/builder/count", {**form, "audience_json": written}).json()["count"] == 6
+    assert marketer_client.post("/campaigns/nested/edit", {**form, "audience_json": written}).status_code == 302
+    assert Campaign.objects.get(key="nested").audience == nested  # not replaced by "everyone"
+    bad = marketer_client.post("/campaigns/nested/edit", {**form, "audience_json": '{"any": []}'})
+    assert "<strong>Audience (JSON)</strong>: An empty &#x27;any&#x27; matches nobody" in bad.content.decode()
+
+
 def test_validation_errors_name_the_field(marketer_client, crowd):
     response = marketer_client.post("/campaigns/new/", _page_form(holdout_share="70"))
     assert response.status_code == 200
