@@ -27,7 +27,7 @@ DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u CACHE_URL DEBUG=True SITE_URL=ht
 demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --verbosity 0
 	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --with-surfaces --keys-file var/demo-api-keys.txt
-	$(DEMO_ENV) $(BIN)/python manage.py train_engine --if-none-active
+	$(DEMO_ENV) $(BIN)/python manage.py train_engine --if-none-active --watch-days 7
 	$(DEMO_ENV) $(BIN)/python manage.py run_due_jobs
 	@echo ""
 	@echo "  Demo running at http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"

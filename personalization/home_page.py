@@ -21,8 +21,7 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -96,15 +95,15 @@ def events_in(today: date | None = None) -> EventsIn:
     counts: dict[date, int] | None = cache.get(key)
     if counts is None:
         days = _days(TREND_DAYS, today)
-        since = timezone.make_aware(datetime.combine(days[0], time.min))
-        rows = (
-            Event.objects.filter(kind__in=EventKind.values, timestamp__gte=since)
-            .annotate(day=TruncDate("timestamp"))
-            .values("day")
-            .annotate(n=Count("id"))
-            .order_by()
+        starts = [timezone.make_aware(datetime.combine(d, time.min)) for d in [*days, today + timedelta(days=1)]]
+        # One range count per local day in one query (no per-row date function: an index range scan).
+        per_day = Event.objects.filter(kind__in=EventKind.values, timestamp__gte=starts[0]).aggregate(
+            **{
+                f"d{n}": Count("id", filter=Q(timestamp__gte=starts[n], timestamp__lt=starts[n + 1]))
+                for n in range(len(days))
+            }
         )
-        counts = {row["day"]: row["n"] for row in rows}
+        counts = {d: int(per_day[f"d{n}"] or 0) for n, d in enumerate(days)}
         cache.set(key, counts, CACHE_SECONDS)
     days = _days(TREND_DAYS, today)
     series = [counts.get(d, 0) for d in days]

@@ -172,3 +172,21 @@ def test_the_model_page_charts_the_snapshots(db):
     assert page.count("<circle") >= 5 * 2 + 5  # two arms of click-through, events per day
     stored = ModelHealthSnapshot.objects.first()
     assert stored is not None and json.dumps(stored.online)  # stored as plain JSON
+
+
+def test_the_demos_first_fit_stores_the_watch_of_the_last_days(db, model_storage):
+    """``train_engine --if-none-active --watch-days N`` (make demo): the model page has its charts on
+    the first run; a second run trains nothing and stores nothing more."""
+    from io import StringIO
+
+    call_command("seed_demo", people=150, days=60, verbosity=0)
+    out = StringIO()
+    call_command("train_engine", if_none_active=True, watch_days=3, verbosity=0, stdout=out)
+    today = timezone.localdate()
+    days = sorted(ModelHealthSnapshot.objects.values_list("day", flat=True))
+    assert days == [today - timedelta(days=n) for n in (3, 2, 1)]
+    assert all(s.data.get("events") for s in ModelHealthSnapshot.objects.all())
+    assert "Daily watch stored for the last 3 days" in out.getvalue()
+    again = StringIO()
+    call_command("train_engine", if_none_active=True, watch_days=3, verbosity=0, stdout=again)
+    assert "not training" in again.getvalue() and ModelHealthSnapshot.objects.count() == 3

@@ -16,6 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--activate", type=int, metavar="VERSION", help="Activate (roll back to) this version.")
         parser.add_argument("--if-none-active", action="store_true", help="Train only when no version serves yet.")
+        parser.add_argument(
+            "--watch-days",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Once a version is active, store the daily watch of the last N days (the model page's charts); "
+            "the demo's first run uses it so the page is not empty until the nightly job runs.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["activate"]:
@@ -40,3 +48,19 @@ class Command(BaseCommand):
         )
         if version.status == VersionStatus.REJECTED:
             self.stdout.write("It was worse than the active version on the hold-out and does not serve.")
+        if options["watch_days"] > 0 and version.status == VersionStatus.ACTIVE:
+            self._watch(options["watch_days"])
+
+    def _watch(self, days: int) -> None:
+        """The figures the nightly watch would have stored for each of the last ``days`` days (the
+        drift rule is not applied to them: it judges the day after, when the job runs)."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from personalization import watch
+
+        today = timezone.localdate()
+        for back in range(days, 0, -1):
+            watch.compute_snapshot(today - timedelta(days=back))
+        self.stdout.write(f"Daily watch stored for the last {days} days (the model page's charts).")
