@@ -9,22 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from personalization import feedback, registry, training
 from personalization.engine.config import EngineConfig
 from personalization.engine.dataset import load_interchange
 from personalization.models import Impression, ModelVersion, VersionStatus
 from personalization.tasks import train_engine
-from tests.personalization.test_surfaces_serving import (  # noqa: F401 (fixtures)
-    _ask,
-    _person,
-    _surface,
-    engine,
-    shared_storage,
-)
+from tests.personalization.test_surfaces_serving import _ask, _person, _surface, engine, shared_storage  # noqa: F401  (fixtures)
 
 
-def test_exploration_slots_are_recorded_and_exported_with_positions(engine: Any, tmp_path: Path) -> None:
+def test_exploration_slots_are_recorded_and_exported_with_positions(engine: Any, tmp_path: Path) -> None:  # noqa: F811
     _surface(key="explore", exploration_share=0.3, size=8)
     person = _person("user-00004")
     rng = np.random.default_rng(5)
@@ -60,7 +55,7 @@ def test_the_engine_learns_with_the_surfaces_attribution_windows() -> None:
     assert config != EngineConfig() or feedback.CLICK_WINDOW.total_seconds() == 86400
 
 
-def test_a_model_trained_on_impressions_serves_with_the_persons_recent_ones(engine: Any, settings: Any) -> None:
+def test_a_model_trained_on_impressions_serves_with_the_persons_recent_ones(engine: Any, settings: Any) -> None:  # noqa: F811
     _surface(key="shown", exploration_share=0.2, size=8)
     person = _person("user-00006")
     rng = np.random.default_rng(9)
@@ -81,3 +76,12 @@ def test_a_model_trained_on_impressions_serves_with_the_persons_recent_ones(engi
     assert serving is not None and serving.exposure is not None
     answer = _ask("shown", person_id=person, rng=rng)
     assert answer.personalized and not answer.degraded
+
+
+def test_engine_settings_set_a_fit_and_name_an_unknown_setting(settings: Any) -> None:
+    settings.ENGINE_SETTINGS = '{"ranker_trees": 10, "exposure_learning": false}'
+    config = training.engine_config()
+    assert config.ranker_trees == 10 and not config.exposure_learning
+    settings.ENGINE_SETTINGS = '{"ranker_tres": 10}'
+    with pytest.raises(ValueError, match="ranker_tres"):
+        training.engine_config()
