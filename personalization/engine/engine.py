@@ -406,6 +406,7 @@ def _exposure_training(dataset: Dataset, config: EngineConfig, as_of: float) -> 
         events.weight >= strongest,
         click_window=config.exposure_click_window_hours * 3600.0,
         purchase_window=config.exposure_purchase_window_days * SECONDS_PER_DAY,
+        as_of=as_of,
     )
 
 

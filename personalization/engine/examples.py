@@ -328,7 +328,13 @@ def _with_impressions(
     positive weighing the inverse propensity of its position, one never taken a negative; an item
     shown more than once counts by its first taken impression, else its first."""
     log = exposure.log
-    items, positions, took = log.item[rows], log.position[rows], np.isfinite(exposure.taken[rows])
+    took = np.isfinite(exposure.taken[rows])
+    # Not taken yet while its click window is still open at the fit time: neither kind, left out.
+    rows, took = (
+        rows[took | (log.time[rows] < exposure.settled_before)],
+        took[took | (log.time[rows] < exposure.settled_before)],
+    )
+    items, positions = log.item[rows], log.position[rows]
     # One entry per item: taken impressions first, then in time order (rows are in time order).
     order = np.lexsort((np.arange(rows.shape[0]), ~took, items))
     items, positions, took = items[order], positions[order], took[order]

@@ -183,6 +183,8 @@ class ExposureTraining:
     taken: np.ndarray  # float64 time of the taking event, inf for an exposure negative
     propensity: Propensity
     index: ExposureIndex
+    # An impression not taken is a negative only once its click window closed before this time.
+    settled_before: float = np.inf
 
     @classmethod
     def prepare(
@@ -195,6 +197,7 @@ class ExposureTraining:
         *,
         click_window: float,
         purchase_window: float,
+        as_of: float,
     ) -> ExposureTraining:
         taken = taken_at(
             log,
@@ -206,7 +209,8 @@ class ExposureTraining:
             purchase_window=purchase_window,
         )
         propensity = estimate_propensity(log, np.isfinite(taken))
-        return cls(log, taken, propensity, ExposureIndex.build(log, taken, propensity, click_window))
+        index = ExposureIndex.build(log, taken, propensity, click_window)
+        return cls(log, taken, propensity, index, settled_before=as_of - click_window)
 
     def of_person(self) -> dict[int, np.ndarray]:
         """Row numbers of each person's impressions, in time order."""

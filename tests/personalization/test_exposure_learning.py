@@ -5,11 +5,13 @@ the person's recent impressions when it serves."""
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from django.db.models import F
 
 from personalization import feedback, registry, training
 from personalization.engine.config import EngineConfig
@@ -61,6 +63,8 @@ def test_a_model_trained_on_impressions_serves_with_the_persons_recent_ones(engi
     rng = np.random.default_rng(9)
     for n in range(40):
         _ask("shown", person_id=_person(f"user-{n % 30 + 1:05d}"), rng=rng)
+    # Served three weeks ago: before the hold-out of the fit, inside its training data.
+    Impression.objects.update(served_at=F("served_at") - timedelta(days=21))
     version = ModelVersion.objects.create(requested_by="tests")
     train_engine.apply(args=[version.pk])
     version.refresh_from_db()

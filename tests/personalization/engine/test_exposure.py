@@ -226,3 +226,25 @@ def test_a_fit_with_impressions_learns_from_them_and_serves_the_same_after_loadi
         now=end.timestamp() + 10.0,
     )
     assert [r.item_id for r in engine.recommend(person, k=5)] == [r.item_id for r in loaded.recommend(person, k=5)]
+
+
+def test_an_impression_whose_click_window_is_still_open_at_the_fit_is_no_negative() -> None:
+    from personalization.engine.candidates import Candidates
+    from personalization.engine.examples import _with_impressions
+    from personalization.engine.exposure import ExposureTraining
+
+    as_of = 100 * DAY
+    # Item 3 shown two days before the fit and never taken: a negative. Item 4 shown an hour
+    # before the fit: it may still be clicked tomorrow, so it is left out of the list.
+    log = _log([(0, 3, as_of - 2 * DAY, 0, False), (0, 4, as_of - HOUR, 1, False)])
+    none = np.zeros(0, np.int32)
+    exposure = ExposureTraining.prepare(
+        log, none, none, np.zeros(0), np.zeros(0, bool), click_window=24 * HOUR, purchase_window=7 * DAY, as_of=as_of
+    )
+    candidates = Candidates(np.asarray([1, 2], np.int32), np.zeros(2, np.float32), np.zeros(2, np.int8))
+    listed, labels, _, added, negatives = _with_impressions(
+        candidates, np.asarray([1.0, 0.0], np.float32), np.ones(2, np.float32), np.arange(2), exposure, none
+    )
+    assert listed.items.tolist() == [1, 2, 3]
+    assert labels.tolist() == [1.0, 0.0, 0.0]
+    assert (added, negatives) == (1, 1)
