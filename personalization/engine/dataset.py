@@ -173,6 +173,10 @@ class Dataset:
         )
         restricted = self.with_events(events)
         restricted.catalogue = self.catalogue.take(keep)
+        if self.exposures is not None:  # impressions of items no longer in the catalogue go too
+            shown = self.exposures.subset(remap[self.exposures.item] >= 0)
+            shown.item = remap[shown.item]
+            restricted.exposures = shown
         return restricted
 
 

@@ -248,3 +248,18 @@ def test_an_impression_whose_click_window_is_still_open_at_the_fit_is_no_negativ
     assert listed.items.tolist() == [1, 2, 3]
     assert labels.tolist() == [1.0, 0.0, 0.0]
     assert (added, negatives) == (1, 1)
+
+
+def test_impressions_follow_the_catalogue_when_a_split_keeps_only_items_with_events(shop: Callable[..., Path]) -> None:
+    folder = shop(extra_items=[("NEVER", "copper kettle")])
+    dataset = load_interchange(folder)
+    first, last = dataset.catalogue.item_ids[0], dataset.catalogue.item_ids[-2]
+    when = datetime.fromtimestamp(float(dataset.events.time.max()), tz=UTC)
+    _write_impressions(
+        folder, [("p1", "NEVER", when, 0, False), ("p1", first, when, 1, False), ("p2", last, when, 0, True)]
+    )
+    restricted = load_interchange(folder).restrict_catalogue_to_events()
+    assert "NEVER" not in restricted.catalogue.index
+    assert restricted.exposures is not None and len(restricted.exposures) == 2
+    shown = [restricted.catalogue.item_ids[i] for i in restricted.exposures.item.tolist()]
+    assert shown == [first, last]
