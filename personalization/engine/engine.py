@@ -153,8 +153,9 @@ class Engine:
                     config = replace(config, ease_lambda=float(choices["ease_lambda"]))  # type: ignore[arg-type]
             sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen, ease=ease)
             parts.append(build_examples(dataset, window, config, sources=sources, progress=progress, exposure=exposure))
-        if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and lists == "time windows":
-            # Too short a history for time windows: hold out each person's last events.
+        if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and (lists == "time windows" or not windows):
+            # Too short a history for time windows (none had a past, or none had lists): hold out
+            # each person's last events.
             window = holdout_window(dataset, config.holdout_share)
             lists = "held-out share of each person"
             sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen)
