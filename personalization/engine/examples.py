@@ -330,10 +330,8 @@ def _with_impressions(
     log = exposure.log
     took = np.isfinite(exposure.taken[rows])
     # Not taken yet while its click window is still open at the fit time: neither kind, left out.
-    rows, took = (
-        rows[took | (log.time[rows] < exposure.settled_before)],
-        took[took | (log.time[rows] < exposure.settled_before)],
-    )
+    settled = took | (log.time[rows] < exposure.settled_before)
+    rows, took = rows[settled], took[settled]
     items, positions = log.item[rows], log.position[rows]
     # One entry per item: taken impressions first, then in time order (rows are in time order).
     order = np.lexsort((np.arange(rows.shape[0]), ~took, items))
