@@ -58,6 +58,7 @@ class ImpressionRow:
     variant: str
     served_at: datetime
     degraded: bool = False
+    explored: list[int] | None = None  # positions of the exploration slots
 
 
 def _as_model(row: ImpressionRow) -> Impression:
@@ -73,6 +74,7 @@ def _as_model(row: ImpressionRow) -> Impression:
         variant=row.variant,
         served_at=row.served_at,
         degraded=row.degraded,
+        explored=row.explored or [],
     )
 
 
@@ -130,15 +132,16 @@ IMPRESSION_COLUMNS = (
     "variant",
     "served_at",
     "degraded",
+    "explored",
 )
 # One statement with one array per column: the flusher shares the web process's interpreter, and
 # building a model instance per row held it for ~10 ms a second at 100 answers a second.
 _UNNEST_INSERT = (
     f"INSERT INTO {Impression._meta.db_table} ({', '.join(IMPRESSION_COLUMNS)}) "
-    "SELECT r, s, v, m, p, i::jsonb, st, e, va, t, d FROM unnest("
+    "SELECT r, s, v, m, p, i::jsonb, st, e, va, t, d, x::jsonb FROM unnest("
     "%b::varchar[], %b::bigint[], %b::integer[], %b::bigint[], %b::bigint[], %b::text[], %b::varchar[],"
-    " %b::varchar[], %b::varchar[], %b::timestamptz[], %b::boolean[]"
-    ") AS x(r, s, v, m, p, i, st, e, va, t, d) ON CONFLICT (recommendation_id) DO NOTHING"
+    " %b::varchar[], %b::varchar[], %b::timestamptz[], %b::boolean[], %b::text[]"
+    ") AS x(r, s, v, m, p, i, st, e, va, t, d, x) ON CONFLICT (recommendation_id) DO NOTHING"
 )
 
 
@@ -159,6 +162,7 @@ def write(rows: list[ImpressionRow]) -> int:
             [r.variant for r in rows],
             [r.served_at for r in rows],
             [r.degraded for r in rows],
+            [dumps(r.explored or []) for r in rows],
         )
         with server_bound_cursor() as cursor:
             cursor.execute(_UNNEST_INSERT, columns, binary=True)
@@ -176,6 +180,12 @@ def record_impression(row: ImpressionRow) -> None:
             _buffer.add(row)
     except Exception:
         logger.exception("Could not log impression %s", row.recommendation_id)
+
+
+def recent_impressions(person_id: int, limit: int = 50) -> list[tuple[list[str], datetime]]:
+    """The person's latest answers (items shown, when), newest first: exposure features read them."""
+    rows = Impression.objects.filter(person_id=person_id).order_by("-served_at").values_list("item_ids", "served_at")
+    return [(list(items), at) for items, at in rows[:limit]]
 
 
 def flush_impressions() -> int:

@@ -227,6 +227,11 @@ class Impression(models.Model):
     )
     experiment = models.CharField(max_length=100, blank=True)
     variant = models.CharField(max_length=100, blank=True)
+    explored = models.JSONField(
+        default=list,
+        db_default=[],
+        help_text="Positions (from 0) of the items shown in exploration slots: position bias is estimated from them.",
+    )
     served_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -209,6 +209,9 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1800")
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", "1500")
 # Training may run longer than the other tasks (personalization.tasks.train_engine).
 TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", "3600")
+# The engine's knobs for this deployment's fits, as JSON over personalization/engine/config.py's
+# defaults, e.g. '{"ranker_trees": 100}' (a small shop or a simulation); unknown names are refused.
+ENGINE_SETTINGS = envstr("ENGINE_SETTINGS", "")
 # Redis hands an unacknowledged task to another worker after the visibility timeout: it must exceed
 # every task's hard time limit, or a task still running is delivered twice (a test checks every task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TRAINING_TIME_LIMIT) + 600}

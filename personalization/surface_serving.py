@@ -35,6 +35,7 @@ from personalization import baseline, feedback, reasons, registry
 from personalization.engine.candidates import SOURCES
 from personalization.engine.engine import Engine
 from personalization.engine.features import candidate_features
+from personalization.engine.history import History
 from personalization.item_table import ItemTable, item_table
 from personalization.reranking import CandidateSet, rerank
 from personalization.serving import HISTORY_LIMIT, events_context
@@ -45,6 +46,8 @@ from profiles import services as profiles
 logger = logging.getLogger(__name__)
 
 N_CANDIDATES = 500
+# The person's latest answers read for the exposure features (one indexed query).
+SHOWN_LIMIT = 30
 SECONDS_PER_DAY = 86_400.0
 SOURCE_NAMES = np.asarray(SOURCES, dtype=object)
 
@@ -270,6 +273,7 @@ def _log(answer: ServedAnswer, surface: LiveSurface, plan: _Plan, person_id: int
             variant=answer.variant,
             served_at=timezone.now(),
             degraded=answer.degraded,
+            explored=[n for n, item in enumerate(answer.items) if item.exploring],
         )
     )
 
@@ -437,6 +441,8 @@ def _personalized(
 
     person = events_context(events, segment, now)
     history = engine.history_for(person)
+    if engine.exposure is not None and request.person_id is not None:
+        _add_shown(engine, history, request.person_id)
     # What is in the cart or on screen now is not proposed again; viewed items may be.
     not_again = {item for kind, item in session if kind != "view"} | {i.item_id for i in lead}
     if request.current_item:
@@ -447,7 +453,7 @@ def _personalized(
         engine_config = replace(engine_config, quotas={**engine_config.quotas, **config.source_quotas})
     signals = engine.sources.signals(history, engine_config)
     candidates = engine.sources.generate(history, signals, engine_config, N_CANDIDATES, excluded=excluded)
-    features = candidate_features(engine.sources, history, signals, candidates, engine.item_price)
+    features = candidate_features(engine.sources, history, signals, candidates, engine.item_price, engine.exposure)
     relevance = engine.ranker.score(features).astype(np.float64)
 
     table = item_table(plan.model_version or id(engine), engine.item_ids)
@@ -525,6 +531,16 @@ def _personalized(
     strategy = "cold_start" if cold and lead else "personalized"
     by = "history" if own_history else "session" if session_known or (lead and request.context) else None
     return strategy, items, by
+
+
+def _add_shown(engine: Engine, history: History, person_id: int) -> None:
+    """What this person was shown lately, for the exposure features of a model trained with them."""
+    shown: list[tuple[int, float]] = []
+    for item_ids, served_at in feedback.recent_impressions(person_id, SHOWN_LIMIT):
+        at = served_at.timestamp()
+        shown += [(engine.item_index[i], at) for i in item_ids if i in engine.item_index]
+    history.shown_items = np.asarray([i for i, _ in shown], dtype=np.int32)
+    history.shown_times = np.asarray([t for _, t in shown], dtype=np.float64)
 
 
 def _top_categories(table: ItemTable, history_items: np.ndarray) -> set[str]:

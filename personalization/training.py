@@ -1,7 +1,8 @@
 """Training a new engine version from the event log, gated against the active one.
 
-1. export the event log (people who withheld ``personalization`` consent left out) and the
-   catalogue to the interchange format — the same reader then serves offline evaluation and
+1. export the event log (people who withheld ``personalization`` consent left out), the
+   catalogue and the impressions (items shown, with position and exploration slot) to the
+   interchange format — the same reader then serves offline evaluation and
    training, so the two cannot drift apart;
 2. hold out the most recent events (the last 7 days, or a tenth of the span when shorter), fit a
    candidate on what came before and score it and the active version on the same hold-out;
@@ -14,20 +15,25 @@ is compared with the score the active version had on its own hold-out, and the r
 from __future__ import annotations
 
 import csv
+import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import Item
 from personalization import model_storage, registry
+from personalization.engine.config import EngineConfig
 from personalization.engine.dataset import Dataset, load_interchange
 from personalization.engine.engine import Engine
 from personalization.engine.evaluation import EvaluationSplit, split_by_cutoff, split_by_holdout
+from personalization.feedback import CLICK_WINDOW, PURCHASE_WINDOW
 from personalization.gate import HoldoutScore, holdout_score, not_worse
-from personalization.models import ModelVersion, VersionStatus
+from personalization.models import Impression, ModelVersion, VersionStatus
 from profiles.models import Consent, Event, Person
 
 TRAINING_KINDS = ("view", "add_to_cart", "purchase", "feature_activated")
@@ -63,6 +69,7 @@ def export_interchange(folder: Path) -> dict[str, int]:
                 (item.external_id, item.title, item.description, item.category, item.brand, item.price or "", item.kind)
             )
             items += 1
+    impressions = export_impressions(folder, withheld)
     people = 0
     with open(folder / "users.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -72,7 +79,50 @@ def export_interchange(folder: Path) -> dict[str, int]:
             if country and person_id not in withheld:
                 writer.writerow((person_id, country))
                 people += 1
-    return {"events": events, "items": items, "people_with_segment": people}
+    return {"events": events, "items": items, "people_with_segment": people, "impressions": impressions}
+
+
+def export_impressions(folder: Path, withheld: set[int]) -> int:
+    """impressions.csv: one row per item shown to a known person, with its position and whether it
+    filled an exploration slot (the ranker's exposure negatives and position propensity)."""
+    written = 0
+    with open(folder / "impressions.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("user_id", "item_id", "timestamp", "position", "explored"))
+        rows = (
+            Impression.objects.filter(person_id__isnull=False)
+            .order_by("served_at", "id")
+            .values_list("person_id", "item_ids", "served_at", "explored")
+        )
+        for person_id, item_ids, served_at, explored in rows.iterator(chunk_size=5000):
+            if person_id in withheld:
+                continue
+            at = f"{served_at.timestamp():.3f}"
+            slots = set(explored or ())
+            for position, item_id in enumerate(item_ids):
+                writer.writerow((person_id, item_id, at, position, int(position in slots)))
+                written += 1
+    return written
+
+
+def engine_config() -> EngineConfig:
+    """The engine's settings (``ENGINE_SETTINGS`` over the defaults) with the surfaces' attribution
+    windows: what counts as taken is what attribution counts as a click or a purchase."""
+    overrides = json.loads(settings.ENGINE_SETTINGS) if settings.ENGINE_SETTINGS else {}
+    if not isinstance(overrides, dict):
+        raise ValueError("ENGINE_SETTINGS must be a JSON object of engine settings")
+    known = {f.name for f in fields(EngineConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"ENGINE_SETTINGS: no engine setting named {', '.join(unknown)}")
+    return EngineConfig.from_dict(
+        {
+            **EngineConfig().to_dict(),
+            **overrides,
+            "exposure_click_window_hours": CLICK_WINDOW.total_seconds() / 3600.0,
+            "exposure_purchase_window_days": PURCHASE_WINDOW.total_seconds() / 86400.0,
+        }
+    )
 
 
 def holdout_split(dataset: Dataset) -> EvaluationSplit:
@@ -98,7 +148,7 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
             raise ValueError("There are no events to learn from yet.")
         split = holdout_split(dataset)
         step(20, "fitting a candidate on events before the hold-out")
-        candidate = Engine.fit(split.train, as_of=split.as_of)
+        candidate = Engine.fit(split.train, engine_config(), as_of=split.as_of)
         step(55, "scoring the candidate and the active version on the hold-out")
         score = holdout_score(candidate, split)
         active = registry.active_version()
@@ -108,7 +158,7 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
         with model_storage.store().new_folder(folder) as written:
             if passed:
                 step(70, "refitting on all events")
-                Engine.fit(dataset).save(written)
+                Engine.fit(dataset, engine_config()).save(written)
             else:
                 candidate.save(written)  # kept for inspection; it never serves
         data_end = float(dataset.events.time.max()) if dataset.has_timestamps else None

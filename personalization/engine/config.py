@@ -66,6 +66,13 @@ class EngineConfig:
     # Where re-consumption is rare or there is no clock, training lists hold out a share of each
     # person's history (their last events by time, or a random share without time).
     holdout_share: float = 0.2
+    # Learning from exposure (engine/exposure.py): with impressions in the data, the training lists
+    # hold what was shown and not taken as negatives and what was taken (weighted by inverse
+    # position propensity) as positives, and exposure counts become features. The windows are the
+    # attribution windows of the surfaces (personalization/feedback.py).
+    exposure_learning: bool = True
+    exposure_click_window_hours: float = 24.0
+    exposure_purchase_window_days: float = 7.0
     # Share of the training lists kept aside to check the ranker against the sources' own order.
     ranker_validation_share: float = 0.33
     # LightGBM LambdaRank.

@@ -22,9 +22,11 @@ from catalog.interchange import (
     iter_events,
     iter_items,
     parse_event,
+    parse_timestamp,
     read_rows,
     read_users,
 )
+from personalization.engine.exposure import ExposureLog
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -124,6 +126,7 @@ class Dataset:
     user_segment: np.ndarray  # int32 per person, -1 when unknown
     bad_rows: int = 0
     user_index: dict[str, int] = field(default_factory=dict)
+    exposures: ExposureLog | None = None  # impressions (``impressions.csv``), when the folder has them
 
     def __post_init__(self) -> None:
         if not self.user_index:
@@ -149,6 +152,7 @@ class Dataset:
             user_segment=self.user_segment,
             bad_rows=self.bad_rows,
             user_index=self.user_index,
+            exposures=self.exposures,
         )
 
     def restrict_catalogue_to_events(self) -> Dataset:
@@ -169,6 +173,10 @@ class Dataset:
         )
         restricted = self.with_events(events)
         restricted.catalogue = self.catalogue.take(keep)
+        if self.exposures is not None:  # impressions of items no longer in the catalogue go too
+            shown = self.exposures.subset(remap[self.exposures.item] >= 0)
+            shown.item = remap[shown.item]
+            restricted.exposures = shown
         return restricted
 
 
@@ -328,6 +336,48 @@ def load_interchange(
         segment_names=segment_names,
         user_segment=user_segment,
         bad_rows=bad,
+        exposures=read_impressions(folder, user_index, item_index) if has_timestamps else None,
+    )
+
+
+IMPRESSION_COLUMNS = ("user_id", "item_id", "timestamp", "position", "explored")
+
+
+def read_impressions(folder: Path, user_index: dict[str, int], item_index: dict[str, int]) -> ExposureLog | None:
+    """``impressions.csv`` (one row per item shown: person, item, when, position from 0, whether in
+    an exploration slot) as an ``ExposureLog``; people and items the events do not know are left out.
+    None without the file."""
+    path = folder / "impressions.csv"
+    if not path.exists():
+        return None
+    users: list[int] = []
+    items: list[int] = []
+    times: list[float] = []
+    positions: list[int] = []
+    explored: list[bool] = []
+    for _, raw in read_rows(path, IMPRESSION_COLUMNS):
+        u, i = user_index.get(raw["user_id"]), item_index.get(raw["item_id"])
+        if u is None or i is None:
+            continue
+        try:
+            at = parse_timestamp(raw["timestamp"])
+            position = int(raw["position"])
+        except (InterchangeError, ValueError) as exc:
+            column = "timestamp" if "time" in str(exc) else "position"
+            raise InterchangeError(f"impressions.csv: {exc}", column) from exc
+        if at is None:
+            continue
+        users.append(u)
+        items.append(i)
+        times.append(at.timestamp())
+        positions.append(position)
+        explored.append(raw["explored"].strip().lower() in ("1", "true", "yes"))
+    return ExposureLog(
+        user=np.asarray(users, dtype=np.int32),
+        item=np.asarray(items, dtype=np.int32),
+        time=np.asarray(times, dtype=np.float64),
+        position=np.asarray(positions, dtype=np.int16),
+        explored=np.asarray(explored, dtype=bool),
     )
 
 

@@ -24,7 +24,13 @@ from personalization.engine.artifacts import load_array, load_json, save_array, 
 from personalization.engine.candidates import SOURCES, Candidates, CandidateSources
 from personalization.engine.config import EngineConfig
 from personalization.engine.content import ContentIndex
-from personalization.engine.dataset import DEFAULT_EVENT_WEIGHTS, UNKNOWN_EVENT_WEIGHT, Dataset, event_weight
+from personalization.engine.dataset import (
+    DEFAULT_EVENT_WEIGHTS,
+    SECONDS_PER_DAY,
+    UNKNOWN_EVENT_WEIGHT,
+    Dataset,
+    event_weight,
+)
 from personalization.engine.examples import (
     ExampleWindow,
     TrainingExamples,
@@ -33,6 +39,7 @@ from personalization.engine.examples import (
     holdout_window,
     temporal_windows,
 )
+from personalization.engine.exposure import ExposureIndex, ExposureTraining
 from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.fit_choices import choose_ease
 from personalization.engine.history import History, PersonContext
@@ -81,6 +88,7 @@ class Engine:
     has_timestamps: bool
     timings: dict[str, float] = field(default_factory=dict)
     training_summary: dict[str, object] = field(default_factory=dict)
+    exposure: ExposureIndex | None = None  # impressions before the fit time, for exposure features
 
     def __post_init__(self) -> None:
         self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
@@ -113,6 +121,7 @@ class Engine:
             as_of = float(events.time.max()) + 1.0 if len(events) else 0.0
         if len(events) and float(events.time.max()) >= as_of:
             dataset = dataset.with_events(events.subset(events.time < as_of))
+        exposure = _exposure_training(dataset, config, as_of)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         # The strongest kind of event in the data counts 1: type weights say how much one kind says
@@ -143,13 +152,14 @@ class Engine:
                 if "ease_lambda" in choices:
                     config = replace(config, ease_lambda=float(choices["ease_lambda"]))  # type: ignore[arg-type]
             sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen, ease=ease)
-            parts.append(build_examples(dataset, window, config, sources=sources, progress=progress))
-        if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and lists == "time windows":
-            # Too short a history for time windows: hold out each person's last events.
+            parts.append(build_examples(dataset, window, config, sources=sources, progress=progress, exposure=exposure))
+        if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and (lists == "time windows" or not windows):
+            # Too short a history for time windows (none had a past, or none had lists): hold out
+            # each person's last events.
             window = holdout_window(dataset, config.holdout_share)
             lists = "held-out share of each person"
             sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen)
-            parts = [build_examples(dataset, window, config, sources=sources)]
+            parts = [build_examples(dataset, window, config, sources=sources, exposure=exposure)]
         examples = TrainingExamples.concatenate(parts, len(FEATURE_NAMES))
         timings["examples"] = time.perf_counter() - step
 
@@ -188,7 +198,17 @@ class Engine:
             event_weights=weights,
             has_timestamps=dataset.has_timestamps,
             timings=timings,
+            exposure=exposure.index if exposure is not None else None,
             training_summary={
+                "exposure": {
+                    "impressions": len(exposure.log),
+                    "taken": int(np.isfinite(exposure.taken).sum()),
+                    "list_rows": examples.exposure_rows,
+                    "negatives": examples.exposure_negatives,
+                    "propensity": exposure.propensity.as_dict(),
+                }
+                if exposure is not None
+                else None,
                 "regime": regime.as_dict(),
                 "lists": lists,
                 "windows": len(parts),
@@ -226,7 +246,14 @@ class Engine:
         now = person.now
         if now is None:
             now = max(self.sources.as_of, float(times.max()) if times.shape[0] else self.sources.as_of)
+        shown = [
+            (self.item_index[i], t)
+            for i, t in zip(person.shown_item_ids, person.shown_timestamps, strict=True)
+            if i in self.item_index
+        ]
         return History(
+            shown_items=np.asarray([i for i, _ in shown], dtype=np.int32),
+            shown_times=np.asarray([t for _, t in shown], dtype=np.float64),
             items=items,
             times=times,
             weights=weights,
@@ -243,7 +270,7 @@ class Engine:
         sources = self.sources
         signals = sources.signals(history, self.config)
         candidates = sources.generate(history, signals, self.config, n_candidates or self.config.n_candidates)
-        features = candidate_features(sources, history, signals, candidates, self.item_price)
+        features = candidate_features(sources, history, signals, candidates, self.item_price, self.exposure)
         scores = self.ranker.score(features)
         if excluded is not None and excluded.shape[0]:
             # Excluded items are dropped after scoring: the others keep their scores and order.
@@ -306,6 +333,9 @@ class Engine:
         self.ranker.save(folder / "ranker.txt")
         save_array(folder, "item_price", self.item_price)
         save_json(folder, "items", self.item_ids)
+        if self.exposure is not None:
+            for name, array in self.exposure.arrays().items():
+                save_array(folder, name, array)
         save_json(
             folder,
             "engine",
@@ -319,6 +349,7 @@ class Engine:
                 "timings": self.timings,
                 "training": self.training_summary,
                 "ranker_fallback": self.ranker.fallback,
+                "exposure": self.exposure.meta() if self.exposure is not None else None,
             },
         )
         return folder
@@ -346,7 +377,38 @@ class Engine:
             has_timestamps=meta["has_timestamps"],
             timings=meta.get("timings", {}),
             training_summary=meta.get("training", {}),
+            exposure=ExposureIndex.from_arrays(
+                {name: load_array(folder, name) for name in EXPOSURE_ARRAYS}, meta["exposure"]
+            )
+            if meta.get("exposure")
+            else None,
         )
+
+
+EXPOSURE_ARRAYS = ("exposure_item", "exposure_time", "exposure_taken")
+
+
+def _exposure_training(dataset: Dataset, config: EngineConfig, as_of: float) -> ExposureTraining | None:
+    """The impressions shown before ``as_of``, each with when it was taken (by the events before
+    ``as_of``), and the position propensity; None without impressions or when switched off."""
+    log = dataset.exposures
+    if log is None or not config.exposure_learning or not dataset.has_timestamps:
+        return None
+    log = log.subset(log.time < as_of)
+    if not len(log):
+        return None
+    events = dataset.events
+    strongest = float(events.weight.max()) if len(events) else 1.0
+    return ExposureTraining.prepare(
+        log,
+        events.user,
+        events.item,
+        events.time,
+        events.weight >= strongest,
+        click_window=config.exposure_click_window_hours * 3600.0,
+        purchase_window=config.exposure_purchase_window_days * SECONDS_PER_DAY,
+        as_of=as_of,
+    )
 
 
 def _training_windows(dataset: Dataset, as_of: float, config: EngineConfig, rare_repeats: bool) -> list[ExampleWindow]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from personalization.engine.candidates import Candidates, CandidateSources, Signals
+from personalization.engine.exposure import ExposureIndex, person_figures
 from personalization.engine.history import History
 
 # Each feature, and whether it only means something with real timestamps: without them those are
@@ -73,6 +74,11 @@ _FEATURES: tuple[tuple[str, bool], ...] = (
     ("item_recent_30", True),
     ("item_recent_90", True),
     ("item_before_now", True),
+    # what was shown (``exposure``): point-in-time, NaN when the fit had no impressions
+    ("exposure_item_shown", True),
+    ("exposure_item_click_through", True),
+    ("exposure_person_shown", True),
+    ("exposure_person_ignored", True),
 )
 FEATURE_NAMES = tuple(name for name, _ in _FEATURES)
 TIME_FEATURES = frozenset(name for name, needs_time in _FEATURES if needs_time)
@@ -98,7 +104,11 @@ def candidate_features(
     signals: Signals,
     candidates: Candidates,
     item_price: np.ndarray,
+    exposure: ExposureIndex | None = None,
 ) -> np.ndarray:
+    """One row per candidate, ``FEATURE_NAMES`` in order. ``exposure`` (the fit's impressions) adds
+    how often each item was shown and taken before ``history.now``, and how often to this person
+    (``history.shown_items``): known at the row's own time, never later."""
     items = candidates.items
     n = items.shape[0]
     nan = np.full(n, np.nan, dtype=np.float32)
@@ -193,6 +203,20 @@ def candidate_features(
         ]
     else:
         columns += [nan] * 7
+    if exposure is not None and sources.has_time:
+        shown, click_through = exposure.item_figures(items, history.now)
+        person_shown, person_ignored = person_figures(
+            items,
+            history.shown_items,
+            history.shown_times,
+            history.items,
+            history.times,
+            history.now,
+            exposure.click_window,
+        )
+        columns += [shown, click_through, person_shown, person_ignored]
+    else:
+        columns += [nan] * 4
     features = np.column_stack(columns).astype(np.float32, copy=False)
     if not sources.has_time:
         features[:, _TIME_COLUMNS] = np.nan

@@ -36,6 +36,9 @@ class PersonContext:
     segment: str | None = None
     now: float | None = None
     exclude: Sequence[str] = field(default_factory=tuple)
+    # What the surfaces showed this person (item ids, epoch seconds): exposure features.
+    shown_item_ids: Sequence[str] = field(default_factory=tuple)
+    shown_timestamps: Sequence[float] = field(default_factory=tuple)
 
 
 @dataclass
@@ -49,6 +52,9 @@ class History:
     segment: int
     now: float
     half_life_days: float
+    # Items shown to the person (indices) and when, for exposure features; none by default.
+    shown_items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    shown_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         order = np.argsort(self.times, kind="stable")

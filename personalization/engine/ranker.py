@@ -71,6 +71,7 @@ def training_data(examples: TrainingExamples) -> lgb.Dataset:
         examples.features,
         label=examples.labels,
         group=examples.group_sizes,
+        weight=examples.weights,
         feature_name=list(FEATURE_NAMES),
         categorical_feature=list(CATEGORICAL_FEATURES),
         free_raw_data=True,
@@ -105,7 +106,13 @@ class Ranker:
                 train,
                 num_boost_round=trees or config.ranker_trees,
                 valid_sets=[
-                    lgb.Dataset(stop_on.features, label=stop_on.labels, group=stop_on.group_sizes, reference=train)
+                    lgb.Dataset(
+                        stop_on.features,
+                        label=stop_on.labels,
+                        group=stop_on.group_sizes,
+                        weight=stop_on.weights,
+                        reference=train,
+                    )
                 ],
                 callbacks=[lgb.early_stopping(config.ranker_early_stopping_rounds, verbose=False)],
             )
