@@ -469,15 +469,18 @@ def worker_memory(server_pid: int) -> dict[str, float]:
     full in each worker although the machine holds them once. PSS divides each shared page among
     the processes that map it, so the workers' PSS add up to what they cost the machine together."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    rss, pss = [], []
+    rss, pss, own = [], [], []
     for pid in children:
         status = Path(f"/proc/{pid}/status").read_text()
         rss.append(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024)
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        pss.append(next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1024)
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        pss.append(next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024)
+        # Anonymous: the worker's own memory, what one more worker adds to the machine.
+        own.append(next(int(line.split()[1]) for line in rollup if line.startswith("Anonymous:")) / 1024)
     return {
         "worker_rss_mb": round(max(rss), 1) if rss else float("nan"),
         "worker_pss_mb": round(max(pss), 1) if pss else float("nan"),
+        "worker_own_mb": round(max(own), 1) if own else float("nan"),
         "workers_pss_total_mb": round(sum(pss), 1),
     }
 
@@ -611,7 +614,8 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         memory = worker_memory(server.pid)
         result.update(memory)
         print(
-            f"memory per web worker: RSS {memory['worker_rss_mb']:.0f} MB, PSS {memory['worker_pss_mb']:.0f} MB"
+            f"memory per web worker: RSS {memory['worker_rss_mb']:.0f} MB, PSS {memory['worker_pss_mb']:.0f} MB,"
+            f" its own (anonymous) {memory['worker_own_mb']:.0f} MB"
             f" (all {args.workers} workers together: PSS {memory['workers_pss_total_mb']:.0f} MB)"
         )
     finally:
@@ -693,6 +697,7 @@ def main() -> None:
         "million_rps": million.get("rps") if million else None,
         "worker_rss_mb": million["worker_rss_mb"] if million else main_result["worker_rss_mb"],
         "worker_pss_mb": million["worker_pss_mb"] if million else main_result["worker_pss_mb"],
+        "worker_own_mb": million["worker_own_mb"] if million else main_result["worker_own_mb"],
         "hundred_thousand_worker_rss_mb": main_result["worker_rss_mb"],
     }
     print(json.dumps(summary))
