@@ -96,7 +96,7 @@ def main() -> None:
         _timed(spent, owner, name, label)
 
     client = Client()
-    headers = {"Authorization": f"Bearer {ApiKey.issue('bench-profile', KeyScope.INGEST)[1]}"}
+    headers = {"Authorization": f"Bearer {ApiKey.issue('bench-profile', KeyScope.SECRET)[1]}"}
     rng = np.random.default_rng(5)
     people = rng.integers(0, args.people, args.requests + 100).tolist()
     for person in people[:100]:  # load the engine, build the catalogue arrays

@@ -18,9 +18,9 @@ matrices (so the engine's candidate generation needs no change). Plain Python + 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +46,12 @@ ANCHORED_SOURCES = NEIGHBOUR_SOURCES | {"covisitation", "sequence"}
 EXPLORING = "exploring"
 _VERBS = {"purchase": "bought", "add_to_cart": "put in your cart", "view": "viewed"}
 _KIND_STRENGTH = {"view": 1, "add_to_cart": 2, "purchase": 3}
+
+
+class Titles(Protocol):
+    """Item titles by catalogue index: a list, or the item table's compact column."""
+
+    def __getitem__(self, i: int, /) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +116,16 @@ def word(evidence: Evidence) -> str:
     return "Popular right now"
 
 
-def strongest_kinds(events: Sequence[tuple[Any, ...]], item_index: dict[str, int]) -> dict[int, str]:
-    """For each of the person's items (engine index), the most telling thing they did with it."""
+def strongest_kinds(
+    events: Sequence[tuple[Any, ...]], item_index: Mapping[str, int], positions: Sequence[int] | None = None
+) -> dict[int, str]:
+    """For each of the person's items (engine index), the most telling thing they did with it.
+    ``positions``: each event's engine index (-1 unknown) when the caller has looked them up."""
+    if positions is None:
+        positions = [item_index.get(e[0], -1) for e in events]
     found: dict[int, str] = {}
-    for item, _, kind, *_ in events:
-        i = item_index.get(item)
-        if i is None:
+    for (_, _, kind, *_), i in zip(events, positions, strict=True):
+        if i < 0:
             continue
         if _KIND_STRENGTH.get(kind, 0) > _KIND_STRENGTH.get(found.get(i, ""), 0):
             found[i] = kind
@@ -145,7 +155,7 @@ def anchors(
     person: dict[str, PersonItems],
     items: np.ndarray,
     item_sources: Sequence[str],
-    titles: Sequence[str] | None = None,
+    titles: Titles | None = None,
 ) -> list[int | None]:
     """For each item, the person's item (an index into the catalogue) that contributed most to the
     score its source gave it, or None (a source without an anchor, or nothing contributed).

@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import numpy as np
-
 from catalog.services import ItemFacts, servable_items
 from personalization import baseline, reasons, registry
 from personalization.baseline import Recommendations, RecommendedItem
@@ -60,11 +58,12 @@ def recommend(
         return fallback
     # Personalized only if the model knows at least one of the person's items: otherwise the engine's
     # answer is its popularity fallback, the same as anybody's.
-    used_history = any(item in engine.item_index for item in person.item_ids)
+    used_history = bool((engine.item_index.positions(list(person.item_ids)) >= 0).any())
     ranked = engine.recommend(person, k=max(limit * 3, 60), n_candidates=500)
     facts = servable_items(r.item_id for r in ranked)
     shown = [r for r in ranked if r.item_id in facts and (not kind or facts[r.item_id].kind == kind)][:limit]
-    worded = _reasons(engine, item_table(version or id(engine), engine.item_ids).title, person, activity, shown, facts)
+    titles = item_table(version or id(engine), engine.item_ids).title
+    worded = _reasons(engine, titles, person, activity, shown, facts)
     items = [
         RecommendedItem(r.item_id, facts[r.item_id].title, round(r.score, 4), r.source, reason)
         for r, reason in zip(shown, worded, strict=True)
@@ -79,7 +78,7 @@ def recommend(
 
 def _reasons(
     engine: Engine,
-    titles: list[str],
+    titles: reasons.Titles,
     person: PersonContext,
     activity: profiles.RecentActivity | None,
     shown: list[Recommendation],
@@ -87,13 +86,14 @@ def _reasons(
 ) -> list[str]:
     """Each item's reason, naming the person's item it was retrieved from (as surfaces word them)."""
     history = engine.history_for(person)
-    index = np.asarray([engine.item_index[r.item_id] for r in shown], dtype=np.int64)
+    index = engine.item_index.positions([r.item_id for r in shown])
     anchored = reasons.anchors(
         engine.sources, reasons.person_items(history, engine.config), index, [r.source for r in shown], titles
     )
     events = list(activity.events) if activity is not None else []
-    kinds = reasons.strongest_kinds(events, engine.item_index)
-    purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
+    positions = engine.item_index.positions([e[0] for e in events]).tolist()
+    kinds = reasons.strongest_kinds(events, engine.item_index, positions)
+    purchased = {i for i, e in zip(positions, events, strict=True) if i >= 0 and e[2] == "purchase"}
     worded = []
     for r, i, anchor in zip(shown, index.tolist(), anchored, strict=True):
         evidence = reasons.Evidence(

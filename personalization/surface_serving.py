@@ -421,13 +421,15 @@ def _personalized(
     session += [("add_to_cart", item) for item in request.cart]
     if request.current_item:
         session.append(("view", request.current_item))
-    own_history = any(item in engine.item_index for item, *_ in events)
-    session_known = any(item in engine.item_index for _, item in session)
+    # Every id of the request found in one search of the engine's id arrays.
+    found = engine.item_index.positions([item for item, *_ in events] + [item for _, item in session])
+    own_history = bool((found[: len(events)] >= 0).any())
+    session_known = bool((found[len(events) :] >= 0).any())
     events += [(item, now, kind, 1.0) for kind, item in session]
     country = str(request.context.get("country") or country or "") or None
 
     config = plan.config
-    cold = not any(item in engine.item_index for item, *_ in events)
+    cold = not (own_history or session_known)
     lead: list[ServedItem] = []
     lead_facts: list[ItemFacts] = []
     segment = country
@@ -447,7 +449,8 @@ def _personalized(
     not_again = {item for kind, item in session if kind != "view"} | {i.item_id for i in lead}
     if request.current_item:
         not_again.add(request.current_item)
-    excluded = np.asarray([engine.item_index[i] for i in not_again if i in engine.item_index], dtype=np.int32)
+    excluded = engine.item_index.positions(sorted(not_again))
+    excluded = excluded[excluded >= 0].astype(np.int32)
     engine_config = engine.config
     if config.source_quotas:
         engine_config = replace(engine_config, quotas={**engine_config.quotas, **config.source_quotas})
@@ -463,9 +466,10 @@ def _personalized(
         allowed &= table.of_kinds(surface.item_kinds)[index]
     relevance[~allowed] = np.nan  # the re-ranker never serves a candidate without a finite relevance
     age_days = (now - table.published[index]) / SECONDS_PER_DAY
-    purchased = {engine.item_index[e[0]] for e in events if e[2] == "purchase" and e[0] in engine.item_index}
+    event_index = found.tolist()  # the engine index of each of ``events`` (-1: unknown)
+    purchased = {i for i, e in zip(event_index, events, strict=True) if i >= 0 and e[2] == "purchase"}
     exposures = feedback.item_exposures(surface.id)
-    ids = table.id_array[index]
+    ids = table.ids(index)
     impressions = clicks = None
     if exposures:
         shown_clicked = [exposures.get(i, (0, 0)) for i in ids.tolist()]
@@ -505,7 +509,7 @@ def _personalized(
     anchored = reasons.anchors(
         engine.sources, reasons.person_items(history, engine_config), chosen_index, chosen_sources, table.title
     )
-    kinds = reasons.strongest_kinds(events, engine.item_index)
+    kinds = reasons.strongest_kinds(events, engine.item_index, event_index)
     items = list(lead)
     for ranked, i, source, anchor in zip(chosen, chosen_index.tolist(), chosen_sources, anchored, strict=True):
         evidence = reasons.Evidence(

@@ -1,5 +1,11 @@
 """Reading and writing a fitted engine's files: .npy arrays, sparse matrices as three .npy files,
-JSON metadata. Plain formats that a model registry can checksum, copy and version file by file."""
+JSON metadata. Plain formats that a model registry can checksum, copy and version file by file.
+
+Arrays are read memory-mapped: the web processes of one machine that serve the same version share
+one copy of its pages (the operating system's file cache) instead of each holding its own, and a
+process only reads the rows it touches. A mapped file stays readable after the folder is replaced
+or removed (the mapping holds the file), so a version switch never pulls pages from under a request.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +22,32 @@ def save_array(folder: Path, name: str, array: np.ndarray) -> None:
 
 
 def load_array(folder: Path, name: str) -> np.ndarray:
-    return np.load(folder / f"{name}.npy", allow_pickle=False)
+    """The array, memory-mapped read-only (an empty array is read into memory: nothing to map)."""
+    path = folder / f"{name}.npy"
+    array = np.load(path, allow_pickle=False, mmap_mode="r")
+    if array.size == 0:
+        return np.array(array)
+    return array
+
+
+def has_array(folder: Path, name: str) -> bool:
+    return (folder / f"{name}.npy").exists()
 
 
 def save_sparse(folder: Path, name: str, matrix: sp.csr_matrix) -> None:
-    matrix = sp.csr_matrix(matrix)
+    matrix = sp.csr_matrix(matrix, copy=True)
+    # Canonical (sorted, no duplicates): a loaded matrix is read-only, and scipy would otherwise
+    # sort it in place the first time an operation needs sorted indices.
+    matrix.sum_duplicates()
+    matrix.sort_indices()
     save_array(folder, f"{name}.data", matrix.data)
     save_array(folder, f"{name}.indices", matrix.indices)
     save_array(folder, f"{name}.indptr", matrix.indptr)
     save_json(folder, f"{name}.shape", list(matrix.shape))
+
+
+def has_sparse(folder: Path, name: str) -> bool:
+    return (folder / f"{name}.shape.json").exists()
 
 
 def load_sparse(folder: Path, name: str) -> sp.csr_matrix:

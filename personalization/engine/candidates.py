@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from personalization.engine.artifacts import (
+    has_array,
+    has_sparse,
     load_array,
     load_json,
     load_sparse,
@@ -56,16 +58,26 @@ TIMED_SOURCES = frozenset({"covisitation", "trending", "new", "segment_trending"
 
 @dataclass
 class Signals:
-    """One person's scores from each source: dense over the catalogue where that is cheap (content,
-    EASE), sparse over the neighbours of their items for the neighbourhood sources."""
+    """One person's scores from each source, never dense over the catalogue: sparse over the
+    precomputed neighbours of their items (item kNN, co-visitation, content, sequence), over EASE's
+    own items, and for ALS a vector that candidates are scored against one by one. A request's
+    work depends on the person's history and the candidates, not on how many items there are."""
 
     als_vector: np.ndarray
-    ease: np.ndarray | None
+    ease: SparseScores | None
     item_knn: SparseScores
     covisitation_recent: SparseScores
     covisitation_all: SparseScores
-    content: np.ndarray | None
+    content: SparseScores | None  # what the content source proposes from (its neighbours)
     sequence: SparseScores
+    # The person's taste in terms (dense over the vocabulary): the content feature of a candidate
+    # is its exact cosine with this profile.
+    content_profile: np.ndarray | None = None
+
+    def content_scores(self, content: ContentIndex, items: np.ndarray) -> np.ndarray | None:
+        if self.content_profile is None:
+            return None
+        return content.scores(self.content_profile, items)
 
 
 @dataclass
@@ -169,6 +181,8 @@ class CandidateSources:
 
         started = time.perf_counter()
         content = content if content is not None else ContentIndex.fit(texts)
+        if content.neighbours is None:
+            content.with_neighbours(np.unique(log.item), config.content_neighbours, config.content_max_postings)
         popularity = Popularity.fit(log, n_items=n_items, user_segment=user_segment, n_segments=n_segments, as_of=as_of)
         timings["content_popularity"] = time.perf_counter() - started
         return cls(
@@ -197,9 +211,10 @@ class CandidateSources:
         # The most recent item weighs most; the tenth still counts a third as much.
         seed_weights = (1.0 / np.sqrt(1.0 + np.arange(seeds.shape[0]))).astype(np.float32)
         latest = seeds[: config.sequence_seed_items] if self.has_time else seeds[:0]
-        content_scores = None
+        content_scores = profile = None
         if self.content.has_text:
-            content_scores = self.content.scores(self.content.profile(items, weights))
+            profile = self.content.profile(items, weights)
+            content_scores = score_from_neighbours(self.content_neighbours(config), items, weights)
         return Signals(
             als_vector=self.als.person_vector(items, history.weight_sum),
             ease=self.ease.scores(items, np.minimum(history.counts, 1.0)) if self.ease is not None else None,
@@ -208,7 +223,18 @@ class CandidateSources:
             covisitation_all=score_from_neighbours(self.covisitation, items, weights),
             content=content_scores,
             sequence=score_from_neighbours(self.sequence, latest, seed_weights[: latest.shape[0]]),
+            content_profile=profile,
         )
+
+    def content_neighbours(self, config: EngineConfig) -> sp.csr_matrix:
+        """The content neighbour rows; an engine saved before they were kept computes them for every
+        item once (such engines are small: their content scores were dense over the catalogue)."""
+        if self.content.neighbours is None:
+            self.content.with_neighbours(
+                np.arange(self.n_items), config.content_neighbours, config.content_max_postings
+            )
+        assert self.content.neighbours is not None
+        return self.content.neighbours
 
     def generate(
         self,
@@ -280,6 +306,8 @@ class CandidateSources:
         folder.mkdir(parents=True, exist_ok=True)
         save_array(folder, "als_item_factors", self.als.item_factors)
         save_array(folder, "bm25_idf", self.als.weighting.idf)
+        if self.als.gram is not None:
+            save_array(folder, "als_gram", self.als.gram)
         self.retrieval.save(folder / "retrieval.faiss")
         if self.ease is not None:
             save_array(folder, "ease_weights", self.ease.weights)
@@ -289,6 +317,8 @@ class CandidateSources:
         save_sparse(folder, "item_knn", self.item_knn)
         save_sparse(folder, "covisitation", self.covisitation)
         save_sparse(folder, "content_vectors", self.content.vectors)
+        if self.content.neighbours is not None:
+            save_sparse(folder, "content_neighbours", self.content.neighbours)
         save_array(folder, "content_idf", self.content.idf)
         save_json(
             folder, "content_vocabulary", sorted(self.content.vocabulary, key=self.content.vocabulary.__getitem__)
@@ -338,6 +368,7 @@ class CandidateSources:
                 weighting=weighting,
                 regularization=meta["als_regularization"],
                 alpha=meta["als_alpha"],
+                gram=np.array(load_array(folder, "als_gram")) if has_array(folder, "als_gram") else None,
             ),
             retrieval=VectorIndex.load(folder / "retrieval.faiss"),
             ease=EASEModel(
@@ -353,6 +384,9 @@ class CandidateSources:
                 vocabulary={term: i for i, term in enumerate(vocabulary)},
                 idf=load_array(folder, "content_idf"),
                 vectors=load_sparse(folder, "content_vectors"),
+                neighbours=load_sparse(folder, "content_neighbours")
+                if has_sparse(folder, "content_neighbours")
+                else None,
             ),
             popularity=popularity,
             sequence=load_sparse(folder, "sequence"),

@@ -16,6 +16,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from personalization.engine.similarity import SparseScores
+
 
 @dataclass
 class BM25Weighting:
@@ -59,10 +61,13 @@ class ALSModel:
     regularization: float
     alpha: float
 
+    # YᵀY + λI, which every fold-in starts from: saved with the factors, so that loading a million
+    # items' factors (memory-mapped, shared by the processes of a machine) reads no row of them.
+    gram: np.ndarray | None = None
+
     def __post_init__(self) -> None:
-        factors = self.item_factors.astype(np.float64)
-        self._gram = factors.T @ factors + self.regularization * np.eye(factors.shape[1])
-        self._factors64 = factors
+        if self.gram is None:
+            self.gram = item_gram(self.item_factors, self.regularization)
 
     @classmethod
     def fit(
@@ -91,8 +96,13 @@ class ALSModel:
             calculate_training_loss=False,
         )
         model.fit(weighting.weigh_matrix(matrix), show_progress=False)
+        item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        # An item nobody touched keeps what is left of its random start after a few conjugate-gradient
+        # steps: noise. Zero says "nothing known", scores 0 for everyone, and lets retrieval leave
+        # such items out of its graph (most of a million-item catalogue).
+        item_factors[np.diff(sp.csc_matrix(matrix).indptr) == 0] = 0.0
         return cls(
-            item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
+            item_factors=item_factors,
             weighting=weighting,
             regularization=regularization,
             alpha=alpha,
@@ -103,10 +113,21 @@ class ALSModel:
         if items.shape[0] == 0:
             return np.zeros(self.item_factors.shape[1], dtype=np.float32)
         confidence = self.alpha * self.weighting.weigh(items, values).astype(np.float64)
-        rows = self._factors64[items]
-        system = self._gram + rows.T @ ((confidence - 1.0)[:, None] * rows)
+        rows = self.item_factors[items].astype(np.float64)  # only the person's rows, never a catalogue copy
+        assert self.gram is not None
+        system = self.gram + rows.T @ ((confidence - 1.0)[:, None] * rows)
         rhs = rows.T @ confidence
         return scipy.linalg.solve(system, rhs, assume_a="pos", check_finite=False).astype(np.float32)
+
+
+def item_gram(factors: np.ndarray, regularization: float, block: int = 65_536) -> np.ndarray:
+    """YᵀY + λI in float64, summed over blocks of rows (no float64 copy of a large catalogue)."""
+    dimension = factors.shape[1]
+    gram = regularization * np.eye(dimension)
+    for start in range(0, factors.shape[0], block):
+        rows = np.asarray(factors[start : start + block], dtype=np.float64)
+        gram += rows.T @ rows
+    return gram
 
 
 def ease_weights(gram: np.ndarray, regularization: float) -> np.ndarray:
@@ -181,14 +202,16 @@ class EASEModel:
             for regularization in regularizations
         ]
 
-    def scores(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.n_items, dtype=np.float32)
+    def scores(self, items: np.ndarray, values: np.ndarray) -> SparseScores:
+        """Scores over the model's own items only (at most ``ease_max_items``), zero elsewhere: the
+        cost of a request does not grow with the catalogue."""
+        empty = SparseScores(self.n_items, self.items[:0], np.zeros(0, dtype=np.float32))
         if items.shape[0] == 0:
-            return out
+            return empty
         position = self._position[items]
         known = position >= 0
         if not known.any():
-            return out
+            return empty
         # Gather-then-gemv: scipy's sparse row × dense matrix product was 40x slower here.
-        out[self.items] = values[known].astype(np.float32) @ self.weights[position[known]]
-        return out
+        scores = values[known].astype(np.float32) @ self.weights[position[known]]
+        return SparseScores(self.n_items, self.items, np.asarray(scores, dtype=np.float32))

@@ -52,6 +52,10 @@ class EngineConfig:
     covisitation_neighbours: int = 200
     covisitation_window_days: float = 7.0
     covisitation_seed_items: int = 20
+    # Content neighbours kept per item (the content source proposes from them), and how many items
+    # of one term's posting list are looked at when finding them (the rest share only a common word).
+    content_neighbours: int = 200
+    content_max_postings: int = 2000
     # Retrieval: exact inner-product search up to this many items, HNSW above.
     exact_search_max_items: int = 50_000
     hnsw_neighbours: int = 32

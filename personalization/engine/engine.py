@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from personalization.engine.artifacts import load_array, load_json, save_array, save_json
 from personalization.engine.candidates import SOURCES, Candidates, CandidateSources
@@ -43,6 +42,7 @@ from personalization.engine.exposure import ExposureIndex, ExposureTraining
 from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.fit_choices import choose_ease
 from personalization.engine.history import History, PersonContext
+from personalization.engine.item_ids import ItemIds, ItemIndex
 from personalization.engine.ranker import DEFAULT_FALLBACK, Ranker, choose_ranker
 from personalization.engine.regime import read_regime
 from personalization.engine.threads import blas_threads, serve_on_one_thread
@@ -81,7 +81,7 @@ class Engine:
     config: EngineConfig
     sources: CandidateSources
     ranker: Ranker
-    item_ids: list[str]
+    item_ids: Sequence[str]  # an ItemIds after construction
     item_price: np.ndarray
     segment_names: list[str]
     event_weights: dict[str, float]
@@ -91,7 +91,9 @@ class Engine:
     exposure: ExposureIndex | None = None  # impressions before the fit time, for exposure features
 
     def __post_init__(self) -> None:
-        self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        if not isinstance(self.item_ids, ItemIds):
+            self.item_ids = ItemIds.of(list(self.item_ids))
+        self.item_index = ItemIndex(self.item_ids)
         self.segment_index = {name: i for i, name in enumerate(self.segment_names)}
 
     # -- fitting ------------------------------------------------------------------------------
@@ -138,6 +140,9 @@ class Engine:
 
         step = time.perf_counter()
         content = ContentIndex.fit(dataset.catalogue.texts)
+        # Rows for every item touched before as_of: text alone decides the neighbours, so training
+        # windows can share them without seeing anything of their future.
+        content.with_neighbours(np.unique(dataset.events.item), config.content_neighbours, config.content_max_postings)
         timings["content"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -151,7 +156,11 @@ class Engine:
                 ease, choices = choose_ease(dataset, window, config, exclude_seen=exclude_seen)
                 if "ease_lambda" in choices:
                     config = replace(config, ease_lambda=float(choices["ease_lambda"]))  # type: ignore[arg-type]
+            fitting = time.perf_counter()
             sources = fit_window_sources(dataset, window, config, content=content, exclude_seen=exclude_seen, ease=ease)
+            timings["window_sources"] = timings.get("window_sources", 0.0) + time.perf_counter() - fitting
+            if progress:
+                progress(f"window before {window.as_of:.0f}: sources fitted ({_stages(sources.timings)})")
             parts.append(build_examples(dataset, window, config, sources=sources, progress=progress, exposure=exposure))
         if sum(p.n_groups for p in parts) == 0 and len(dataset.events) and (lists == "time windows" or not windows):
             # Too short a history for time windows (none had a past, or none had lists): hold out
@@ -185,6 +194,8 @@ class Engine:
         )
         timings["sources"] = time.perf_counter() - step
         timings["total"] = time.perf_counter() - started
+        if progress:
+            progress(f"sources fitted on everything ({_stages(sources.timings)}); stages: {_stages(timings)}")
         weights = {name: weight * scale for name, weight in DEFAULT_EVENT_WEIGHTS.items()}
         weights.update({t.strip().lower(): event_weight(t) * scale for t in dataset.event_types})
         weights[UNKNOWN_TYPE] = UNKNOWN_EVENT_WEIGHT * scale
@@ -225,22 +236,24 @@ class Engine:
 
     def history_for(self, person: PersonContext) -> History:
         """Index a person's events; items the engine does not know are ignored."""
-        known = [(k, self.item_index[i]) for k, i in enumerate(person.item_ids) if i in self.item_index]
-        positions = np.asarray([k for k, _ in known], dtype=np.int64)
-        items = np.asarray([i for _, i in known], dtype=np.int32)
+        found = self.item_index.positions(list(person.item_ids))
+        known = found >= 0
+        positions = np.flatnonzero(known).astype(np.int64)
+        items = found[known].astype(np.int32)
+        any_known = bool(positions.shape[0])
         if person.timestamps is not None and self.has_timestamps:
-            times = np.asarray(person.timestamps, dtype=np.float64)[positions] if known else np.zeros(0)
+            times = np.asarray(person.timestamps, dtype=np.float64)[positions] if any_known else np.zeros(0)
         else:
             # No clock: the order of the list is the clock, ending just before the fit time.
             times = self.sources.as_of - 1.0 - (len(person.item_ids) - 1 - positions).astype(np.float64)
         if person.event_types is not None:
             unknown = self.event_weights.get(UNKNOWN_TYPE, UNKNOWN_EVENT_WEIGHT)
             type_weight = [self.event_weights.get(t.strip().lower(), unknown) for t in person.event_types]
-            weights = np.asarray(type_weight, dtype=np.float32)[positions] if known else np.zeros(0, np.float32)
+            weights = np.asarray(type_weight, dtype=np.float32)[positions] if any_known else np.zeros(0, np.float32)
         else:
             weights = np.ones(items.shape[0], dtype=np.float32)
         if person.quantities is not None:
-            quantities = np.asarray(person.quantities, dtype=np.float32)[positions] if known else np.zeros(0)
+            quantities = np.asarray(person.quantities, dtype=np.float32)[positions] if any_known else np.zeros(0)
         else:
             quantities = np.ones(items.shape[0], dtype=np.float32)
         now = person.now
@@ -286,7 +299,8 @@ class Engine:
 
     def recommend(self, person: PersonContext, k: int = 20, n_candidates: int = 500) -> list[Recommendation]:
         history = self.history_for(person)
-        excluded = np.asarray([self.item_index[i] for i in person.exclude if i in self.item_index], dtype=np.int32)
+        excluded = self.item_index.positions(list(person.exclude))
+        excluded = excluded[excluded >= 0].astype(np.int32)
         items, scores, sources = self.rank(history, k, n_candidates, excluded)
         return [
             Recommendation(item_id=self.item_ids[i], score=float(s), source=SOURCES[src], reason=REASONS[SOURCES[src]])
@@ -308,8 +322,13 @@ class Engine:
             (sources.item_knn.getrow(item), "item_knn"),
         ]
         if sources.content.has_text:
-            scores = sources.content.scores(np.asarray(sources.content.vectors[item].todense()).ravel())
-            neighbour_lists.insert(1, (sp.csr_matrix(np.where(scores > 0, scores, 0.0)), "content"))
+            row = sources.content_neighbours(self.config).getrow(item)
+            if row.nnz == 0:  # an item nobody had touched at fit time: its nearest texts, found now
+                config = self.config
+                row = sources.content.neighbour_rows(
+                    np.asarray([item]), config.content_neighbours, config.content_max_postings
+                )
+            neighbour_lists.insert(1, (row, "content"))
         for row, source in neighbour_lists:
             order = np.argsort(-row.data, kind="stable")
             for j, score in zip(row.indices[order].tolist(), row.data[order].tolist(), strict=True):
@@ -332,7 +351,9 @@ class Engine:
         self.sources.save(folder)
         self.ranker.save(folder / "ranker.txt")
         save_array(folder, "item_price", self.item_price)
-        save_json(folder, "items", self.item_ids)
+        assert isinstance(self.item_ids, ItemIds)
+        self.item_ids.save(folder)
+        save_json(folder, "items", list(self.item_ids))  # the same ids, readable
         if self.exposure is not None:
             for name, array in self.exposure.arrays().items():
                 save_array(folder, name, array)
@@ -370,7 +391,7 @@ class Engine:
             config=config,
             sources=sources,
             ranker=Ranker.load(folder / "ranker.txt", fallback=meta.get("ranker_fallback", DEFAULT_FALLBACK)),
-            item_ids=load_json(folder, "items"),
+            item_ids=ItemIds.load(folder) if ItemIds.saved(folder) else load_json(folder, "items"),
             item_price=load_array(folder, "item_price"),
             segment_names=meta["segments"],
             event_weights=meta["event_weights"],
@@ -409,6 +430,10 @@ def _exposure_training(dataset: Dataset, config: EngineConfig, as_of: float) -> 
         purchase_window=config.exposure_purchase_window_days * SECONDS_PER_DAY,
         as_of=as_of,
     )
+
+
+def _stages(timings: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
 
 
 def _training_windows(dataset: Dataset, as_of: float, config: EngineConfig, rare_repeats: bool) -> list[ExampleWindow]:

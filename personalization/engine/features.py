@@ -133,6 +133,7 @@ def candidate_features(
     else:
         segment_share = segment_trending = nan
     count_7, count_30 = popularity.count_7[items], popularity.count_30[items]
+    content = signals.content_scores(sources.content, items)
     active_days = from_history(history.active_days)
     # The person's typical gap between visits: "due again" is relative to how often they come.
     mean_gap = history.span_days / (history.n_days - 1.0) if history.n_days > 1 else np.nan
@@ -160,7 +161,7 @@ def candidate_features(
         covisitation_recent,
         signals.covisitation_all[items],
         _rank_share(covisitation_recent),
-        signals.content[items] if signals.content is not None else nan,
+        content if content is not None else nan,
         candidates.best_rank,
         candidates.source.astype(np.float32),
         count_7,

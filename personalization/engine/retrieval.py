@@ -4,6 +4,11 @@ Exact search (a flat index) costs one pass over the catalogue per query: on one 
 well under a millisecond for small catalogues, and it is the reference that approximate search is
 measured against. Above ``exact_max_items`` an HNSW graph answers in a fraction of the time at a
 measured loss of recall (``bench/evaluate_retrieval.py``; figures in docs/evaluation.md).
+
+The graph holds only items with a non-zero embedding: an item nobody has touched has a zero ALS
+vector, scores 0 for everyone and is never worth a neighbour in the graph (in a million-item shop
+most items are such), so the graph is built and kept for the touched items alone. Its vectors are
+memory-mapped from the index file when loaded, shared by the processes of a machine.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ DEFAULT_EXACT_MAX_ITEMS = 50_000
 class VectorIndex:
     index: faiss.Index
     kind: str  # "exact" or "hnsw"
+    # Catalogue index of each vector of the index, when it holds only some items (None: all, in order).
+    items: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -35,16 +42,19 @@ class VectorIndex:
     ) -> VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dimension = vectors.shape[1]
+        items: np.ndarray | None = None
         if vectors.shape[0] <= exact_max_items:
             index: faiss.Index = faiss.IndexFlatIP(dimension)
             kind = "exact"
         else:
+            items = np.flatnonzero(np.any(vectors != 0, axis=1)).astype(np.int64)
+            vectors = np.ascontiguousarray(vectors[items])
             index = faiss.IndexHNSWFlat(dimension, hnsw_neighbours, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = hnsw_ef_construction
             index.hnsw.efSearch = hnsw_ef_search
             kind = "hnsw"
         index.add(vectors)
-        return cls(index=index, kind=kind)
+        return cls(index=index, kind=kind, items=items)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``k`` (item indices, inner products), best first."""
@@ -57,7 +67,8 @@ class VectorIndex:
             graph.hnsw.efSearch = max(graph.hnsw.efSearch, k)
         scores, items = self.index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
         found = items[0] >= 0
-        return items[0][found], scores[0][found]
+        positions = items[0][found]
+        return (self.items[positions] if self.items is not None else positions), scores[0][found]
 
     def set_ef_search(self, ef_search: int) -> None:
         """How wide the HNSW graph walk is (no effect on exact search)."""
@@ -67,8 +78,17 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
+        if self.items is not None:
+            np.save(_items_path(path), self.items, allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
-        index = faiss.read_index(str(path))
-        return cls(index=index, kind="hnsw" if isinstance(index, faiss.IndexHNSW) else "exact")
+        # The vectors stay in the file, mapped (IO_FLAG_MMAP_IFC); only the graph is read into memory.
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        items_path = _items_path(path)
+        items = np.load(items_path, allow_pickle=False, mmap_mode="r") if items_path.exists() else None
+        return cls(index=index, kind="hnsw" if isinstance(index, faiss.IndexHNSW) else "exact", items=items)
+
+
+def _items_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_items.npy")

@@ -55,7 +55,7 @@ class SparseScores:
     items: np.ndarray  # int64, ascending, unique
     values: np.ndarray  # float32
 
-    def __getitem__(self, wanted: np.ndarray) -> np.ndarray:
+    def __getitem__(self, wanted: np.ndarray | int) -> np.ndarray:
         wanted = np.asarray(wanted)
         if self.items.shape[0] == 0:
             return np.zeros(wanted.shape, dtype=np.float32)
