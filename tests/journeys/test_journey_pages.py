@@ -58,9 +58,9 @@ def test_the_flow_counts_people_as_they_enter_wait_and_leave():
 
     page = marketer.get(f"/journeys/{journey.key}/")
     wait, send = page.context["rows"]
-    assert (wait["count"].entered, wait["count"].waiting, wait["count"].exited) == (3, 2, 1)
-    assert wait["count"].exit_reasons == {"exit event: Order Completed": 1}
-    assert send["count"].entered == 0
+    assert (wait["count"]["entered"], wait["count"]["waiting"], wait["count"]["exited"]) == (3, 2, 1)
+    assert wait["count"]["exited_by_reason"] == {"exit event: Order Completed": 1}
+    assert send["count"]["entered"] == 0
     assert "When someone adds something to the cart (Product Added)" in page.content.decode()
     assert "Wait 4 hours" in page.content.decode()
 
