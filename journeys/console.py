@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
 from campaigns.models import Campaign
-from journeys import builder, counting, dry_run, lifecycle, measuring, starters, wording
+from journeys import builder, counting, dry_run, lifecycle, measuring, segments, starters, wording
 from journeys import definition as spec
 from journeys.definition import INTEREST_KINDS, REENTRY_MODES, EventFacts
 from journeys.entering import held_out
@@ -105,11 +105,14 @@ def _test_run(journey: Journey, person_key: str) -> tuple[dry_run.Trace | None, 
     ]
     traits = campaign_people.traits_of([person.pk]).get(person.pk, {})
     definition = journey.current_version.definition
+    used = spec.segments_used(definition)
     facts = dry_run.Person(
         traits=traits,
         consents={s.purpose: s.granted for s in profiles.consent_states(person.pk)},
         zone=campaign_people.zone_of(traits, campaign_conf.default_timezone()),
         held_out=held_out(journey.key, person.pk, definition["holdout_share"]),
+        segments=segments.segments_holding(person.pk, used, now),
+        segment_since=segments.member_since(person.pk, used),
     )
     current = Entry.objects.filter(journey=journey, person=person).order_by("-entered_at", "-pk").first()
     note = ""
