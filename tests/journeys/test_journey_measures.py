@@ -155,7 +155,7 @@ def test_the_measures_of_a_known_case_and_the_page_and_api_agree() -> None:
     assert refreshed["steps"] == api["steps"] and refreshed["holdout"] == api["holdout"]
     assert refreshed["entries"] == api["entries"] == measures["entries"]
     html = page.content.decode()
-    assert "2 of 5 bought (40.0%); held out 33.3%, difference +6.7 pts (95%: " in html
+    assert "2 of 5 bought (40.0%); held out 33.3%, difference +6.7 pts (95%: −61.8 pts to +75.1 pts)" in html
     assert "30.00 spent (6.00 per entry); held out 1.33, difference +4.67 (95%: " in html
     assert refreshed["words"]["send"]["conversion"].startswith("0 of 2 bought (0.0%); held out 33.3%")
     steps = analyst.get("/api/v1/journeys/cart/steps").json()["steps"]

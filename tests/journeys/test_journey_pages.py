@@ -13,6 +13,7 @@ from django.test import Client
 
 from journeys import services
 from journeys.models import Entry, EntryState, Journey, JourneyStatus
+from journeys.starters import STARTERS
 from tests.access import role_user
 from tests.journeys.conftest import abandoned_cart, cart_campaign, item, now, person, relay, track
 
@@ -204,3 +205,27 @@ def test_the_test_run_reads_saved_segment_membership_for_the_trigger_and_branche
     cy_run = run("cy")  # not on a trial: shown as if she came in now; a power user
     assert not cy_run.entered and "not in the segment “trials”" in cy_run.entry
     assert [s.id for s in cy_run.path] == ["b", "mail", "done"]
+
+
+@pytest.mark.parametrize("key", sorted(STARTERS))
+def test_every_starter_is_offered_and_saved_from_the_builder_unchanged(key):
+    """/journeys/new/ offers the five cases; each opens in the builder and, saved as it opens, is
+    stored exactly as the starter defines it."""
+    from campaigns.models import Channel
+    from journeys.definition import validate
+    from journeys.starters import starter
+    from tests.campaigns.conftest import make_campaign
+
+    definition = starter(key)["definition"]
+    for step in definition["steps"]:
+        if step.get("campaign"):
+            extra = {"channel": Channel.ONBOARDING} if step["type"] == "update_surface" else {}
+            make_campaign(step["campaign"], **extra)
+    marketer = signed_in("Marketer")
+    offered = marketer.get("/journeys/new/").content.decode()
+    assert all(f'data-starter="{k}"' in offered for k in STARTERS) and len(STARTERS) == 5
+    saved = builder_post(marketer, f"/journeys/new/?starter={key}")
+    assert saved.status_code == 302, saved.context["errors"]
+    journey = Journey.objects.get(key=key)
+    assert journey.status == JourneyStatus.DRAFT and journey.name == starter(key)["name"]
+    assert journey.current_version.definition == validate(definition)
