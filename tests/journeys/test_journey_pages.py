@@ -228,4 +228,4 @@ def test_every_starter_is_offered_and_saved_from_the_builder_unchanged(key):
     assert saved.status_code == 302, saved.context["errors"]
     journey = Journey.objects.get(key=key)
     assert journey.status == JourneyStatus.DRAFT and journey.name == starter(key)["name"]
-    assert journey.current_version.definition == validate(definition)
+    assert journey.current_version is not None and journey.current_version.definition == validate(definition)
