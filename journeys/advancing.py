@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
-from campaigns.rules import parse_rule
 from journeys import sending
 from journeys.definition import local_time
-from journeys.models import Entry, EntryState, Journey, JourneyStatus, JourneyVersion, Segment, StepRun, SurfacePin
+from journeys.models import Entry, EntryState, Journey, JourneyStatus, JourneyVersion, StepRun, SurfacePin
+from journeys.segments import segments_holding
 from profiles import services as profiles
 from profiles.models import Event
 
@@ -247,12 +247,8 @@ def condition_holds(entry: Entry, condition: dict[str, Any], writes: BatchWrites
         return writes.traits(entry.person_id).get(condition["trait"]) == condition["equals"]
     if "consent" in condition:
         return profiles.has_consent(entry.person_id, condition["consent"])
-    if "segment" in condition:
-        segment = Segment.objects.filter(key=condition["segment"]).first()
-        if segment is None:  # deleted since the journey was saved: nobody is in it
-            return False
-        rule = parse_rule(segment.rule, "rule")
-        return campaign_people.audience(rule).filter(pk=entry.person_id).exists()
+    if "segment" in condition:  # a segment deleted since the journey was saved: nobody is in it
+        return condition["segment"] in segments_holding(entry.person_id, [condition["segment"]])
     return False
 
 

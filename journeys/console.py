@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
 from campaigns.models import Campaign
-from journeys import builder, counting, dry_run, lifecycle, starters, wording
+from journeys import builder, counting, dry_run, lifecycle, measuring, segments, starters, wording
 from journeys import definition as spec
 from journeys.definition import INTEREST_KINDS, REENTRY_MODES, EventFacts
 from journeys.entering import held_out
@@ -105,11 +105,14 @@ def _test_run(journey: Journey, person_key: str) -> tuple[dry_run.Trace | None, 
     ]
     traits = campaign_people.traits_of([person.pk]).get(person.pk, {})
     definition = journey.current_version.definition
+    used = spec.segments_used(definition)
     facts = dry_run.Person(
         traits=traits,
         consents={s.purpose: s.granted for s in profiles.consent_states(person.pk)},
         zone=campaign_people.zone_of(traits, campaign_conf.default_timezone()),
         held_out=held_out(journey.key, person.pk, definition["holdout_share"]),
+        segments=segments.segments_holding(person.pk, used, now),
+        segment_since=segments.member_since(person.pk, used),
     )
     current = Entry.objects.filter(journey=journey, person=person).order_by("-entered_at", "-pk").first()
     note = ""
@@ -121,8 +124,9 @@ def _test_run(journey: Journey, person_key: str) -> tuple[dry_run.Trace | None, 
     return dry_run.trace(definition, events, facts, now), "", note
 
 
-def _flow_rows(journey: Journey) -> tuple[counting.Flow, list[dict[str, Any]]]:
-    flow = counting.journey_flow(journey)
+def _flow_rows(journey: Journey) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The journey's measures (``step_measures``: the same numbers as the API) and a row per step."""
+    measures = measuring.step_measures(journey)
     steps = journey.current_version.definition["steps"] if journey.current_version else []
     names = wording.step_names(steps)
     rows = [
@@ -132,10 +136,11 @@ def _flow_rows(journey: Journey) -> tuple[counting.Flow, list[dict[str, Any]]]:
             "label": builder.STEP_LABELS.get(step["type"], step["type"]),
             "words": wording.step(step, names),
             "count": count,
+            "against": wording.against_holdout(count, measures["holdout"]),
         }
-        for n, (step, count) in enumerate(zip(steps, flow.steps, strict=True), start=1)
+        for n, (step, count) in enumerate(zip(steps, measures["steps"], strict=True), start=1)
     ]
-    return flow, rows
+    return measures, rows
 
 
 @require_GET
@@ -143,16 +148,18 @@ def _flow_rows(journey: Journey) -> tuple[counting.Flow, list[dict[str, Any]]]:
 def journey_detail(request: HttpRequest, key: str) -> HttpResponse:
     journey = get_object_or_404(_journeys(), key=key)
     definition = journey.current_version.definition if journey.current_version else {}
-    flow, rows = _flow_rows(journey)
+    measures, rows = _flow_rows(journey)
     person_key = request.GET.get("person", "").strip() if request.user.has_perm("profiles.view_person") else ""
     trace, problem, note = _test_run(journey, person_key) if person_key else (None, "", "")
     context = {
         "journey": journey,
         "tone": STATUS_TONES.get(journey.status, ""),
         "words": wording.summary(definition),
-        "flow": flow,
+        "flow": measures,
         "rows": rows,
-        "finished": flow.entries.get(counting.DONE, 0),
+        "finished": measures["entries"].get(counting.DONE, 0),
+        "holdout": wording.against_holdout(measures["holdout"], measures["holdout"]),
+        "conversion_days": measures["conversion_days"],
         "versions": journey.versions.all()[:20],
         "code": json.dumps(definition, indent=2, ensure_ascii=False),
         "person_key": person_key,
@@ -169,9 +176,12 @@ def journey_detail(request: HttpRequest, key: str) -> HttpResponse:
 @require_GET
 @requires(VIEW)
 def journey_counts(request: HttpRequest, key: str) -> JsonResponse:
-    """The flow's counts, for the page to refresh them in place."""
+    """The journey's measures (as the API's ``measures``), for the page to refresh them in place."""
     journey = get_object_or_404(_journeys(), key=key)
-    return JsonResponse({"status": journey.status, **counting.journey_flow(journey).as_dict()})
+    measures = measuring.step_measures(journey)
+    words = {s["id"]: wording.against_holdout(s, measures["holdout"]) for s in measures["steps"]}
+    journey_words = wording.against_holdout(measures["holdout"], measures["holdout"])
+    return JsonResponse({"status": journey.status, **measures, "words": words, "journey_words": journey_words})
 
 
 @require_POST

@@ -29,7 +29,8 @@ class Person:
     consents: dict[str, bool]  # purpose → granted
     zone: str = "UTC"
     held_out: bool = False
-    segments: frozenset[str] = frozenset()  # the saved segments they are in
+    segments: frozenset[str] = frozenset()  # the saved segments they are in now
+    segment_since: dict[str, datetime] = field(default_factory=dict)  # when the audience trigger counted them in
 
 
 @dataclass
@@ -62,8 +63,9 @@ def _utc(timestamp: float) -> datetime:
 
 
 def _entry_point(
-    trigger: dict[str, Any], events: list[EventFacts], now: datetime, zone: str
+    trigger: dict[str, Any], events: list[EventFacts], now: datetime, person: Person
 ) -> tuple[bool, datetime, str]:
+    zone = person.zone
     kind = trigger["type"]
     if kind == "event":
         found = [e for e in events if matches_event(e, trigger["event"], trigger.get("where"))]
@@ -100,7 +102,13 @@ def _entry_point(
             "shown as if they reached it now.",
         )
     if kind == "audience":
-        return False, now, f"Shown as if they came into the segment “{trigger['segment']}” now."
+        segment = trigger["segment"]
+        if segment in person.segment_since and segment in person.segments:
+            since = person.segment_since[segment]
+            return True, since, f"Entered when they came into the segment “{segment}”, {_when(since)}."
+        if segment in person.segments:
+            return True, now, f"They are in the segment “{segment}” now: they enter at its next check."
+        return False, now, f"They are not in the segment “{segment}”; shown as if they came into it now."
     if kind in ("back_in_stock", "price_drop"):
         since = now.timestamp() - trigger["within_days"] * 86400
         items = [e.item_id for e in events if e.item_id and e.kind in trigger["interest"] and e.timestamp >= since]
@@ -184,7 +192,7 @@ def _send_words(campaign: str, person: Person, approval: bool) -> tuple[str, str
 def trace(definition: dict[str, Any], events: list[EventFacts], person: Person, now: datetime) -> Trace:
     """The path one person would take through a (validated) definition. Nothing is stored."""
     events = sorted(events, key=lambda e: (e.timestamp, e.position))
-    entered, entered_at, how = _entry_point(definition["trigger"], events, now, person.zone)
+    entered, entered_at, how = _entry_point(definition["trigger"], events, now, person)
     result = Trace(how, entered, entered_at)
     if person.held_out:
         result.outcome = "Held out: they would be in the journey's holdout and get nothing."

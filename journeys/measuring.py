@@ -1,171 +1,103 @@
 """How a journey is doing, per step and against its holdout.
 
-Per step of the current version:
+Per step of the current version (the counts are ``journeys.counting``'s, from the same reading):
 
-- ``entered``: entries that reached the step (ran it, or wait to run it now);
-- ``waiting``: active entries whose next step it is;
-- ``moved_on``: entries that ran it and went on (neither ended nor left there);
+- ``entered``: entries that reached the step (ran it, or, for the first step, wait to run it);
+- ``waiting``: active entries held at it now (a wait they are in, or the first step not yet run);
+- ``moved_on``: entries that went past it, to the next step or to the end;
 - ``exited``: entries that left the journey there, by reason (an exit event during the wait that
-  followed the step, an exit step); ``finished``: entries that ended there after the last step;
+  followed the step, an exit step); ``finished``: of those that moved on, the ones that ended the
+  journey after it;
 - ``converted`` and ``revenue``: of the entries that reached the step, those who bought within
-  ``CONVERSION_DAYS`` of entering, and what they spent (price × quantity of their purchases).
+  ``CONVERSION_DAYS`` of entering, and what they spent (price × quantity of their purchases);
+  their conversion rate and revenue per entry beside the holdout's, with a 95% interval for each
+  difference.
 
-For the journey: the same conversion and revenue per entry for the entries that went through it and
-for those held out (the journey's holdout share, drawn per person), compared with a 95% interval
-for the difference (two-proportion z for conversion, Welch for revenue per entry; ``experiments.stats``).
+For the journey: the same for every entry that went through it against those held out (the
+journey's holdout share, drawn per person): two-proportion z for conversion, Welch for revenue per
+entry (``experiments.stats``), both from sums, so nothing is read entry by entry.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from datetime import timedelta
 from typing import Any
 
-from django.db.models import DateTimeField, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
-
 from experiments import stats
-from journeys.models import Entry, EntryState, Journey, StepRun
-from profiles.models import Event
+from journeys.counting import CONVERSION_DAYS, CONVERSION_KIND, Money, read
+from journeys.models import Journey
 
-CONVERSION_DAYS = 7
-CONVERSION_KIND = "purchase"
-
-
-def _purchases_after_entry() -> Any:
-    return Event.objects.filter(
-        person_id=OuterRef("person_id"),
-        kind=CONVERSION_KIND,
-        timestamp__gte=OuterRef("entered_at"),
-        timestamp__lt=ExpressionWrapper(
-            OuterRef("entered_at") + timedelta(days=CONVERSION_DAYS), output_field=DateTimeField()
-        ),
-    )
-
-
-def _outcomes(journey: Journey) -> dict[int, tuple[str, str, bool, float]]:
-    """Per entry: state, exit reason, converted, revenue."""
-    money = DecimalField(max_digits=14, decimal_places=2)
-    revenue = (
-        _purchases_after_entry()
-        .order_by()
-        .values("person_id")
-        .annotate(
-            total=Sum(
-                ExpressionWrapper(
-                    Coalesce(F("price"), Value(0)) * Coalesce(F("quantity"), Value(1)), output_field=money
-                )
-            )
-        )
-        .values("total")
-    )
-    rows = (
-        Entry.objects.filter(journey=journey)
-        .annotate(converted=Exists(_purchases_after_entry()), revenue=Subquery(revenue, output_field=money))
-        .values_list("pk", "state", "exit_reason", "converted", "revenue")
-    )
-    return {pk: (state, reason, bool(converted), float(spent or 0)) for pk, state, reason, converted, spent in rows}
-
-
-def _compare(treated: list[tuple[bool, float]], held: list[tuple[bool, float]]) -> dict[str, Any]:
-    def rate(group: list[tuple[bool, float]]) -> float | None:
-        return sum(c for c, _ in group) / len(group) if group else None
-
-    def per_entry(group: list[tuple[bool, float]]) -> float | None:
-        return sum(r for _, r in group) / len(group) if group else None
-
-    out: dict[str, Any] = {
-        "entries": len(treated),
-        "held_out": len(held),
-        "conversion_rate": rate(treated),
-        "holdout_conversion_rate": rate(held),
-        "revenue_per_entry": per_entry(treated),
-        "holdout_revenue_per_entry": per_entry(held),
-        "conversion_lift": None,
-        "conversion_lift_interval": None,
-        "revenue_lift": None,
-        "revenue_lift_interval": None,
-    }
-    if treated and held:
-        test = stats.two_proportion_test(sum(c for c, _ in held), len(held), sum(c for c, _ in treated), len(treated))
-        interval = test.difference_interval
-        out["conversion_lift"] = test.difference
-        out["conversion_lift_interval"] = [_finite(interval.low), _finite(interval.high)]
-    if len(treated) >= 2 and len(held) >= 2:
-        welch = stats.welch_test(
-            stats.SampleSummary.from_values([r for _, r in held]),
-            stats.SampleSummary.from_values([r for _, r in treated]),
-        )
-        interval = welch.difference_interval
-        out["revenue_lift"] = welch.difference
-        out["revenue_lift_interval"] = [_finite(interval.low), _finite(interval.high)]
-    return out
+__all__ = ["CONVERSION_DAYS", "CONVERSION_KIND", "compare", "step_measures"]
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def compare(treated: Money, held: Money) -> dict[str, Any]:
+    """Conversion rate and revenue per entry of a group beside the holdout's, with 95% intervals
+    for the differences (none when a side is too small to tell)."""
+    out: dict[str, Any] = {
+        "entries": treated.n,
+        "held_out": held.n,
+        "conversion_rate": treated.converted / treated.n if treated.n else None,
+        "holdout_conversion_rate": held.converted / held.n if held.n else None,
+        "revenue_per_entry": treated.revenue / treated.n if treated.n else None,
+        "holdout_revenue_per_entry": held.revenue / held.n if held.n else None,
+        "conversion_lift": None,
+        "conversion_lift_interval": None,
+        "revenue_lift": None,
+        "revenue_lift_interval": None,
+    }
+    if treated.n and held.n:
+        test = stats.two_proportion_test(held.converted, held.n, treated.converted, treated.n)
+        out["conversion_lift"] = test.difference
+        out["conversion_lift_interval"] = [
+            _finite(test.difference_interval.low),
+            _finite(test.difference_interval.high),
+        ]
+    if treated.n >= 2 and held.n >= 2:
+        welch = stats.welch_test(
+            stats.SampleSummary.from_sums(held.n, held.revenue, held.revenue_squares),
+            stats.SampleSummary.from_sums(treated.n, treated.revenue, treated.revenue_squares),
+        )
+        out["revenue_lift"] = _finite(welch.difference)
+        out["revenue_lift_interval"] = [_finite(welch.difference_interval.low), _finite(welch.difference_interval.high)]
+    return out
+
+
 def step_measures(journey: Journey) -> dict[str, Any]:
     """Per step and for the journey against its holdout (see the module's docstring)."""
-    outcomes = _outcomes(journey)
-    runs: dict[int, list[str]] = defaultdict(list)
-    for entry_id, step in (
-        StepRun.objects.filter(entry__journey=journey)
-        .order_by("entry_id", "ran_at", "pk")
-        .values_list("entry_id", "step")
-    ):
-        runs[entry_id].append(step)
-    active_next = dict(Entry.objects.filter(journey=journey, state=EntryState.ACTIVE).values_list("pk", "step"))
-    waiting = Counter(active_next.values())
-    steps = journey.current_version.definition["steps"] if journey.current_version else []
-    first = steps[0]["id"] if steps else ""
-    reached: dict[str, set[int]] = defaultdict(set)
-    exited: dict[str, Counter[str]] = defaultdict(Counter)
-    finished: Counter[str] = Counter()
-    for entry_id, (state, reason, _, _) in outcomes.items():
-        done_steps = runs.get(entry_id, [])
-        for ran_step in done_steps:
-            reached[ran_step].add(entry_id)
-        last = done_steps[-1] if done_steps else first
-        if state == EntryState.EXITED:
-            exited[last][reason or "exited"] += 1
-            reached[last].add(entry_id)
-        elif state == EntryState.DONE:
-            finished[last] += 1
-    for entry_id, next_step in active_next.items():
-        if next_step:
-            reached[next_step].add(entry_id)
-    per_step = []
-    for step in steps:
-        sid = step["id"]
-        ids = reached.get(sid, set())
-        ran_it = sum(1 for e in ids if sid in runs.get(e, []))
-        left_here = sum(exited.get(sid, Counter()).values())
-        ran_and_left = sum(
-            1
-            for e in ids
-            if sid in runs.get(e, []) and outcomes[e][0] in (EntryState.EXITED, EntryState.DONE) and runs[e][-1] == sid
-        )
-        per_step.append(
+    reading = read(journey)
+    steps = []
+    for count in reading.flow.steps:
+        money = reading.steps.get(count.id, Money())
+        against = compare(money, reading.held_out)
+        steps.append(
             {
-                "id": sid,
-                "type": step["type"],
-                "entered": len(ids),
-                "waiting": waiting.get(sid, 0),
-                "moved_on": ran_it - ran_and_left,
-                "exited": left_here,
-                "exited_by_reason": dict(exited.get(sid, Counter())),
-                "finished": finished.get(sid, 0),
-                "converted": sum(1 for e in ids if outcomes[e][2]),
-                "revenue": round(sum(outcomes[e][3] for e in ids), 2),
+                "id": count.id,
+                "type": count.type,
+                "entered": count.entered,
+                "waiting": count.waiting,
+                "moved_on": count.moved_on,
+                "exited": count.exited,
+                "exited_by_reason": dict(count.exit_reasons),
+                "finished": count.finished,
+                "outcomes": dict(count.outcomes),
+                "converted": money.converted,
+                "revenue": round(money.revenue, 2),
+                "conversion_rate": against["conversion_rate"],
+                "revenue_per_entry": against["revenue_per_entry"],
+                "conversion_lift": against["conversion_lift"],
+                "conversion_lift_interval": against["conversion_lift_interval"],
+                "revenue_lift": against["revenue_lift"],
+                "revenue_lift_interval": against["revenue_lift_interval"],
             }
         )
-    treated = [(c, r) for state, _, c, r in outcomes.values() if state != EntryState.HELD_OUT]
-    held = [(c, r) for state, _, c, r in outcomes.values() if state == EntryState.HELD_OUT]
     return {
         "conversion_days": CONVERSION_DAYS,
-        "steps": per_step,
-        "holdout": _compare(treated, held),
+        "entries": dict(reading.flow.entries),
+        "total": reading.flow.total,
+        "steps": steps,
+        "holdout": compare(reading.treated, reading.held_out),
     }

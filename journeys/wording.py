@@ -202,3 +202,46 @@ def summary(definition: dict[str, Any]) -> dict[str, Any]:
         "reentry": reentry(definition.get("reentry")),
         "holdout": holdout(definition.get("holdout_share")),
     }
+
+
+def _percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _signed(value: float | None, scale: float = 1.0, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    shown = value * scale
+    return f"{'+' if shown >= 0 else '−'}{abs(shown):,.{1 if unit else 2}f}{unit}"
+
+
+def _interval(bounds: list[float | None] | None, scale: float = 1.0, unit: str = "") -> str:
+    if not bounds or bounds[0] is None or bounds[1] is None:
+        return ""
+    return f" (95%: {_signed(bounds[0], scale, unit)} to {_signed(bounds[1], scale, unit)})"
+
+
+def against_holdout(group: dict[str, Any], holdout: dict[str, Any]) -> dict[str, str]:
+    """A step's (or the journey's) conversion and revenue beside the holdout's, in words:
+    ``group`` has the rates and lifts of ``journeys.measuring.compare``, ``holdout`` the holdout's."""
+    n = group.get("entered", group.get("entries", 0)) or 0
+    rate = group.get("conversion_rate")
+    converted = group.get("converted", round((rate or 0) * n))
+    per_entry = group.get("revenue_per_entry")
+    revenue = group.get("revenue", (per_entry or 0) * n)
+    held = holdout.get("held_out", 0)
+    conversion = f"{converted} of {n} bought ({_percent(rate)})"
+    money = f"{revenue:,.2f} spent ({'–' if per_entry is None else f'{per_entry:,.2f}'} per entry)"
+    if held:
+        conversion += (
+            f"; held out {_percent(holdout.get('holdout_conversion_rate'))}, "
+            f"difference {_signed(group.get('conversion_lift'), 100, ' pts')}"
+            + _interval(group.get("conversion_lift_interval"), 100, " pts")
+        )
+        money += (
+            f"; held out {holdout.get('holdout_revenue_per_entry') or 0:,.2f}, "
+            f"difference {_signed(group.get('revenue_lift'))}" + _interval(group.get("revenue_lift_interval"))
+        )
+    else:
+        conversion += "; nobody held out to compare with"
+    return {"conversion": conversion, "revenue": money}

@@ -49,7 +49,7 @@ class StepCountSerializer(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.CharField()
     ran = serializers.IntegerField(help_text="Entries that ran this step.")
-    waiting = serializers.IntegerField(help_text="Active entries whose next step this is.")
+    waiting = serializers.IntegerField(help_text="Active entries held at this step now (in its wait).")
 
 
 class StepCountsSerializer(serializers.Serializer):
@@ -60,14 +60,25 @@ class StepCountsSerializer(serializers.Serializer):
 class StepMeasureSerializer(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.CharField()
-    entered = serializers.IntegerField(help_text="Entries that reached this step (ran it or wait to run it).")
-    waiting = serializers.IntegerField(help_text="Active entries whose next step this is.")
-    moved_on = serializers.IntegerField(help_text="Entries that ran this step and went on.")
+    entered = serializers.IntegerField(help_text="Entries that reached this step (ran it, or wait to run the first).")
+    waiting = serializers.IntegerField(help_text="Active entries held at this step now (in its wait).")
+    moved_on = serializers.IntegerField(help_text="Entries that went past this step, to the next one or the end.")
     exited = serializers.IntegerField(help_text="Entries that left the journey here (an exit event, an exit step).")
     exited_by_reason = serializers.DictField(child=serializers.IntegerField(), help_text="Exits here by reason.")
-    finished = serializers.IntegerField(help_text="Entries that ended here after the last step.")
+    finished = serializers.IntegerField(help_text="Of those that moved on, entries that ended the journey after it.")
+    outcomes = serializers.DictField(child=serializers.IntegerField(), help_text="A branch: entries per then / else.")
     converted = serializers.IntegerField(help_text="Of those that reached it, entries that bought within the days.")
     revenue = serializers.FloatField(help_text="What those entries spent (price × quantity of their purchases).")
+    conversion_rate = serializers.FloatField(allow_null=True, help_text="Converted / entered.")
+    revenue_per_entry = serializers.FloatField(allow_null=True, help_text="Revenue / entered.")
+    conversion_lift = serializers.FloatField(allow_null=True, help_text="Conversion rate minus the holdout's.")
+    conversion_lift_interval = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), allow_null=True, help_text="95% interval (two-proportion z)."
+    )
+    revenue_lift = serializers.FloatField(allow_null=True, help_text="Revenue per entry minus the holdout's.")
+    revenue_lift_interval = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), allow_null=True, help_text="95% interval (Welch)."
+    )
 
 
 class HoldoutComparisonSerializer(serializers.Serializer):
@@ -89,6 +100,8 @@ class HoldoutComparisonSerializer(serializers.Serializer):
 
 class JourneyMeasuresSerializer(serializers.Serializer):
     conversion_days = serializers.IntegerField(help_text="A purchase within this many days of entering converts.")
+    entries = serializers.DictField(child=serializers.IntegerField(), help_text="Entries per state.")
+    total = serializers.IntegerField(help_text="Every entry, held out or not.")
     steps = StepMeasureSerializer(many=True)
     holdout = HoldoutComparisonSerializer()
 

@@ -138,7 +138,7 @@ class PauseView(JourneyActionView):
 class StepCountsView(APIView):
     @extend_schema(
         tags=["journeys"],
-        summary="Entries per state, and per step how many ran it and how many wait on it",
+        summary="Entries per state, and per step how many ran it and how many are held there now",
         responses={200: StepCountsSerializer, 404: NOT_FOUND},
     )
     def get(self, request: Request, key: str) -> Response:

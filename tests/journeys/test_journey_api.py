@@ -125,8 +125,8 @@ def test_the_abandoned_cart_example_of_the_docs_runs_through_the_api(secret_clie
     counts = secret_client.get("/api/v1/journeys/abandoned-cart/steps").json()
     assert counts["entries"]["active"] == 1
     assert counts["steps"] == [
-        {"id": "wait", "type": "wait", "ran": 1, "waiting": 0},
-        {"id": "send", "type": "send_email", "ran": 0, "waiting": 1},
+        {"id": "wait", "type": "wait", "ran": 1, "waiting": 1},  # held in the wait
+        {"id": "send", "type": "send_email", "ran": 0, "waiting": 0},
     ]
     Entry.objects.update(due_at=F("due_at") - timedelta(hours=4))  # four hours later
     services.advance_due()

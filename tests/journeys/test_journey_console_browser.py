@@ -58,7 +58,7 @@ def _carts(*people: str, hours_ago: float = 0) -> None:
 
 
 def _bob_buys() -> None:
-    track("bob", "Order Completed", order_id="o-1", products=[{"product_id": "a1"}])
+    track("bob", "Order Completed", order_id="o-1", products=[{"product_id": "a1", "price": 12.5, "quantity": 2}])
     outbox.relay()
 
 
@@ -174,6 +174,11 @@ def test_a_marketer_builds_tests_launches_and_watches_the_abandoned_cart_journey
             expect(page.locator('.flow [data-step="wait"] [data-reasons]')).to_contain_text(
                 "exit event: Order Completed"
             )
+            # His purchase is counted where he was, beside the measures of the journey (nobody held out).
+            wait_measures = page.locator('.flow [data-step="wait"] [data-measure="conversion"]')
+            expect(wait_measures).to_contain_text("1 of 3 bought (33.3%)", timeout=10_000)
+            expect(page.locator('.flow [data-step="wait"] [data-measure="revenue"]')).to_contain_text("25.00 spent")
+            expect(page.locator('#journey-holdout [data-measure="conversion"]')).to_contain_text("1 of 3 bought")
             # Four hours later the others get the email.
             _db(lambda: _advance(timedelta(hours=4)))
             expect(page.locator('.flow [data-step="send"] [data-count="moved_on"]')).to_have_text("2", timeout=10_000)

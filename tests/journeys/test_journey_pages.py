@@ -13,6 +13,7 @@ from django.test import Client
 
 from journeys import services
 from journeys.models import Entry, EntryState, Journey, JourneyStatus
+from journeys.starters import STARTERS
 from tests.access import role_user
 from tests.journeys.conftest import abandoned_cart, cart_campaign, item, now, person, relay, track
 
@@ -58,9 +59,9 @@ def test_the_flow_counts_people_as_they_enter_wait_and_leave():
 
     page = marketer.get(f"/journeys/{journey.key}/")
     wait, send = page.context["rows"]
-    assert (wait["count"].entered, wait["count"].waiting, wait["count"].exited) == (3, 2, 1)
-    assert wait["count"].exit_reasons == {"exit event: Order Completed": 1}
-    assert send["count"].entered == 0
+    assert (wait["count"]["entered"], wait["count"]["waiting"], wait["count"]["exited"]) == (3, 2, 1)
+    assert wait["count"]["exited_by_reason"] == {"exit event: Order Completed": 1}
+    assert send["count"]["entered"] == 0
     assert "When someone adds something to the cart (Product Added)" in page.content.decode()
     assert "Wait 4 hours" in page.content.decode()
 
@@ -165,3 +166,66 @@ def test_the_test_run_shows_the_path_without_storing_anything():
     assert not Entry.objects.exists()
     unknown = marketer.get(f"/journeys/{journey.key}/", {"person": "nobody-at-all"})
     assert unknown.context["test_problem"] == "No person is known by 'nobody-at-all'."
+
+
+def test_the_test_run_reads_saved_segment_membership_for_the_trigger_and_branches():
+    from journeys.models import Segment, SegmentMember
+
+    cart_campaign()
+    services.save_segment("trials", "On a trial", {"all": [{"field": "trait.plan", "op": "eq", "value": "trial"}]})
+    services.save_segment("power", "Power users", {"all": [{"field": "trait.role", "op": "eq", "value": "ae"}]})
+    definition = {
+        "trigger": {"type": "audience", "segment": "trials"},
+        "steps": [
+            {"id": "b", "type": "branch", "if": {"segment": "power"}, "then": "mail", "else": "done"},
+            {"id": "mail", "type": "send_email", "campaign": "cart-reminder"},
+            {"id": "done", "type": "exit"},
+        ],
+    }
+    services.create_journey("trial-power", "Trial power users", definition)
+    ana = person("ana", plan="trial", role="ae")
+    person("bob", plan="trial", role="sdr")
+    person("cy", plan="paid", role="ae")
+    since = now() - timedelta(days=2)
+    SegmentMember.objects.create(segment=Segment.objects.get(key="trials"), person=ana, since=since)
+    marketer = signed_in("Marketer")
+
+    def run(who: str) -> Any:
+        return marketer.get("/journeys/trial-power/", {"person": who}).context["trace"]
+
+    ana_run = run("ana")  # in both: entered when the trigger counted her in, then the email
+    assert ana_run.entered and ana_run.entered_at == since
+    assert "came into the segment “trials”" in ana_run.entry
+    assert [s.id for s in ana_run.path] == ["b", "mail", "done"]
+    assert ana_run.path[0].happens.startswith("they are in the segment")
+    bob_run = run("bob")  # in the trigger's segment (not yet counted in), not a power user
+    assert bob_run.entered and "in the segment “trials” now" in bob_run.entry
+    assert [s.id for s in bob_run.path] == ["b", "done"]
+    assert bob_run.path[0].happens.startswith("they are not in the segment")
+    cy_run = run("cy")  # not on a trial: shown as if she came in now; a power user
+    assert not cy_run.entered and "not in the segment “trials”" in cy_run.entry
+    assert [s.id for s in cy_run.path] == ["b", "mail", "done"]
+
+
+@pytest.mark.parametrize("key", sorted(STARTERS))
+def test_every_starter_is_offered_and_saved_from_the_builder_unchanged(key):
+    """/journeys/new/ offers the five cases; each opens in the builder and, saved as it opens, is
+    stored exactly as the starter defines it."""
+    from campaigns.models import Channel
+    from journeys.definition import validate
+    from journeys.starters import starter
+    from tests.campaigns.conftest import make_campaign
+
+    definition = starter(key)["definition"]
+    for step in definition["steps"]:
+        if step.get("campaign"):
+            extra = {"channel": Channel.ONBOARDING} if step["type"] == "update_surface" else {}
+            make_campaign(step["campaign"], **extra)
+    marketer = signed_in("Marketer")
+    offered = marketer.get("/journeys/new/").content.decode()
+    assert all(f'data-starter="{k}"' in offered for k in STARTERS) and len(STARTERS) == 5
+    saved = builder_post(marketer, f"/journeys/new/?starter={key}")
+    assert saved.status_code == 302, saved.context["errors"]
+    journey = Journey.objects.get(key=key)
+    assert journey.status == JourneyStatus.DRAFT and journey.name == starter(key)["name"]
+    assert journey.current_version is not None and journey.current_version.definition == validate(definition)

@@ -1,4 +1,4 @@
-// The journey page's counts, refreshed in place every few seconds from /journeys/KEY/counts;
+// The journey page's counts and measures, refreshed in place every few seconds from /journeys/KEY/counts;
 // archiving asks first.
 (function () {
   "use strict";
@@ -20,6 +20,13 @@
     }
   }
 
+  function words(node, said) {
+    if (!node || !said) return;
+    ["conversion", "revenue"].forEach(function (name) {
+      set(node.querySelector('[data-measure="' + name + '"]'), said[name]);
+    });
+  }
+
   function refresh() {
     fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -37,11 +44,14 @@
             set(node.querySelector('[data-count="' + name + '"]'), step[name]);
           });
           var parts = [];
-          Object.keys(step.exit_reasons).forEach(function (k) { parts.push(k + ": " + step.exit_reasons[k]); });
+          Object.keys(step.exited_by_reason).forEach(function (k) { parts.push(k + ": " + step.exited_by_reason[k]); });
           Object.keys(step.outcomes).forEach(function (k) { parts.push(k + ": " + step.outcomes[k]); });
+          if (step.finished) parts.push("finished after it: " + step.finished);
           var reasons = node.querySelector("[data-reasons]");
           if (reasons) reasons.textContent = parts.join(" · ");
+          words(node, body.words[step.id]);
         });
+        words(document.getElementById("journey-holdout"), body.journey_words);
       })
       .catch(function () {});
   }
