@@ -165,17 +165,19 @@ def measure(
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as items_file:
             items_file.write("\n".join(item_ids))
             items_file.flush()
-            done = subprocess.run(
+            preloading = subprocess.Popen(
                 [python, str(ROOT / "bench" / "big_log.py"), "--events", str(preload), "--items-file", items_file.name],
                 cwd=ROOT,
                 env={**env, "DJANGO_SETTINGS_MODULE": "personalization.settings"},
-                check=True,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-        for line in done.stdout.splitlines():
-            print(line, flush=True)
-        preloaded = done.stdout.strip().splitlines()[-1].strip()
+            assert preloading.stdout is not None
+            for line in preloading.stdout:  # the progress lines as they come
+                print(line, end="", flush=True)
+                preloaded = line.strip()
+            if preloading.wait() != 0:
+                sys.exit("Preloading the event log failed.")
     key = (
         subprocess.run(
             [
