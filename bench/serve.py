@@ -26,7 +26,7 @@ them; a person asked about in one run is not asked about again in the next.
 Latency is measured open-loop: request *i* is due at ``t0 + i / rate`` whatever happened before,
 and its latency runs from that due time to the end of the response, so a stall in the server shows
 up in every request that waited behind it instead of slowing the sender down. The first run offers
-100 requests/s to each endpoint; then the offered rate climbs until p99 passes 50 ms or the server
+100 requests/s (``--rate``) to each endpoint; then the offered rate climbs until p99 passes 50 ms or the server
 no longer keeps up, and the highest rate with p99 under 50 ms is the sustained throughput.
 
 Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
@@ -34,7 +34,8 @@ Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds
 ``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
 people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
 catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
-``--skip-million``). The last line printed is one JSON object with the headline figures.
+``--skip-million``), ``--preload-events N`` to serve the catalogue twice, its shop alone and then
+with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare. The last line printed is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
@@ -560,14 +561,16 @@ def bench_catalogue(
         print(f"  warm-up (engine load, catalogue arrays in each worker) {time.perf_counter() - started:.0f} s")
         print()
         print(HEADER)
-        base = open_loop(args.port, key, [BASELINE], 100, args.seconds, args.connections, "baseline: cached popular")
+        base = open_loop(
+            args.port, key, [BASELINE], args.rate, args.seconds, args.connections, "baseline: cached popular"
+        )
         print(row(base, base), flush=True)
         visitors = Visitors(personalized)
         pers = open_loop(
             args.port,
             key,
-            visitors.next(int(100 * args.seconds)),
-            100,
+            visitors.next(int(args.rate * args.seconds)),
+            args.rate,
             args.seconds,
             args.connections,
             "personalized top-20/500",
@@ -614,7 +617,7 @@ def bench_catalogue(
 
 
 def print_big_log(small: dict, big: dict) -> None:
-    """The 100 req/s runs of the same shop, without and with the preloaded log, side by side."""
+    """The runs at ``--rate`` of the same shop, without and with the preloaded log, side by side."""
     print(f"\n### the same shop, its log alone and with {big['preload']:,} more events")
     print("| log | p50 ms | p95 ms | p99 ms | baseline p99 ms | p99 vs shop alone | baseline p99 vs shop alone |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -634,6 +637,9 @@ def main() -> None:
     parser.add_argument("--million-people", type=int, default=20_000)
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--seconds", type=float, default=25.0, help="Length of each 100 req/s run.")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="Offered req/s of the first runs (lower it on a busy machine)."
+    )
     parser.add_argument("--climb-seconds", type=float, default=15.0, help="Length of each step of the climb.")
     parser.add_argument("--rates", default="50,75,100,150,200,250,300,400")
     parser.add_argument("--connections", type=int, default=32, help="Client connections (the generator's pool).")
@@ -652,7 +658,7 @@ def main() -> None:
         default=0,
         metavar="N",
         help="Serve the catalogue twice, its shop alone and with N more events over 24 months in the log"
-        " (bench/big_log.py), and compare the 100 req/s runs; no climb.",
+        " (bench/big_log.py), and compare the runs at --rate; no climb.",
     )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--issue-key", action="store_true", help=argparse.SUPPRESS)
