@@ -35,7 +35,8 @@ Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds
 people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
 catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
 ``--skip-million``), ``--preload-events N`` to serve the catalogue twice, its shop alone and then
-with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare. The last line printed is one JSON object with the headline figures.
+with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare.
+The last line printed is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
