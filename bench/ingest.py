@@ -29,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -76,15 +78,18 @@ def send_batches(port: int, key: str, bodies: list[bytes], clients: int) -> tupl
     return time.perf_counter() - started, totals["accepted"], totals["failed"]
 
 
-def copy_baseline(db_url: str, rows: list[tuple], person_of: dict[str, int]) -> float:
-    """COPY the same purchases, person ids already resolved, into the same (emptied) table."""
+def copy_baseline(db_url: str, rows: list[tuple], person_of: dict[str, int], empty_first: bool = True) -> float:
+    """COPY the same purchases, person ids already resolved, into the same table: emptied first, or,
+    on a preloaded log, beside the rows the API stored (under other message ids)."""
     with psycopg.connect(db_url) as conn:
-        conn.execute("TRUNCATE profiles_event")
+        if empty_first:
+            conn.execute("TRUNCATE profiles_event")
+        prefix = "" if empty_first else "copy-"
         buffer = io.StringIO()
         now = time.strftime("%Y-%m-%d %H:%M:%S+00")
         for message_id, user_id, item_id, timestamp, quantity, price, order_id in rows:
             buffer.write(
-                f"{message_id}\t0\t{person_of[user_id]}\tpurchase\tpurchase\t{item_id}\t{quantity}\t{price}\t"
+                f"{prefix}{message_id}\t0\t{person_of[user_id]}\tpurchase\tpurchase\t{item_id}\t{quantity}\t{price}\t"
                 f"{order_id}\t{{}}\t{{}}\t{timestamp}+00\t{now}\n"
             )
         data = buffer.getvalue()
@@ -101,53 +106,44 @@ def copy_baseline(db_url: str, rows: list[tuple], person_of: dict[str, int]) -> 
         return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=0, help="Send only the first N events.")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
-    parser.add_argument("--clients", type=int, default=3, help="Concurrent client connections.")
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
-    parser.add_argument("--database", default=BENCH_DB, help="Name of the scratch database (dropped first).")
-    args = parser.parse_args()
-
-    base_url = os.environ.get("DATABASE_URL")
-    if not base_url or not base_url.startswith("postgres"):
-        sys.exit("Set DATABASE_URL to a PostgreSQL server (any database; the bench makes its own).")
-
-    from catalog.online_retail import convert
-
-    folder = Path(tempfile.mkdtemp(prefix="online-retail-"))
-    report = convert(DATA, folder)
-    import csv
-
-    with open(folder / "events.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = [
-            (f"or-{line}", r["user_id"], r["item_id"], r["timestamp"], r["quantity"], r["price"], r["order_id"])
-            for line, r in enumerate(reader)
-        ]
-    if args.limit:
-        rows = rows[: args.limit]
-    print(
-        f"Online Retail: {report.events} purchase events, {report.customers} customers, {report.items} items; "
-        f"sending {len(rows)}"
-    )
-
-    messages = [
-        {
-            "type": "track",
-            "event": "Order Completed",
-            "messageId": mid,
-            "userId": user,
-            "timestamp": ts.replace(" ", "T") + "Z",
-            "properties": {"order_id": order, "product_id": item, "quantity": int(qty), "price": price},
-        }
-        for (mid, user, item, ts, qty, price, order) in rows
+def shifted_to_now(rows: list[tuple]) -> list[tuple]:
+    """The purchases moved in time so that the last one is now, their spacing kept: events arrive
+    in the current months, into the partitions the big log fills, not into the default partition
+    where their 2010-2011 dates would put them."""
+    parse = datetime.fromisoformat
+    moments = [parse(r[3]) for r in rows]
+    shift = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=5) - max(moments)
+    return [
+        (*r[:3], (when + shift).strftime("%Y-%m-%d %H:%M:%S"), *r[4:]) for r, when in zip(rows, moments, strict=True)
     ]
-    bodies = [json.dumps({"batch": messages[i : i + args.batch]}).encode() for i in range(0, len(messages), args.batch)]
 
+
+@dataclass
+class Measured:
+    preload: int
+    api_seconds: float
+    accepted: int
+    failed: int
+    stored: int
+    waiting: int
+    copy_seconds: float
+    events: int
+    preloaded: str
+
+    @property
+    def api_rate(self) -> float:
+        return self.events / self.api_seconds
+
+    @property
+    def copy_rate(self) -> float:
+        return self.events / self.copy_seconds
+
+
+def measure(
+    args: argparse.Namespace, base_url: str, rows: list[tuple], bodies: list[bytes], preload: int, item_ids: list[str]
+) -> Measured:
+    """One run in a fresh scratch database: the big log first when ``preload``, then the API, then COPY."""
+    print(f"\n## log of {preload:,} events before the run", flush=True)
     db_url = recreate_database(base_url, args.database)
     env = {
         **os.environ,
@@ -163,6 +159,25 @@ def main() -> None:
     }
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
+    preloaded = ""
+    if preload:
+        # The big log first, on the items the purchases are of, in its own Django process.
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as items_file:
+            items_file.write("\n".join(item_ids))
+            items_file.flush()
+            preloading = subprocess.Popen(
+                [python, str(ROOT / "bench" / "big_log.py"), "--events", str(preload), "--items-file", items_file.name],
+                cwd=ROOT,
+                env={**env, "DJANGO_SETTINGS_MODULE": "personalization.settings"},
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert preloading.stdout is not None
+            for line in preloading.stdout:  # the progress lines as they come
+                print(line, end="", flush=True)
+                preloaded = line.strip()
+            if preloading.wait() != 0:
+                sys.exit("Preloading the event log failed.")
     key = (
         subprocess.run(
             [
@@ -208,12 +223,12 @@ def main() -> None:
         server.wait(timeout=30)
 
     with psycopg.connect(db_url) as conn:
-        stored = conn.execute("SELECT count(*) FROM profiles_event").fetchone()[0]  # type: ignore[index]
+        stored = conn.execute("SELECT count(*) FROM profiles_event WHERE message_id LIKE 'or-%'").fetchone()[0]  # type: ignore[index]
         waiting = conn.execute("SELECT count(*) FROM profiles_outboxentry").fetchone()[0]  # type: ignore[index]
         person_of: dict[str, int] = dict(
             conn.execute("SELECT value, person_id FROM profiles_identity WHERE kind = 'user_id'").fetchall()
         )
-    copy_seconds = copy_baseline(db_url, rows, person_of)
+    copy_seconds = copy_baseline(db_url, rows, person_of, empty_first=not preload)
     if os.environ.get("REDIS_URL"):
         # No worker ran: drop the profile refreshes the run queued, they point at a database about to go.
         import redis
@@ -224,20 +239,97 @@ def main() -> None:
     if not args.keep:
         drop_database(base_url, args.database)
 
-    api_rate, copy_rate = len(rows) / api_seconds, len(rows) / copy_seconds
+    return Measured(preload, api_seconds, accepted, failed, stored, waiting, copy_seconds, len(rows), preloaded)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=0, help="Send only the first N events.")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+    parser.add_argument("--clients", type=int, default=3, help="Concurrent client connections.")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
+    parser.add_argument("--database", default=BENCH_DB, help="Name of the scratch database (dropped first).")
+    parser.add_argument(
+        "--preload-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Run twice, on an empty log and on a log preloaded with N events (bench/big_log.py), side by side;"
+        " the purchases are then moved in time to end now.",
+    )
+    args = parser.parse_args()
+
+    base_url = os.environ.get("DATABASE_URL")
+    if not base_url or not base_url.startswith("postgres"):
+        sys.exit("Set DATABASE_URL to a PostgreSQL server (any database; the bench makes its own).")
+
+    from catalog.online_retail import convert
+
+    folder = Path(tempfile.mkdtemp(prefix="online-retail-"))
+    report = convert(DATA, folder)
+    import csv
+
+    with open(folder / "events.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [
+            (f"or-{line}", r["user_id"], r["item_id"], r["timestamp"], r["quantity"], r["price"], r["order_id"])
+            for line, r in enumerate(reader)
+        ]
+    if args.limit:
+        rows = rows[: args.limit]
+    if args.preload_events:
+        rows = shifted_to_now(rows)
+    print(
+        f"Online Retail: {report.events} purchase events, {report.customers} customers, {report.items} items; "
+        f"sending {len(rows)}"
+    )
+
+    messages = [
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": mid,
+            "userId": user,
+            "timestamp": ts.replace(" ", "T") + "Z",
+            "properties": {"order_id": order, "product_id": item, "quantity": int(qty), "price": price},
+        }
+        for (mid, user, item, ts, qty, price, order) in rows
+    ]
+    bodies = [json.dumps({"batch": messages[i : i + args.batch]}).encode() for i in range(0, len(messages), args.batch)]
+
+    item_ids = sorted({r[2] for r in rows})
+    logs = [0, args.preload_events] if args.preload_events else [0]
+    results = [measure(args, base_url, rows, bodies, preload, item_ids) for preload in logs]
+
     print()
-    print(f"{'path':<44} {'events':>9} {'seconds':>8} {'events/s':>10} {'ratio':>7}")
     print(
-        f"{'COPY into profiles_event (baseline)':<44} {len(rows):>9} {copy_seconds:>8.2f} {copy_rate:>10.0f} "
-        f"{1.0:>7.2f}"
+        f"{'path':<44} {'log before':>11} {'events':>9} {'seconds':>8} {'events/s':>10} {'vs COPY':>8}"
+        f" {'vs small log':>12}"
     )
-    print(
-        f"{'POST /api/v1/batch, durable (gunicorn x' + str(args.workers) + ')':<44} {stored:>9} "
-        f"{api_seconds:>8.2f} {api_rate:>10.0f} {api_rate / copy_rate:>7.3f}"
-    )
-    print(f"\naccepted {accepted}, stored {stored}, failed batches {failed}, clients {args.clients}")
-    print(f"outbox entries left undelivered: {waiting} (each batch writes one and delivers it after its commit)")
-    if stored != len(rows) or failed:
+    small = results[0]
+    for result in results:
+        log = f"{result.preload:,}"
+        print(
+            f"{'COPY into profiles_event (baseline)':<44} {log:>11} {len(rows):>9} {result.copy_seconds:>8.2f}"
+            f" {result.copy_rate:>10.0f} {1.0:>8.2f} {result.copy_rate / small.copy_rate:>12.3f}"
+        )
+        print(
+            f"{'POST /api/v1/batch, durable (gunicorn x' + str(args.workers) + ')':<44} {log:>11} {result.stored:>9}"
+            f" {result.api_seconds:>8.2f} {result.api_rate:>10.0f} {result.api_rate / result.copy_rate:>8.3f}"
+            f" {result.api_rate / small.api_rate:>12.3f}"
+        )
+    for result in results:
+        print(
+            f"\nlog of {result.preload:,} events before: accepted {result.accepted}, stored {result.stored},"
+            f" failed batches {result.failed}, clients {args.clients}; outbox entries left undelivered:"
+            f" {result.waiting} (each batch writes one and delivers it after its commit)"
+        )
+        if result.preloaded:
+            print(f"  {result.preloaded}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    if any(result.stored != len(rows) or result.failed for result in results):
         sys.exit("Not every event was stored.")
 
 

@@ -26,7 +26,7 @@ them; a person asked about in one run is not asked about again in the next.
 Latency is measured open-loop: request *i* is due at ``t0 + i / rate`` whatever happened before,
 and its latency runs from that due time to the end of the response, so a stall in the server shows
 up in every request that waited behind it instead of slowing the sender down. The first run offers
-100 requests/s to each endpoint; then the offered rate climbs until p99 passes 50 ms or the server
+100 requests/s (``--rate``) to each endpoint; then the offered rate climbs until p99 passes 50 ms or the server
 no longer keeps up, and the highest rate with p99 under 50 ms is the sustained throughput.
 
 Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds`` per run,
@@ -34,7 +34,9 @@ Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds
 ``--skip-million`` to leave out the 1,000,000-item catalogue (served with ``--million-people``
 people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
 catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
-``--skip-million``). The last line printed is one JSON object with the headline figures: latency
+``--skip-million``), ``--preload-events N`` to serve the catalogue twice, its shop alone and then
+with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare.
+The last line printed is one JSON object with the headline figures: latency
 and sustained rate at both sizes (``p99_ms``, ``rps``, ``million_p99_ms``, ``million_rps``) and the
 memory of a web worker at a million items (``worker_rss_mb``; ``worker_pss_mb``, its share of the
 memory-mapped model; ``worker_own_mb``, its anonymous memory, what one more worker costs).
@@ -283,6 +285,11 @@ def prepare(args: argparse.Namespace) -> None:
     n_events = shop.event_person.shape[0]
     print(f"  generated {args.items:,} items, {args.people:,} people, {n_events:,} events", flush=True)
     load(shop, os.environ["DATABASE_URL"], now)
+    if args.preload_events:
+        # A log as two years of a shop leave it, beside the shop's own recent events (bench/big_log.py).
+        from bench.big_log import run as preload_log
+
+        preload_log(args.preload_events, [f"i{i}" for i in range(args.items)], existing_people=args.people)
     loaded = time.perf_counter()
     print(f"  loaded with COPY in {loaded - started:.0f} s", flush=True)
 
@@ -504,7 +511,9 @@ def forget_hot_profiles() -> None:
         client.delete(*batch)
 
 
-def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool) -> dict:
+def bench_catalogue(
+    args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool, preload: int = 0
+) -> dict:
     reuse = bool(args.reuse)
     if reuse:
         # A shop kept by an earlier --keep run: same database, same model artifacts.
@@ -528,20 +537,25 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         "MODEL_STORAGE_DIR": storage,
         "PYTHONPATH": str(ROOT),
     }
-    print(f"\n## {items:,} items, {people:,} people{' (kept shop)' if reuse else ''}", flush=True)
+    log = f", {preload:,} more events preloaded in the log" if preload else ""
+    print(f"\n## {items:,} items, {people:,} people{' (kept shop)' if reuse else ''}{log}", flush=True)
     step = ["--issue-key"] if reuse else ["--prepare", "--items", str(items), "--people", str(people)]
-    prepared = subprocess.run(
+    if preload and not reuse:
+        step += ["--preload-events", str(preload)]
+    prepared = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), *step, "--events", str(args.events)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )
-    lines = prepared.stdout.splitlines()
-    for line in lines:
+    assert prepared.stdout is not None
+    lines = []
+    for line in prepared.stdout:  # progress as it comes (a big log takes a while)
+        lines.append(line.rstrip("\n"))
         if not line.startswith("KEY "):
-            print(line, flush=True)
-    if prepared.returncode != 0:
+            print(line, end="", flush=True)
+    if prepared.wait() != 0:
         sys.exit("Preparing the benchmark database failed.")
     key = next(line.split(" ", 1)[1] for line in lines if line.startswith("KEY "))
 
@@ -570,7 +584,7 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     rng = np.random.default_rng(3)
     personalized = [PERSONALIZED.format(person=f"u{k}") for k in rng.integers(0, people, 50_000).tolist()]
-    result: dict = {"items": items, "people": people}
+    result: dict = {"items": items, "people": people, "preload": preload}
     try:
         wait_for(args.port)
         started = time.perf_counter()
@@ -578,14 +592,16 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
         print(f"  warm-up (engine load, catalogue arrays in each worker) {time.perf_counter() - started:.0f} s")
         print()
         print(HEADER)
-        base = open_loop(args.port, key, [BASELINE], 100, args.seconds, args.connections, "baseline: cached popular")
+        base = open_loop(
+            args.port, key, [BASELINE], args.rate, args.seconds, args.connections, "baseline: cached popular"
+        )
         print(row(base, base), flush=True)
         visitors = Visitors(personalized)
         pers = open_loop(
             args.port,
             key,
-            visitors.next(int(100 * args.seconds)),
-            100,
+            visitors.next(int(args.rate * args.seconds)),
+            args.rate,
             args.seconds,
             args.connections,
             "personalized top-20/500",
@@ -639,6 +655,19 @@ def bench_catalogue(args: argparse.Namespace, base_url: str, items: int, people:
     return result
 
 
+def print_big_log(small: dict, big: dict) -> None:
+    """The runs at ``--rate`` of the same shop, without and with the preloaded log, side by side."""
+    print(f"\n### the same shop, its log alone and with {big['preload']:,} more events")
+    print("| log | p50 ms | p95 ms | p99 ms | baseline p99 ms | p99 vs shop alone | baseline p99 vs shop alone |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, run in (("shop alone", small), (f"+ {big['preload']:,} events", big)):
+        print(
+            f"| {label} | {run['p50_ms']:.1f} | {run['p95_ms']:.1f} | {run['p99_ms']:.1f}"
+            f" | {run['baseline_p99_ms']:.1f}"
+            f" | {run['p99_ms'] / small['p99_ms']:.2f} | {run['baseline_p99_ms'] / small['baseline_p99_ms']:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000)
@@ -647,6 +676,9 @@ def main() -> None:
     parser.add_argument("--million-people", type=int, default=20_000)
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--seconds", type=float, default=25.0, help="Length of each 100 req/s run.")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="Offered req/s of the first runs (lower it on a busy machine)."
+    )
     parser.add_argument("--climb-seconds", type=float, default=15.0, help="Length of each step of the climb.")
     parser.add_argument("--rates", default="50,75,100,150,200,250,300,400")
     parser.add_argument("--connections", type=int, default=32, help="Client connections (the generator's pool).")
@@ -658,6 +690,14 @@ def main() -> None:
     parser.add_argument("--database", default=BENCH_DB, help="The benchmark's own database (created, then dropped).")
     parser.add_argument(
         "--reuse", metavar="MODELS_DIR", help="Serve the shop a --keep run left (its database and model folder)."
+    )
+    parser.add_argument(
+        "--preload-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Serve the catalogue twice, its shop alone and with N more events over 24 months in the log"
+        " (bench/big_log.py), and compare the runs at --rate; no climb.",
     )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--issue-key", action="store_true", help=argparse.SUPPRESS)
@@ -679,7 +719,13 @@ def main() -> None:
         f"{f' ({args.threads} threads)' if args.worker_class == 'gthread' else ''}; {os.cpu_count()} cores;"
         f" load average {os.getloadavg()[0]:.1f} at start"
     )
-    main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=True)
+    big_log = None
+    if args.preload_events:
+        main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=False)
+        big_log = bench_catalogue(args, base_url, args.items, args.people, climb_too=False, preload=args.preload_events)
+        print_big_log(main_result, big_log)
+    else:
+        main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=True)
     million = None
     if not args.skip_million:
         million = bench_catalogue(args, base_url, 1_000_000, args.million_people, climb_too=False)
@@ -701,8 +747,16 @@ def main() -> None:
         "worker_own_mb": million["worker_own_mb"] if million else main_result["worker_own_mb"],
         "hundred_thousand_worker_rss_mb": main_result["worker_rss_mb"],
     }
+    if big_log:
+        summary.update(
+            big_log_events=big_log["preload"],
+            big_log_p50_ms=big_log["p50_ms"],
+            big_log_p99_ms=big_log["p99_ms"],
+            big_log_baseline_p99_ms=big_log["baseline_p99_ms"],
+            big_log_p99_ratio=round(big_log["p99_ms"] / main_result["p99_ms"], 3),
+        )
     print(json.dumps(summary))
-    failed = [r for r in (main_result, million) if r and r.get("errors")]
+    failed = [r for r in (main_result, million, big_log) if r and r.get("errors")]
     if failed:
         # A latency of refused requests is no latency: say so, and fail the run.
         raise SystemExit(f"{sum(r['errors'] for r in failed)} requests failed; the figures above do not count")
