@@ -54,6 +54,7 @@ class DailyChart:
     reference: tuple[float, str] | None = None  # (y, label)
     markers: list[tuple[float, str]] = field(default_factory=list)  # (x, label)
     marker_note: str = "orange: a version activated"  # the legend's line for the markers
+    empty_note: str = "No figures yet."  # what the page says while there is nothing to draw
 
     @property
     def right(self) -> int:
@@ -85,10 +86,13 @@ def daily_chart(
     reference: tuple[float, str] | None = None,
     markers: Sequence[tuple[date, str]] = (),
     marker_note: str = "",
+    empty_note: str = "",
 ) -> DailyChart:
     chart = DailyChart(key, title)
     if marker_note:
         chart.marker_note = marker_note
+    if empty_note:
+        chart.empty_note = empty_note
     days = sorted({v.day for _, values in series for v in values} | {d for d, _ in markers if series})
     values = [x for _, vs in series for v in vs for x in (v.value, v.low, v.high) if x is not None]
     if reference is not None:

@@ -209,6 +209,10 @@ def _watch() -> dict[str, Any]:
             [("recent days", _series(snapshots, lambda s: (s.offline or {}).get("ndcg")))],
             reference=(at_activation, f"at activation {at_activation:.4f}") if at_activation else None,
             markers=activations,
+            empty_note=(
+                "No figures yet: the active version is measured on the days after its training cut-off, and "
+                "none has been watched since (the watch adds a day each night)."
+            ),
         ),
         loop_charts.daily_chart(
             "shares",
