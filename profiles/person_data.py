@@ -38,6 +38,7 @@ MENTION_FIELDS: tuple[str, ...] = (
     "campaigns.Campaign.audience",  # a rule may name an email
     "campaigns.Campaign.approval_rule",
     "journeys.JourneyVersion.definition",  # a trigger filter or a trait branch may name an email
+    "journeys.Segment.rule",  # a saved segment's rule may name an email, as a campaign's audience
     "experiments.ExperimentChange.detail",
     "admin.LogEntry.object_repr",  # the admin log: entries about their rows go whole (see erasure)
     "admin.LogEntry.change_message",
@@ -58,6 +59,7 @@ NOT_PERSON_DATA: dict[str, str] = {
     "personalization.AuditEntry.before": "model versions and API keys as they were (ids, names, prefixes)",
     "personalization.AuditEntry.after": "model versions and API keys as they became",
     "personalization.Impression.item_ids": "rows go with the person (PERSON_ID_FIELDS)",
+    "personalization.Impression.explored": "positions of an answer's exploration slots; rows go with the person",
     "personalization.LoopChange.detail": "retraining schedule times and drift-rule thresholds",
     "personalization.ModelHealthSnapshot.online": "answers, clicks and conversions counted per surface and arm",
     "personalization.ModelHealthSnapshot.data": "event, item and people counts of a day",
