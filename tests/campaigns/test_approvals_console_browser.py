@@ -7,9 +7,7 @@ Screenshots of each page go to ``CONSOLE_SCREENSHOTS`` (default ``docs/console/`
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -17,16 +15,13 @@ from django.contrib.auth.models import Group, Permission, User
 from campaigns.models import ApprovalAction, ApprovalPolicy, Message, MessageState
 from personalization.models import ConsoleSettings
 from personalization.roles import ensure_roles
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, many_people
 
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 PASSWORD = "a-long-test-password"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _user(username: str, role: str, *, staff: bool) -> User:
@@ -68,10 +63,7 @@ def test_a_csm_who_is_not_staff_approves_all_matching_messages_of_their_account(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             offsite: list[str] = []

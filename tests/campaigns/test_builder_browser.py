@@ -6,15 +6,10 @@ them elsewhere), listed in docs/console.md."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from campaigns.lifecycle import wait_for_background_preparations
@@ -22,29 +17,13 @@ from campaigns.models import Campaign, CampaignChange, Message
 from personalization.surfaces import create_surface
 from profiles import services as profiles
 from tests.access import PASSWORD, role_user
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
+from tests.browser import in_own_thread as _db
 from tests.campaigns.conftest import person, send_all, track
 
-T = TypeVar("T")
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
-
-
-def _db(query: Callable[[], T]) -> T:
-    """Ask the database from a thread of its own (Playwright's sync API runs an event loop here)."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
+pytestmark = BROWSER_MARKS
 
 
 def _crowd(n: int) -> None:
@@ -90,10 +69,7 @@ def test_a_marketer_builds_previews_test_sends_launches_and_reads_a_campaign(liv
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             offsite: list[str] = []

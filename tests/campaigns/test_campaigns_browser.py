@@ -11,16 +11,13 @@ from django.contrib.auth.models import Permission, User
 from django.core import mail
 
 from campaigns.models import ApprovalAction, ApprovalPolicy, Message, MessageState
+from tests.browser import BROWSER_MARKS, launch_chromium
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person, send_all, track
 
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
 SCREENSHOTS = Path(os.getenv("CAMPAIGNS_SCREENSHOTS", "/tmp/campaigns-browser"))
 PASSWORD = "a-long-test-password"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _csm() -> User:
@@ -54,10 +51,7 @@ def test_a_csm_approves_one_message_and_rejects_another_in_the_browser(live_serv
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{live_server.url}/approvals/")

@@ -11,15 +11,12 @@ from django.contrib.auth.models import Permission
 
 from experiments import services
 from profiles.models import Event
+from tests.browser import BROWSER_MARKS, launch_chromium
 from tests.experiments.conftest import event, expose, make_people, surface_with_versions
 
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
 SCREENSHOT = Path(os.getenv("EXPERIMENTS_SCREENSHOT", "/tmp/experiment-results.png"))
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _running_experiment_with_data(now, days) -> str:
@@ -62,10 +59,7 @@ def test_the_results_page_of_a_running_experiment_shows_the_chart_and_the_srm_st
     marketer.user_permissions.add(Permission.objects.get(codename="view_experiment"))
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             offsite: list[str] = []

@@ -6,16 +6,11 @@ email; each step checked on the page and in the database. Screenshots go to docs
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
 from django.db.models import F
 
 from campaigns.models import Message
@@ -24,30 +19,13 @@ from journeys.models import Entry, EntryState, Journey, StepRun
 from personalization.roles import ensure_roles
 from profiles import outbox
 from tests.access import PASSWORD, role_user
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
+from tests.browser import in_own_thread as _db
 from tests.journeys.conftest import cart_campaign, item, now, person, track
 
-T = TypeVar("T")
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
-
-
-def _db(work: Callable[[], T]) -> T:
-    """Use the database from a thread of its own: Playwright's sync API runs an event loop in this one,
-    where Django refuses database calls. The thread's connection is closed before it ends."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
+pytestmark = BROWSER_MARKS
 
 
 def _carts(*people: str, hours_ago: float = 0) -> None:
@@ -88,10 +66,7 @@ def test_a_marketer_builds_tests_launches_and_watches_the_abandoned_cart_journey
     track("ana", "Product Added", at=now() - timedelta(hours=6), product_id="a1")  # before the journey exists
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             offsite: list[str] = []

@@ -7,9 +7,6 @@ The screenshot goes to ``CONSOLE_SCREENSHOTS`` (default ``docs/console/``), for 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
@@ -20,16 +17,13 @@ from personalization import audit
 from personalization.models import ApiKey, KeyScope, Surface
 from personalization.roles import ensure_roles
 from personalization.surfaces import change_config, create_surface
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
 from tests.campaigns.conftest import account, launch_and_prepare, make_campaign, person
 
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 PASSWORD = "a-long-test-password"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _user(username: str, role: str, *, staff: bool = False) -> User:
@@ -63,10 +57,7 @@ def test_a_marketer_reads_the_audit_and_rolls_a_surface_back(live_server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{live_server.url}/audit/")

@@ -16,16 +16,13 @@ Screenshots go to ``CONSOLE_SCREENSHOTS`` (default ``docs/console/``), listed in
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
 
 from campaigns.models import Campaign, Message
 from catalog.models import Item
@@ -37,28 +34,12 @@ from personalization.models import AuditEntry, ModelVersion, Surface, SurfaceVer
 from personalization.surfaces import forget_live_surfaces
 from personalization.tasks import train_engine
 from profiles.models import Person
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
+from tests.browser import in_own_thread as _db
 
-T = TypeVar("T")
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
-
-
-def _db(query: Callable[[], T]) -> T:
-    """Ask the database from a thread of its own (Playwright's sync API runs an event loop here)."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
+pytestmark = BROWSER_MARKS
 
 
 def _state() -> dict[str, Any]:
@@ -149,10 +130,7 @@ def test_an_analyst_reads_every_page_and_a_marketer_creates_an_experiment(live_s
     assert item is not None
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             # --- the Analyst reads everything ---
             analyst = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -5,44 +5,22 @@ to docs/console/ (CONSOLE_SCREENSHOTS to put them elsewhere), listed in docs/con
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from django.db import connection
 
 from catalog.models import Item
 from personalization.models import Surface, SurfaceVersion
 from personalization.surfaces import create_surface
 from tests.access import PASSWORD, role_user
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
+from tests.browser import in_own_thread as _db
 from tests.personalization.test_surfaces_serving import engine, shared_storage  # noqa: F401  (fixtures)
 
-T = TypeVar("T")
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
-
-
-def _db(query: Callable[[], T]) -> T:
-    """Ask the database from a thread of its own: Playwright's sync API runs an event loop here, where
-    Django refuses database calls. The thread's connection is closed before it ends."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
+pytestmark = BROWSER_MARKS
 
 
 def _items_shown(page: Any) -> list[str]:
@@ -60,10 +38,7 @@ def test_a_marketer_tunes_previews_saves_and_rolls_back_a_surface(live_server, e
     pick = Item.objects.filter(kind="product", stock__gt=0, active=True).exclude(title="").order_by("external_id")[7]
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             offsite: list[str] = []

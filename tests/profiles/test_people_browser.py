@@ -6,10 +6,8 @@ Screenshots of each page go to ``CONSOLE_SCREENSHOTS`` (default ``docs/console/`
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -21,15 +19,12 @@ from personalization.surfaces import create_surface
 from profiles import services as profiles
 from profiles.models import Consent, ConsentChange, ErasureReceipt, Event, Person
 from tests.access import PASSWORD, role_user
+from tests.browser import BROWSER_MARKS, CONSOLE_SCREENSHOTS, launch_chromium
 from tests.campaigns.conftest import launch_and_prepare, make_campaign, person, track
 
-CHROMIUM = Path(os.getenv("CHROMIUM_PATH", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.getenv("CONSOLE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "console"))
+SCREENSHOTS = CONSOLE_SCREENSHOTS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _shop_with_ann() -> Person:
@@ -74,10 +69,7 @@ def _shop_with_ann() -> Person:
 
 
 def _browser(playwright):
-    return playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-    )
+    return launch_chromium(playwright)
 
 
 def _log_in(page, live_server, path: str, username: str) -> None:
