@@ -5,17 +5,21 @@ events come in through the API at a steady rate and a share of them match a live
         .venv/bin/python bench/journey_entry.py [--rate 1000] [--seconds 30] [--match 0.1]
 
 It creates (and afterwards drops) its own database, ``pe_bench_journeys``, migrates it, and runs the
-production processes on loopback: gunicorn (``--workers``), a Celery worker on the ingestion queue
-(the outbox relay's queue) and beat. Clients send ``track`` messages in batches of ``--batch`` at
-``--rate`` events per second, paced by the clock (a late batch is sent at once, never skipped), each
-from a person of its own; a share ``--match`` of them are ``Product Added`` (the trigger of a live
-abandoned-cart journey), the rest ``Product Viewed``.
+production shape on loopback, the processes ``make up`` starts (``deploy/up.py``): gunicorn
+(``--workers``), a Celery worker on every queue, beat and the outbox relay (every ``--relay``
+seconds); their output goes to a log file. Clients send ``track`` messages in batches of ``--batch``
+(as a shop's backend sends them) at ``--rate`` events per second, paced by the clock (a late batch
+is sent at once, never skipped), each from a person of its own; a share ``--match`` of them are
+``Product Added`` (the trigger of a live abandoned-cart journey), the rest ``Product Viewed``.
 
-Two phases, side by side in one run: first with no journey live (the baseline: what ingestion costs
-alone), then with the journey live. For each phase the table gives the API's answer time; for the
-second, per matching event, the time from the API's answer to its entry's ``entered_at`` (negative
-when the entry was recorded before the answer: the request performs it right after its commit) and
-how many matching events had no entry. The last line is one JSON object with the figures.
+Two phases, one after the other in one run: first with no journey live (the baseline: what
+ingestion costs alone), then with the journey live. For each phase the table gives the API's answer
+time; for the second, per matching event, the time from the API's answer (the client's clock when
+the response arrived) to the moment its entry row was written: the bench adds a column to its own
+database's entry table, ``DEFAULT clock_timestamp()``, which PostgreSQL fills at the row's insert
+(the transaction commits right after). Negative when the entry was written before the answer: the
+request performs the journey's outbox entry right after its commit; the relay does when that did
+not happen. It also counts matching events that got no entry. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -38,7 +43,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch_database import drop_database, recreate_database, wait_for  # noqa: E402
+from bench.scratch_database import drop_database, recreate_database  # noqa: E402
+from deploy.up import shape  # noqa: E402
 
 BENCH_DB = "pe_bench_journeys"
 SETUP = """
@@ -67,9 +73,9 @@ def manage(env: dict[str, str], code: str) -> str:
 
 def run_phase(
     port: int, key: str, rate: float, seconds: float, batch: int, match: float, clients: int, phase: str
-) -> tuple[list[float], dict[str, float], int]:
+) -> tuple[list[float], dict[str, float], int, float]:
     """Send for ``seconds`` at ``rate`` events/s. Returns the answer times (s), {matching person:
-    wall-clock time of the answer}, and the number of failed batches."""
+    wall-clock time of the answer}, the number of failed batches and the events/s achieved."""
     batches_per_second = rate / batch
     total = int(seconds * batches_per_second)
     start = time.time() + 0.5
@@ -136,13 +142,33 @@ def run_phase(
         thread.join()
     achieved = len(answers) * batch / max(time.time() - start, 1e-9)
     print(f"  {phase}: {len(answers)} batches answered, {failed[0]} failed, {achieved:,.0f} events/s achieved")
-    return answers, answered_at, failed[0]
+    return answers, answered_at, failed[0], achieved
+
+
+RECORDED = "ALTER TABLE journeys_entry ADD COLUMN bench_recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()"
+
+
+def _wait_up(port: int, seconds: float = 300) -> None:
+    """Return once every web process answers (any status: the first request of a process is slow on a
+    loaded machine, so a short timeout would never see it)."""
+    deadline = time.monotonic() + seconds
+    answered = 0
+    while time.monotonic() < deadline and answered < 4:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/api/v1/")
+            conn.getresponse().read()
+            answered += 1
+        except OSError:
+            time.sleep(0.5)
+    if answered < 4:
+        raise RuntimeError("gunicorn did not come up")
 
 
 def entry_times(db_url: str, users: list[str]) -> dict[str, float]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
-            "SELECT i.value, extract(epoch FROM e.entered_at) FROM journeys_entry e "
+            "SELECT i.value, extract(epoch FROM e.bench_recorded_at) FROM journeys_entry e "
             "JOIN profiles_identity i ON i.person_id = e.person_id AND i.kind = 'anonymous_id' "
             "WHERE i.value = ANY(%s)",
             [users],
@@ -166,6 +192,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent client connections.")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--relay", default="1", help="Seconds between the outbox relay's rounds (RELAY_SECONDS).")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
     parser.add_argument("--database", default=BENCH_DB)
     args = parser.parse_args()
@@ -189,56 +216,32 @@ def main() -> None:
         "INGEST_RATE_LIMIT": "1000000/min",
         "LOG_LEVEL": "WARNING",
         "DB_CONN_MAX_AGE": "600",
+        "WEB_PROCESSES": str(args.workers),
+        "RELAY_SECONDS": args.relay,
     }
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
     key = manage(env, SETUP)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(RECORDED)
 
-    gunicorn = [python, "-m", "gunicorn", "personalization.wsgi", "--bind", f"127.0.0.1:{args.port}"]
-    celery = [python, "-m", "celery", "-A", "personalization"]
+    log_path = Path(tempfile.gettempdir()) / f"journey_entry_{args.port}.log"
+    log = log_path.open("wb")
+    print(f"production shape's output: {log_path}")
     processes = [
-        subprocess.Popen(
-            [*gunicorn, "--workers", str(args.workers), "--timeout", "300", "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                *celery,
-                "worker",
-                "-Q",
-                "ingestion",
-                "-n",
-                "bench-ingestion@%h",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                *celery,
-                "beat",
-                "--loglevel",
-                "warning",
-                "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
-            ],
-            cwd=ROOT,
-            env=env,
-        ),
+        subprocess.Popen(process.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for process in shape(python, "127.0.0.1", args.port)
     ]
     try:
-        wait_for(args.port)
-        shape = (args.port, key, args.rate, args.seconds, args.batch, args.match, args.clients)
+        _wait_up(args.port)
+        plan = (args.port, key, args.rate, args.seconds, args.batch, args.match, args.clients)
         print(f"sending {args.rate:,.0f} events/s for {args.seconds:.0f} s per phase, {args.match:.0%} matching")
-        base_answers, _, base_failed = run_phase(*shape, phase="baseline")
+        load_before = os.getloadavg()
+        base_answers, _, base_failed, base_rate = run_phase(*plan, phase="baseline")
         manage(env, LAUNCH)
         time.sleep(2)  # every web process sees the live journey (watched names are cached briefly)
-        live_answers, answered_at, live_failed = run_phase(*shape, phase="journey")
+        live_answers, answered_at, live_failed, live_rate = run_phase(*plan, phase="journey")
+        load_after = os.getloadavg()
         deadline = time.time() + 30
         entered = entry_times(db_url, list(answered_at))
         while len(entered) < len(answered_at) and time.time() < deadline:
@@ -257,31 +260,46 @@ def main() -> None:
 
     latencies = [entered[user] - answered_at[user] for user in answered_at if user in entered]
     missing = len(answered_at) - len(latencies)
+    after = sum(1 for latency in latencies if latency > 0)
     base, live, entry = percentiles(base_answers), percentiles(live_answers), percentiles(latencies)
     print()
-    print(f"{'what (ms)':<52} {'p50':>8} {'p95':>8} {'p99':>8} {'p99 ratio':>10}")
-    print(f"{'API answer, no journey live (baseline)':<52} {base[0]:>8.1f} {base[1]:>8.1f} {base[2]:>8.1f} {1:>10.2f}")
+    print(f"{'what (ms)':<52} {'events/s':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'p99 ratio':>10}")
     print(
-        f"{'API answer, abandoned-cart journey live':<52} {live[0]:>8.1f} {live[1]:>8.1f} {live[2]:>8.1f} "
-        f"{live[2] / base[2]:>10.2f}"
+        f"{'API answer, no journey live (baseline)':<52} {base_rate:>9,.0f} {base[0]:>8.1f} {base[1]:>8.1f} "
+        f"{base[2]:>8.1f} {1:>10.2f}"
     )
-    print(f"{'answer -> entry recorded (matching events)':<52} {entry[0]:>8.1f} {entry[1]:>8.1f} {entry[2]:>8.1f}")
     print(
-        f"\nmatching events answered {len(answered_at)}, entered {len(latencies)}, without entry {missing}; "
-        f"failed batches {base_failed + live_failed}"
+        f"{'API answer, abandoned-cart journey live':<52} {live_rate:>9,.0f} {live[0]:>8.1f} {live[1]:>8.1f} "
+        f"{live[2]:>8.1f} {live[2] / base[2]:>10.2f}"
     )
+    print(
+        f"{'answer -> entry row written (matching events)':<52} {'':>9} {entry[0]:>8.1f} {entry[1]:>8.1f} "
+        f"{entry[2]:>8.1f}"
+    )
+    print(
+        f"\nmatching events answered {len(answered_at)}, entered {len(latencies)} ({after} written after the answer), "
+        f"without entry {missing}; failed batches {base_failed + live_failed}"
+    )
+    load = " ".join(f"{value:.2f}" for value in load_before) + " -> " + " ".join(f"{v:.2f}" for v in load_after)
+    print(f"load average {load}")
     print(
         json.dumps(
             {
                 "rate": args.rate,
                 "match": args.match,
+                "batch": args.batch,
+                "baseline_events_per_s": round(base_rate),
+                "journey_events_per_s": round(live_rate),
                 "baseline_answer_p99_ms": round(base[2], 1),
                 "journey_answer_p99_ms": round(live[2], 1),
-                "entry_p99_ms": round(entry[2], 1),
+                "answer_p99_ratio": round(live[2] / base[2], 2),
                 "entry_p50_ms": round(entry[0], 1),
+                "entry_p99_ms": round(entry[2], 1),
                 "matching": len(answered_at),
+                "written_after_answer": after,
                 "without_entry": missing,
                 "failed_batches": base_failed + live_failed,
+                "load_average": [round(v, 2) for v in (*load_before, *load_after)],
             }
         )
     )

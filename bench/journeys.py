@@ -20,6 +20,7 @@ checks that no entry was advanced twice (one row per entry and step).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -93,19 +94,55 @@ def reset() -> None:
         cursor.execute("VACUUM ANALYZE journeys_entry")
 
 
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the PostgreSQL backend ``pid`` has used, from /proc (0 when unreadable:
+    the database runs elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def work(seconds: float, batch: int, out: Any) -> None:
-    from django.db import connections
+    from django.db import connection, connections
 
     from journeys.advancing import advance_due
 
     connections.close_all()  # a forked process opens its own connection
-    advanced, started, cpu = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - started < seconds:
-        report = advance_due(batch_size=batch, budget_seconds=min(5.0, seconds))
-        advanced += report.advanced
-        if report.advanced == 0:
-            break
-    out.put((advanced, time.perf_counter() - started, time.process_time() - cpu))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    waits = {"statements": 0, "seconds": 0.0}
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            waits["statements"] += 1
+            waits["seconds"] += time.perf_counter() - began
+
+    advanced, batches = 0, 0
+    started, cpu, db_cpu = time.perf_counter(), time.process_time(), _backend_cpu(backend)
+    with connection.execute_wrapper(timed):
+        while time.perf_counter() - started < seconds:
+            report = advance_due(batch_size=batch, budget_seconds=min(5.0, seconds - (time.perf_counter() - started)))
+            advanced += report.advanced
+            batches += report.batches
+            if report.advanced == 0:
+                break
+    out.put(
+        {
+            "advanced": advanced,
+            "batches": batches,
+            "wall": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu,
+            "db_cpu": _backend_cpu(backend) - db_cpu,
+            "statements": waits["statements"],
+            "db_wait": waits["seconds"],
+        }
+    )
 
 
 def run_row(workers: int, seconds: float, batch: int) -> dict[str, float]:
@@ -123,24 +160,34 @@ def run_row(workers: int, seconds: float, batch: int) -> dict[str, float]:
     results = [queue.get() for _ in processes]
     for process in processes:
         process.join()
-    advanced = sum(r[0] for r in results)
+    advanced = sum(r["advanced"] for r in results)
+    batches = sum(r["batches"] for r in results)
     runs = StepRun.objects.count()
     distinct = StepRun.objects.values("entry_id", "step").distinct().count()
     assert runs == distinct == 2 * advanced, (runs, distinct, advanced)
     return {
         "workers": workers,
         "advanced": advanced,
-        "per_process": sum(r[0] / r[1] for r in results) / workers,
-        "per_process_cpu": sum(r[0] / r[2] for r in results if r[2] > 0) / workers,
-        "total": sum(r[0] / r[1] for r in results),
+        "per_process": sum(r["advanced"] / r["wall"] for r in results) / workers,
+        "total": sum(r["advanced"] / r["wall"] for r in results),
+        # microseconds of CPU per entry: the worker's own, and its PostgreSQL backend's
+        "worker_us": 1e6 * sum(r["cpu"] for r in results) / max(advanced, 1),
+        "db_us": 1e6 * sum(r["db_cpu"] for r in results) / max(advanced, 1),
+        "statements": sum(r["statements"] for r in results) / max(batches, 1),
+        "db_wait_ms": 1000 * sum(r["db_wait"] for r in results) / max(batches, 1),
+        "batches": batches,
     }
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     args = parser.parse_args()
@@ -153,14 +200,30 @@ def main() -> None:
         started = time.perf_counter()
         seed(args.people)
         print(f"seeded {args.people:,} people waiting in one journey in {time.perf_counter() - started:.1f} s")
-        print("workers | advanced | entries/s per process (wall) | per process (own CPU) | entries/s in all")
+        print(f"batches of {args.batch}; load average before: {_load()}")
+        print(
+            "workers | advanced | entries/s per process (wall) | entries/s in all | ratio to 1 worker | "
+            "worker CPU µs/entry | PostgreSQL CPU µs/entry | statements/batch | database wait ms/batch"
+        )
+        rows: list[dict[str, float]] = []
         for workers in (int(w) for w in args.workers.split(",")):
             reset()
             row = run_row(workers, args.seconds, args.batch)
+            rows.append(row)
+            ratio = row["total"] / rows[0]["total"] * rows[0]["workers"]
             print(
-                f"{row['workers']:7d} | {row['advanced']:8,d} | {row['per_process']:28,.0f} | "
-                f"{row['per_process_cpu']:21,.0f} | {row['total']:,.0f}"
+                f"{row['workers']:7d} | {row['advanced']:8,d} | {row['per_process']:28,.0f} | {row['total']:16,.0f} | "
+                f"{ratio:17.2f} | {row['worker_us']:19.0f} | {row['db_us']:23.0f} | {row['statements']:16.1f} | "
+                f"{row['db_wait_ms']:22.1f}"
             )
+        cpu_per_entry = (rows[0]["worker_us"] + rows[0]["db_us"]) / 1e6
+        if cpu_per_entry > 0:
+            print(
+                f"CPU per entry (worker + PostgreSQL, 1 worker) {cpu_per_entry * 1e6:.0f} µs: "
+                f"one core's worth is {1 / cpu_per_entry:,.0f} entries/s"
+            )
+        print(f"load average after: {_load()}")
+        print(json.dumps({"people": args.people, "batch": args.batch, "load_average": _load(), "rows": rows}))
     finally:
         if not args.keep:
             from django.db import connections

@@ -47,68 +47,161 @@ class AdvanceReport:
     messages: list[int] = field(default_factory=list)  # created and due now: the caller may send them at once
 
 
-def _claim(moment: datetime, batch_size: int, pks: list[int] | None = None) -> list[Entry]:
-    """Lock a batch of due entries of live journeys (or read again ``pks``, already locked by this
-    transaction). The live journeys are read first so the locking query is an ordered scan of the
-    ``entry_due`` index that stops after the batch (a join there makes PostgreSQL sort every due row)."""
-    if pks is not None:
-        entries = list(Entry.objects.filter(pk__in=pks).order_by("due_at", "pk"))
-    else:
-        live = list(Journey.objects.filter(status=JourneyStatus.LIVE).values_list("pk", flat=True))
-        if not live:
-            return []
-        entries = list(
-            Entry.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=EntryState.ACTIVE, due_at__lte=moment, journey_id__in=live)
-            .order_by("due_at")[:batch_size]
+# One statement claims a batch: the live journeys' ids are read once (an InitPlan), so the locking
+# part is an ordered scan of the ``entry_due`` index on (state, due_at) that stops after the batch
+# (a join there makes PostgreSQL sort every due row); the people's traits come with the rows (the
+# trait branches and local-time waits read them), unlocked.
+_CLAIM = (
+    "WITH claimed AS ("
+    " SELECT e.id FROM journeys_entry e"
+    " WHERE e.state = 'active' AND e.due_at <= %s"
+    " AND e.journey_id = ANY (ARRAY(SELECT j.id FROM journeys_journey j WHERE j.status = 'live'))"
+    " ORDER BY e.due_at LIMIT %s FOR UPDATE OF e SKIP LOCKED)"
+    " SELECT e.id, e.journey_id, e.version_id, e.person_id, e.occurrence, e.state, e.step, e.due_at,"
+    " e.waiting_for, e.context::text, e.exit_reason, e.entered_at, e.updated_at, p.traits::text"
+    " FROM claimed JOIN journeys_entry e ON e.id = claimed.id LEFT JOIN profiles_person p ON p.id = e.person_id"
+    " ORDER BY e.due_at, e.id"
+)
+# Read again entries this transaction is to run one by one (after a failed batch), locking them
+# again and skipping any another worker took meanwhile or that is no longer due.
+_RECLAIM = (
+    "WITH claimed AS ("
+    " SELECT e.id FROM journeys_entry e WHERE e.id = ANY(%s) AND e.state = 'active' AND e.due_at <= %s"
+    " FOR UPDATE OF e SKIP LOCKED)"
+    " SELECT e.id, e.journey_id, e.version_id, e.person_id, e.occurrence, e.state, e.step, e.due_at,"
+    " e.waiting_for, e.context::text, e.exit_reason, e.entered_at, e.updated_at, p.traits::text"
+    " FROM claimed JOIN journeys_entry e ON e.id = claimed.id LEFT JOIN profiles_person p ON p.id = e.person_id"
+    " ORDER BY e.due_at, e.id"
+)
+VERSIONS_KEPT_SECONDS = 60.0  # a version never changes; its journey's name or status may, so kept briefly
+_versions: dict[int, tuple[float, JourneyVersion]] = {}
+
+
+def _versions_of(ids: set[int]) -> dict[int, JourneyVersion]:
+    """The batch's journey versions (with their journeys), read once a minute per process, not per batch."""
+    now = clock.monotonic()
+    found = {pk: kept[1] for pk in ids if (kept := _versions.get(pk)) and now - kept[0] < VERSIONS_KEPT_SECONDS}
+    missing = ids - set(found)
+    if missing:
+        for pk, version in JourneyVersion.objects.select_related("journey").in_bulk(missing).items():
+            _versions[pk] = (now, version)
+            found[pk] = version
+    return found
+
+
+def _claim(
+    moment: datetime, batch_size: int, pks: list[int] | None = None
+) -> tuple[list[Entry], dict[int, dict[str, Any]]]:
+    """Lock a batch of due entries of live journeys (or, with ``pks``, those of them still due and not
+    taken by another worker) in one statement. Returns the entries and their people's traits."""
+    if connection.vendor != "postgresql":
+        return _claim_portably(moment, batch_size, pks)
+    with connection.cursor() as cursor:
+        if pks is None:
+            cursor.execute(_CLAIM, [moment, batch_size])
+        else:
+            cursor.execute(_RECLAIM, [pks, moment])
+        rows = cursor.fetchall()
+    entries: list[Entry] = []
+    traits: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        pk, journey, version, person, occurrence, state, step, due, waiting, context, reason, entered, at = row[:13]
+        entries.append(
+            Entry(
+                id=pk,
+                journey_id=journey,
+                version_id=version,
+                person_id=person,
+                occurrence=occurrence,
+                state=state,
+                step=step,
+                due_at=due,
+                waiting_for=waiting,
+                context=json.loads(context) if context else {},
+                exit_reason=reason,
+                entered_at=entered,
+                updated_at=at,
+            )
         )
-    versions = JourneyVersion.objects.select_related("journey").in_bulk({e.version_id for e in entries})
+        found = json.loads(row[13]) if row[13] else {}
+        traits[person] = found if isinstance(found, dict) else {}
+    _attach_versions(entries)
+    return entries, traits
+
+
+def _claim_portably(
+    moment: datetime, batch_size: int, pks: list[int] | None
+) -> tuple[list[Entry], dict[int, dict[str, Any]]]:
+    live = list(Journey.objects.filter(status=JourneyStatus.LIVE).values_list("pk", flat=True))
+    due = Entry.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        state=EntryState.ACTIVE, due_at__lte=moment
+    )
+    if pks is not None:
+        entries = list(due.filter(pk__in=pks).order_by("due_at", "pk"))
+    else:
+        entries = list(due.filter(journey_id__in=live).order_by("due_at")[:batch_size])
+    _attach_versions(entries)
+    return entries, campaign_people.traits_of({e.person_id for e in entries})
+
+
+def _attach_versions(entries: list[Entry]) -> None:
+    versions = _versions_of({e.version_id for e in entries})
     for entry in entries:  # one definition per version for the batch, not one per entry
         entry.version = versions[entry.version_id]
         entry.journey = entry.version.journey
-    return entries
 
 
-def advance_due(batch_size: int = 200, now: datetime | None = None, budget_seconds: float = 45.0) -> AdvanceReport:
+def advance_due(batch_size: int = 500, now: datetime | None = None, budget_seconds: float = 45.0) -> AdvanceReport:
     """Advance due entries of live journeys in batches until none is due or the time budget is spent.
 
-    A batch is run at once: its step records go in one insert and its entries' new positions in one
-    update. When anything in it fails, the batch's work is rolled back to a savepoint and its entries
-    are run again one by one, each in its own savepoint, so one failing entry holds up no other."""
+    A batch is one transaction of few statements: the claim (which brings the people's traits), the
+    exit events when its journeys have exit conditions, what its send or surface steps do, and one
+    statement writing its step records and its entries' new positions. When anything in it fails,
+    the batch's transaction is rolled back and its entries are run again one by one, each in its
+    own savepoint, so one failing entry holds up no other."""
     report = AdvanceReport()
     started = clock.monotonic()
     while clock.monotonic() - started < budget_seconds:
         moment = now or timezone.now()
-        with transaction.atomic():
-            entries = _claim(moment, batch_size)
-            if not entries:
-                break
-            preparations = sending.Preparations(moment)
-            exits = exit_events(entries)
-            try:
-                with transaction.atomic():
-                    writes = BatchWrites(entries)
-                    messages = [
-                        m
-                        for entry in entries
-                        for m in run_entry(entry, moment, preparations, exits.get(entry.pk), writes)
-                    ]
-                    writes.flush()
-                report.messages.extend(messages)
-                report.advanced += len(entries)
-            except Exception:
-                logger.warning("A batch of %d journey entries failed; running them one by one", len(entries))
-                _one_by_one(_claim(moment, batch_size, [e.pk for e in entries]), moment, exits, report)
-            report.batches += 1
+        pks: list[int] = []
+        try:
+            with transaction.atomic():
+                entries, traits = _claim(moment, batch_size)
+                if not entries:
+                    break
+                pks = [e.pk for e in entries]
+                preparations = sending.Preparations(moment)
+                exits = exit_events(entries)
+                writes = BatchWrites(entries, traits)
+                messages = [
+                    m for entry in entries for m in run_entry(entry, moment, preparations, exits.get(entry.pk), writes)
+                ]
+                writes.flush()
+            report.messages.extend(messages)
+            report.advanced += len(entries)
+        except Exception:
+            if not pks:
+                raise
+            logger.warning("A batch of %d journey entries failed; running them one by one", len(pks))
+            with transaction.atomic():
+                entries, traits = _claim(moment, batch_size, pks)
+                _one_by_one(entries, traits, moment, exit_events(entries), report)
+        report.batches += 1
     return report
 
 
-def _one_by_one(entries: list[Entry], moment: datetime, exits: dict[int, str], report: AdvanceReport) -> None:
+def _one_by_one(
+    entries: list[Entry],
+    traits: dict[int, dict[str, Any]],
+    moment: datetime,
+    exits: dict[int, str],
+    report: AdvanceReport,
+) -> None:
     preparations = sending.Preparations(moment)
     for entry in entries:
         try:
             with transaction.atomic():
-                writes = BatchWrites([entry])
+                writes = BatchWrites([entry], traits)
                 messages = run_entry(entry, moment, preparations, exits.get(entry.pk), writes)
                 writes.flush()
             report.messages.extend(messages)
@@ -120,15 +213,16 @@ def _one_by_one(entries: list[Entry], moment: datetime, exits: dict[int, str], r
 
 
 class BatchWrites:
-    """What a batch's steps write, kept until :meth:`flush`: the step records (one insert, ``ON
-    CONFLICT DO NOTHING`` against (entry, step)) and the entries' new positions (one update). Also
-    the batch's people's traits, read once for the trait branches and local-time waits."""
+    """What a batch's steps write, kept until :meth:`flush`: the step records (``ON CONFLICT DO
+    NOTHING`` against (entry, step)) and the entries' new positions, both in one statement. Also
+    the batch's people's traits (given by the claim, or read once on first need) for the trait
+    branches and local-time waits."""
 
     FIELDS = ("state", "step", "due_at", "waiting_for", "exit_reason", "context", "updated_at")
 
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], traits: dict[int, dict[str, Any]] | None = None) -> None:
         self._people = sorted({e.person_id for e in entries})
-        self._traits: dict[int, dict[str, Any]] | None = None
+        self._traits = traits
         self.runs: list[tuple[int, str, str, str, int | None, datetime]] = []
         self.moved: dict[int, Entry] = {}
 
@@ -145,46 +239,46 @@ class BatchWrites:
         self.moved[entry.pk] = entry
 
     def flush(self) -> None:
-        if self.runs:
-            _insert_runs(self.runs)
-        if self.moved:
-            _update_entries(list(self.moved.values()))
+        if connection.vendor != "postgresql":
+            if self.runs:
+                StepRun.objects.bulk_create(
+                    [
+                        StepRun(entry_id=e, step=s, kind=k, outcome=o, message_id=m, ran_at=at)
+                        for e, s, k, o, m, at in self.runs
+                    ],
+                    ignore_conflicts=True,
+                )
+            if self.moved:
+                Entry.objects.bulk_update(list(self.moved.values()), list(self.FIELDS))
+        elif self.runs or self.moved:
+            _write(self.runs, list(self.moved.values()))
         self.runs, self.moved = [], {}
 
 
-def _insert_runs(runs: list[tuple[int, str, str, str, int | None, datetime]]) -> None:
-    """One insert for the batch's step records, ON CONFLICT DO NOTHING against (entry, step)."""
-    if connection.vendor != "postgresql":
-        StepRun.objects.bulk_create(
-            [StepRun(entry_id=e, step=s, kind=k, outcome=o, message_id=m, ran_at=at) for e, s, k, o, m, at in runs],
-            ignore_conflicts=True,
-        )
-        return
-    columns = list(zip(*runs, strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO journeys_steprun (entry_id, step, kind, outcome, message_id, ran_at) "
-            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[]) "
-            "ON CONFLICT (entry_id, step) DO NOTHING",
-            [list(column) for column in columns],
-        )
+# The batch's step records and its entries' new positions in one statement, from arrays (Django's
+# bulk update writes a CASE per column whose cost grows with the square of the batch). A step
+# record already there (ON CONFLICT DO NOTHING) is one an earlier, committed advance wrote.
+_WRITE = (
+    "WITH runs AS ("
+    " INSERT INTO journeys_steprun (entry_id, step, kind, outcome, message_id, ran_at)"
+    " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[])"
+    " ON CONFLICT (entry_id, step) DO NOTHING)"
+    " UPDATE journeys_entry AS e SET state = v.state, step = v.step, due_at = v.due_at,"
+    " waiting_for = v.waiting_for, exit_reason = v.exit_reason, context = v.context, updated_at = v.updated_at"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],"
+    " %s::jsonb[], %s::timestamptz[])"
+    " AS v(id, state, step, due_at, waiting_for, exit_reason, context, updated_at)"
+    " WHERE e.id = v.id"
+)
 
 
-def _update_entries(entries: list[Entry]) -> None:
-    """The entries' new positions in one ``UPDATE … FROM unnest(arrays)`` (Django's bulk update writes
-    a CASE per column whose cost grows with the square of the batch)."""
-    if connection.vendor != "postgresql":
-        Entry.objects.bulk_update(entries, list(BatchWrites.FIELDS))
-        return
+def _write(runs: list[tuple[int, str, str, str, int | None, datetime]], entries: list[Entry]) -> None:
+    columns = [list(column) for column in zip(*runs, strict=True)] if runs else [[] for _ in range(6)]
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE journeys_entry AS e SET state = v.state, step = v.step, due_at = v.due_at, "
-            "waiting_for = v.waiting_for, exit_reason = v.exit_reason, context = v.context, updated_at = v.updated_at "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], "
-            "%s::jsonb[], %s::timestamptz[]) "
-            "AS v(id, state, step, due_at, waiting_for, exit_reason, context, updated_at) "
-            "WHERE e.id = v.id",
+            _WRITE,
             [
+                *columns,
                 [e.pk for e in entries],
                 [e.state for e in entries],
                 [e.step for e in entries],

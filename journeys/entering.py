@@ -116,6 +116,64 @@ def enter(
     return True
 
 
+def enter_many(
+    version: JourneyVersion, candidates: list[tuple[int, str, dict[str, Any], datetime]], now: datetime
+) -> int:
+    """:func:`enter` for a batch's occurrences ``(person, occurrence, context, since)``, in order, with
+    a fixed number of statements whatever their count: the (journey, person) locks taken in one
+    statement (in a fixed order, so two batches cannot wait on each other), the people's entries in
+    this journey read in one, the new entries inserted in one. Returns how many entered."""
+    if not candidates:
+        return 0
+    if connection.vendor != "postgresql":
+        return sum(enter(version, p, o, c, now, since) for p, o, c, since in candidates)
+    journey = version.journey
+    definition = version.definition
+    rule = definition["reentry"]
+    people = sorted({person_id for person_id, _, _, _ in candidates})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+            "(SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS keys",
+            [[f"journey:{journey.pk}:{person_id}" for person_id in people]],
+        )
+    theirs: dict[int, list[tuple[str, str, datetime]]] = {}
+    for person_id, occurrence, state, entered_at in Entry.objects.filter(
+        journey_id=journey.pk, person_id__in=people
+    ).values_list("person_id", "occurrence", "state", "entered_at"):
+        theirs.setdefault(person_id, []).append((occurrence, state, entered_at))
+    cooled = now - timedelta(hours=rule["cooldown_hours"]) if rule["cooldown_hours"] else None
+    new: list[Entry] = []
+    for person_id, occurrence, context, since in candidates:
+        occurrence = occurrence[:200]
+        known = theirs.setdefault(person_id, [])
+        if any(o == occurrence for o, _, _ in known):
+            continue
+        if rule["mode"] == "once" and known:
+            continue
+        if rule["mode"] == "after_exit" and any(state == EntryState.ACTIVE for _, state, _ in known):
+            continue
+        if cooled is not None and any(at > cooled for _, _, at in known):
+            continue
+        out = held_out(journey.key, person_id, definition["holdout_share"])
+        entry = Entry(
+            journey_id=journey.pk,
+            version=version,
+            person_id=person_id,
+            occurrence=occurrence,
+            state=EntryState.HELD_OUT if out else EntryState.ACTIVE,
+            step="" if out else definition["steps"][0]["id"],
+            due_at=None if out else now,
+            context=context,
+            entered_at=min(since, now),
+        )
+        new.append(entry)
+        known.append((occurrence, entry.state, entry.entered_at))
+    # ON CONFLICT DO NOTHING against (journey, person, occurrence): a second delivery inserts nothing.
+    Entry.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
 def _event_context(event: EventFacts) -> dict[str, Any]:
     return {
         "event": {
@@ -166,18 +224,20 @@ def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str
     for version in live_versions():
         definition = version.definition
         trigger = definition["trigger"]
+        candidates: list[tuple[int, str, dict[str, Any], datetime]] = []
         for event in events:
-            for condition in definition["exit_on"]:
-                if matches_event(event, condition["event"], condition["where"]):
-                    counts["exited"] += exit_person(version.journey_id, event, condition["event"], now)
-            for step in definition["steps"]:
-                if step.get("until_event") and matches_event(event, step["until_event"]):
-                    counts["woken"] += wake(version.journey_id, event, step["until_event"], now)
+            exits = [c for c in definition["exit_on"] if matches_event(event, c["event"], c["where"])]
+            wakes = [s for s in definition["steps"] if s.get("until_event") and matches_event(event, s["until_event"])]
+            if (exits or wakes) and candidates:  # who entered on earlier events of the batch can exit or wake
+                counts["entered"] += enter_many(version, candidates, now)
+                candidates = []
+            for condition in exits:
+                counts["exited"] += exit_person(version.journey_id, event, condition["event"], now)
+            for step in wakes:
+                counts["woken"] += wake(version.journey_id, event, step["until_event"], now)
             if trigger["type"] == "event" and matches_event(event, trigger["event"], trigger["where"]):
                 occurrence = f"event:{event.message_id}:{event.position}"
-                counts["entered"] += enter(
-                    version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
-                )
+                candidates.append((event.person_id, occurrence, _event_context(event), _time_of(event)))
             elif trigger["type"] == "event_count" and matches_event(event, trigger["event"], trigger["where"]):
                 since, occurrence = _count_bucket(event.timestamp, trigger["period_days"])
                 if trigger.get("per") == "account":
@@ -194,6 +254,7 @@ def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str
                     counts["entered"] += enter(
                         version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
                     )
+        counts["entered"] += enter_many(version, candidates, now)
     return counts
 
 
