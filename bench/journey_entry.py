@@ -148,6 +148,46 @@ def run_phase(
 RECORDED = "ALTER TABLE journeys_entry ADD COLUMN bench_recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()"
 
 
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process, 0 when it is gone or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (gunicorn's and Celery's worker processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def cpu_snapshot(roots: list[int], db_url: str, database: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the production shape's processes and of the database's backends (by pid,
+    so that a process that appears or goes is counted from its first sight)."""
+    with psycopg.connect(db_url) as conn:
+        backends = [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])]
+    return {
+        "app": {pid: _cpu_of(pid) for root in roots for pid in _tree(root)},
+        "database": {pid: _cpu_of(pid) for pid in backends},
+    }
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    return {
+        side: sum(seconds - before[side].get(pid, 0.0) for pid, seconds in after[side].items())
+        for side in ("app", "database")
+    }
+
+
 def _wait_up(port: int, seconds: float = 300) -> None:
     """Return once every web process answers (any status: the first request of a process is slow on a
     loaded machine, so a short timeout would never see it)."""
@@ -188,7 +228,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="Events per second through the API.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Length of each phase.")
     parser.add_argument("--match", type=float, default=0.1, help="Share of events that match the trigger.")
-    parser.add_argument("--batch", type=int, default=20, help="Events per API request.")
+    parser.add_argument("--batch", type=int, default=100, help="Events per API request (a shop backend's batch).")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent client connections.")
     parser.add_argument("--port", type=int, default=8766)
@@ -237,10 +277,15 @@ def main() -> None:
         plan = (args.port, key, args.rate, args.seconds, args.batch, args.match, args.clients)
         print(f"sending {args.rate:,.0f} events/s for {args.seconds:.0f} s per phase, {args.match:.0%} matching")
         load_before = os.getloadavg()
+        roots = [process.pid for process in processes]
+        first = cpu_snapshot(roots, db_url, args.database)
         base_answers, _, base_failed, base_rate = run_phase(*plan, phase="baseline")
+        base_cpu = cpu_used(first, cpu_snapshot(roots, db_url, args.database))
         manage(env, LAUNCH)
         time.sleep(2)  # every web process sees the live journey (watched names are cached briefly)
+        first = cpu_snapshot(roots, db_url, args.database)
         live_answers, answered_at, live_failed, live_rate = run_phase(*plan, phase="journey")
+        live_cpu = cpu_used(first, cpu_snapshot(roots, db_url, args.database))
         load_after = os.getloadavg()
         deadline = time.time() + 30
         entered = entry_times(db_url, list(answered_at))
@@ -280,6 +325,11 @@ def main() -> None:
         f"\nmatching events answered {len(answered_at)}, entered {len(latencies)} ({after} written after the answer), "
         f"without entry {missing}; failed batches {base_failed + live_failed}"
     )
+    base_events, live_events = len(base_answers) * args.batch, len(live_answers) * args.batch
+    print("\nCPU per event (ms)       production processes   PostgreSQL   cores needed at --rate")
+    for label, used, events in (("no journey live", base_cpu, base_events), ("journey live", live_cpu, live_events)):
+        app_ms, db_ms = 1000 * used["app"] / max(events, 1), 1000 * used["database"] / max(events, 1)
+        print(f"{label:<24} {app_ms:>21.2f} {db_ms:>12.2f} {(app_ms + db_ms) * args.rate / 1000:>22.2f}")
     load = " ".join(f"{value:.2f}" for value in load_before) + " -> " + " ".join(f"{v:.2f}" for v in load_after)
     print(f"load average {load}")
     print(
@@ -300,6 +350,10 @@ def main() -> None:
                 "without_entry": missing,
                 "failed_batches": base_failed + live_failed,
                 "load_average": [round(v, 2) for v in (*load_before, *load_after)],
+                "cpu_ms_per_event": {
+                    "baseline": {k: round(1000 * v / max(base_events, 1), 3) for k, v in base_cpu.items()},
+                    "journey": {k: round(1000 * v / max(live_events, 1), 3) for k, v in live_cpu.items()},
+                },
             }
         )
     )

@@ -6,7 +6,7 @@ Starts, against ``DATABASE_URL`` and ``REDIS_URL``:
 * ``worker-<queue>``: a Celery worker for each queue of ``personalization/queues.py``, with
   ``WORKER_CONCURRENCY`` processes (default 1; training always 1);
 * ``beat``: Celery beat, the schedules being rows in PostgreSQL (django-celery-beat);
-* ``relay``: the outbox relay (``manage.py relay_outbox --loop RELAY_SECONDS``, default 10).
+* ``relay``: the outbox relay (``manage.py relay_outbox --loop RELAY_SECONDS``, default 1).
 
 ``manage.py migrate`` runs first (``--no-migrate`` skips it). Every line a process writes comes out
 prefixed with its name. Ctrl-C (or SIGTERM) stops them all the way each stops cleanly (SIGTERM:
@@ -58,7 +58,7 @@ def shape(python: str, host: str, port: int) -> list[Process]:
     """The processes of the production shape, in the order they start."""
     web_processes = _env_int("WEB_PROCESSES", 2)
     concurrency = _env_int("WORKER_CONCURRENCY", 1)
-    relay_seconds = os.environ.get("RELAY_SECONDS", "10")
+    relay_seconds = os.environ.get("RELAY_SECONDS", "1")
     celery = [python, "-m", "celery", "-A", "personalization"]
     processes = [
         Process(

@@ -54,7 +54,7 @@ def _unit_of(name: str) -> tuple[str, str]:
 @pytest.fixture
 def shape(monkeypatch: pytest.MonkeyPatch) -> list:
     # The units' defaults, so that both sides are compared with the same numbers.
-    for name, value in {"WEB_PROCESSES": "2", "WORKER_CONCURRENCY": "1", "RELAY_SECONDS": "10"}.items():
+    for name, value in {"WEB_PROCESSES": "2", "WORKER_CONCURRENCY": "1", "RELAY_SECONDS": "1"}.items():
         monkeypatch.setenv(name, value)
     return _up().shape(PYTHON, "0.0.0.0", 8000)
 
