@@ -50,3 +50,11 @@ def managed_people(user: Any) -> QuerySet:
     for name in ACCOUNT_TRAITS:
         condition |= Q(**{f"traits__{name}__in": keys})
     return Person.objects.filter(condition).values("pk")
+
+
+def billing_day(key: str | None) -> int | None:
+    """The day of the month the account's billing cycle starts on; None when the account is unknown
+    or has none (its cycles are then calendar months)."""
+    if key is None:
+        return None
+    return Account.objects.filter(external_id=key).values_list("billing_day", flat=True).first()

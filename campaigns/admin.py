@@ -12,7 +12,7 @@ from campaigns.models import Account, ApprovalAction, Campaign, CampaignChange, 
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "external_id", "plan", "csm", "updated_at")
+    list_display = ("name", "external_id", "plan", "billing_day", "csm", "updated_at")
     list_filter = ("plan", "csm")
     search_fields = ("name", "external_id", "csm__username")
     autocomplete_fields = ("csm",)

@@ -22,6 +22,13 @@ class Account(models.Model):
     external_id = models.CharField(max_length=200, unique=True, help_text="The account id people carry in traits.")
     name = models.CharField(max_length=200, blank=True)
     plan = models.CharField(max_length=64, blank=True, db_index=True)
+    billing_day = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(31)],
+        help_text="Day of the month the account's billing cycle starts (a shorter month: its last day). "
+        "Empty: the calendar month. Journeys count events per billing cycle from it.",
+    )
     csm = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -2,7 +2,8 @@
 errors (``steps[2].hours``) ↔ the form field they name (``step-2-wait_amount``).
 
 Fields: ``key``, ``name``; ``trigger_type``, ``trigger_event``, ``trigger_where`` (``a=1, b=x``),
-``trigger_threshold``, ``trigger_period_days``, ``trigger_interest`` (repeated), ``trigger_within_days``,
+``trigger_threshold``, ``trigger_period`` (``days``, ``billing_cycle``), ``trigger_period_days``,
+``trigger_interest`` (repeated), ``trigger_within_days``,
 ``trigger_every``, ``trigger_weekday``, ``trigger_local_time``; per step ``n`` (0, 1, … in order):
 ``step-n-id``, ``step-n-type``, ``step-n-wait_mode`` (``duration``, ``until_local_time``,
 ``until_event``), ``step-n-wait_amount``, ``step-n-wait_unit``, ``step-n-until_local_time``,
@@ -59,6 +60,7 @@ TRIGGER_KEYS = {
     "event",
     "where",
     "threshold",
+    "period",
     "period_days",
     "per",
     "segment",
@@ -272,6 +274,7 @@ def from_definition(definition: dict[str, Any], key: str = "", name: str = "") -
         "trigger_event": trigger.get("event", ""),
         "trigger_where": where_text(trigger.get("where")),
         "trigger_threshold": _fmt(trigger.get("threshold")),
+        "trigger_period": trigger.get("period", "days"),
         "trigger_period_days": _fmt(trigger.get("period_days")),
         "trigger_interest": list(trigger.get("interest") or ["view", "add_to_cart"]),
         "trigger_within_days": _fmt(trigger.get("within_days", 30)),
@@ -313,6 +316,7 @@ def read_form(data: FormData) -> BuilderForm:
             "trigger_event",
             "trigger_where",
             "trigger_threshold",
+            "trigger_period",
             "trigger_period_days",
             "trigger_within_days",
             "trigger_every",
@@ -450,7 +454,10 @@ def to_definition(form: BuilderForm) -> dict[str, Any]:
         trigger["where"] = parse_where(v.get("trigger_where", ""))
     if kind == "event_count":
         trigger["threshold"] = _number(v.get("trigger_threshold"))
-        trigger["period_days"] = _number(v.get("trigger_period_days"))
+        if v.get("trigger_period") == "billing_cycle":
+            trigger["period"] = "billing_cycle"
+        else:
+            trigger["period_days"] = _number(v.get("trigger_period_days"))
         if v.get("trigger_per") == "account":
             trigger["per"] = "account"
     if kind == "audience":

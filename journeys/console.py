@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
+from campaigns.account_people import account_key, billing_day
 from campaigns.models import Campaign
 from journeys import builder, counting, dry_run, lifecycle, measuring, segments, starters, wording
 from journeys import definition as spec
@@ -113,6 +114,7 @@ def _test_run(journey: Journey, person_key: str) -> tuple[dry_run.Trace | None, 
         held_out=held_out(journey.key, person.pk, definition["holdout_share"]),
         segments=segments.segments_holding(person.pk, used, now),
         segment_since=segments.member_since(person.pk, used),
+        billing_day=billing_day(account_key(traits)),
     )
     current = Entry.objects.filter(journey=journey, person=person).order_by("-entered_at", "-pk").first()
     note = ""

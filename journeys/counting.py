@@ -147,16 +147,15 @@ READING_SQL = """
 WITH e AS (
     SELECT id, person_id, state, exit_reason, entered_at FROM {entry} WHERE journey_id = %(journey)s
 ), bought AS (
-    SELECT e.id, SUM(COALESCE(ev.price, 0) * COALESCE(ev.quantity, 1))::float8 AS revenue
+    SELECT e.id, CAST(SUM(COALESCE(ev.price, 0) * COALESCE(ev.quantity, 1)) AS DOUBLE PRECISION) AS revenue
     FROM e JOIN {event} ev ON ev.person_id = e.person_id AND ev.kind = %(kind)s
-        AND ev.timestamp >= e.entered_at AND ev.timestamp < e.entered_at + %(days)s * INTERVAL '1 day'
+        AND ev.timestamp >= e.entered_at AND ev.timestamp < {window_end}
     GROUP BY e.id
 ), o AS (
     SELECT e.id, e.state, e.exit_reason, b.id IS NOT NULL AS converted, COALESCE(b.revenue, 0) AS revenue
     FROM e LEFT JOIN bought b ON b.id = e.id
 ), last AS (
-    SELECT DISTINCT ON (r.entry_id) r.entry_id, r.step FROM {run} r JOIN e ON e.id = r.entry_id
-    ORDER BY r.entry_id, r.ran_at DESC, r.id DESC
+    {last_step}
 )
 SELECT 'at', o.state, COALESCE(last.step, ''), CASE WHEN o.state = 'exited' THEN o.exit_reason ELSE '' END,
     COUNT(*), COUNT(*) FILTER (WHERE o.converted), SUM(o.revenue), SUM(o.revenue * o.revenue)
@@ -170,10 +169,37 @@ GROUP BY 2, 3, 4
 """
 
 
+# What PostgreSQL and the embedded SQLite (``make demo``) say differently: the end of the conversion
+# window, and each entry's last step run (DISTINCT ON, or the first row of a window).
+DIALECTS = {
+    "postgresql": {
+        "window_end": "e.entered_at + %(days)s * INTERVAL '1 day'",
+        "last_step": (
+            "SELECT DISTINCT ON (r.entry_id) r.entry_id, r.step FROM {run} r JOIN e ON e.id = r.entry_id\n"
+            "    ORDER BY r.entry_id, r.ran_at DESC, r.id DESC"
+        ),
+    },
+    "sqlite": {
+        "window_end": "strftime('%%Y-%%m-%%d %%H:%%M:%%f', e.entered_at, '+' || %(days)s || ' days')",
+        "last_step": (
+            "SELECT entry_id, step FROM (SELECT r.entry_id, r.step, ROW_NUMBER() OVER (PARTITION BY r.entry_id "
+            "ORDER BY r.ran_at DESC, r.id DESC) AS n FROM {run} r JOIN e ON e.id = r.entry_id) ranked WHERE n = 1"
+        ),
+    },
+}
+
+
+def reading_sql() -> str:
+    tables = {"entry": Entry._meta.db_table, "run": StepRun._meta.db_table, "event": Event._meta.db_table}
+    dialect = DIALECTS["sqlite" if connection.vendor == "sqlite" else "postgresql"]
+    parts = {name: text.format(**tables) for name, text in dialect.items()}
+    return READING_SQL.format(**tables, **parts)
+
+
 def read(journey: Journey) -> Reading:
     """The counts of one journey's current version and its entries' purchases, in one SQL query."""
     steps = journey.current_version.definition["steps"] if journey.current_version else []
-    sql = READING_SQL.format(entry=Entry._meta.db_table, run=StepRun._meta.db_table, event=Event._meta.db_table)
+    sql = reading_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, {"journey": journey.pk, "kind": CONVERSION_KIND, "days": CONVERSION_DAYS})
         rows = cursor.fetchall()

@@ -4,6 +4,8 @@
       "trigger": {"type": "event", "event": "Product Added", "where": {"currency": "EUR"}}
                | {"type": "event_count", "event": "API Call", "threshold": 500, "period_days": 30,
                   "per": "person" | "account"}
+                 (or "period": "billing_cycle" instead of "period_days": counted in the billing cycle
+                  of the account, ``Account.billing_day``, calendar months when it has none)
                | {"type": "audience", "segment": "trial-power-users"}         (a saved segment, journeys.Segment)
                | {"type": "back_in_stock", "interest": ["view", "add_to_cart"], "within_days": 30}
                | {"type": "price_drop", "interest": ["view", "add_to_cart"], "within_days": 30, "min_drop_percent": 5}
@@ -45,7 +47,7 @@ docs/journeys.md (Case 1 to Case 5):
                        account_executive (else exit) → wait 3 days → update_surface
                        onboarding-checklist "connect-calendar" → send_email instead_of the generic one;
                        exit on "Integration Connected" {integration: calendar}
-    expansion          event_count "API Call" 500 in 30 days per account → update_surface in-app
+    expansion          event_count "API Call" 500 in a billing cycle per account → update_surface in-app
                        (campaign upgrade-prompt) → require_approval → send_email from the CSM;
                        exit on "Plan Upgraded"
     weekly-digest      schedule weekly Monday 08:00 local → send_email with picks 3, window_hours 3
@@ -63,6 +65,7 @@ from typing import Any
 TRIGGERS = ("event", "event_count", "audience", "back_in_stock", "price_drop", "schedule")
 STEP_TYPES = ("wait", "branch", "require_approval", "send_email", "update_surface", "exit")
 COUNT_PER = ("person", "account")
+COUNT_PERIODS = ("days", "billing_cycle")
 SURFACES = ("onboarding-checklist", "in-app")
 REENTRY_MODES = ("once", "after_exit", "every_time")
 INTEREST_KINDS = ("view", "add_to_cart")
@@ -139,7 +142,11 @@ def _trigger(value: Any) -> dict[str, Any]:
         out["where"] = _event_filter(value.get("where"), "trigger.where")
     if kind == "event_count":
         out["threshold"] = int(_number(value.get("threshold"), "trigger.threshold", 1, 1_000_000))
-        out["period_days"] = int(_number(value.get("period_days"), "trigger.period_days", 1, 366))
+        period = value.get("period", "days")
+        _require(period in COUNT_PERIODS, "trigger.period", f"Choose one of {', '.join(COUNT_PERIODS)}.")
+        out["period"] = period
+        if period == "days":
+            out["period_days"] = int(_number(value.get("period_days"), "trigger.period_days", 1, 366))
         per = value.get("per", "person")
         _require(per in COUNT_PER, "trigger.per", f"Choose one of {', '.join(COUNT_PER)}.")
         out["per"] = per

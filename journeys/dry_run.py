@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from journeys import wording
+from journeys import billing_cycle, wording
 from journeys.definition import EventFacts, local_time, matches_event
 
 EMAIL_PURPOSE = "email_marketing"
@@ -31,6 +31,7 @@ class Person:
     held_out: bool = False
     segments: frozenset[str] = frozenset()  # the saved segments they are in now
     segment_since: dict[str, datetime] = field(default_factory=dict)  # when the audience trigger counted them in
+    billing_day: int | None = None  # their account's (``Account.billing_day``): when its billing cycles start
 
 
 @dataclass
@@ -78,12 +79,19 @@ def _entry_point(
             )
         return False, now, f"They have not done “{trigger['event']}”; shown as if they did it now."
     if kind == "event_count":
-        period = trigger["period_days"] * 86400
-        counts: dict[int, int] = {}
+        cycle = trigger.get("period") == "billing_cycle"
+        period_name = "billing cycle" if cycle else "period"
+
+        def period_of(moment: float) -> Any:
+            if cycle:
+                return billing_cycle.cycle_start(_utc(moment), person.billing_day)
+            return int(moment // (trigger["period_days"] * 86400))
+
+        counts: dict[Any, int] = {}
         reached: EventFacts | None = None
         for event in events:
             if matches_event(event, trigger["event"], trigger.get("where")):
-                bucket = int(event.timestamp // period)
+                bucket = period_of(event.timestamp)
                 counts[bucket] = counts.get(bucket, 0) + 1
                 if counts[bucket] == trigger["threshold"]:
                     reached = event
@@ -92,13 +100,13 @@ def _entry_point(
             return (
                 True,
                 at,
-                f"Enters at their {trigger['threshold']}th “{trigger['event']}” of the period, {_when(at)}.",
+                f"Enters at their {trigger['threshold']}th “{trigger['event']}” of the {period_name}, {_when(at)}.",
             )
-        current = counts.get(int(now.timestamp() // period), 0)
+        current = counts.get(period_of(now.timestamp()), 0)
         return (
             False,
             now,
-            f"{current} of {trigger['threshold']} “{trigger['event']}” in this period; "
+            f"{current} of {trigger['threshold']} “{trigger['event']}” in this {period_name}; "
             "shown as if they reached it now.",
         )
     if kind == "audience":

@@ -22,9 +22,10 @@ from django.utils import timezone
 
 from campaigns import conf as campaign_conf
 from campaigns import people as campaign_people
-from campaigns.account_people import ACCOUNT_TRAITS, account_key
+from campaigns.account_people import ACCOUNT_TRAITS, account_key, billing_day
 from campaigns.rules import parse_rule
 from catalog import services as catalog
+from journeys import billing_cycle
 from journeys.definition import EventFacts, local_time, matches_event
 from journeys.models import Entry, EntryState, JourneyStatus, JourneyVersion, Segment, SegmentMember
 from profiles.models import Event, Person
@@ -42,15 +43,6 @@ def live_versions() -> list[JourneyVersion]:
 def any_live(trigger_type: str) -> bool:
     """Is any live journey's trigger of this type? (the catalogue sync asks before writing work)"""
     return any(v.definition["trigger"]["type"] == trigger_type for v in live_versions())
-
-
-def watched_names() -> set[str]:
-    names: set[str] = set()
-    for watched in JourneyVersion.objects.filter(
-        journey__status=JourneyStatus.LIVE, journey__current_version=F("pk")
-    ).values_list("watched", flat=True):
-        names.update(watched or [])
-    return names
 
 
 def held_out(journey_key: str, person_id: int, share: float) -> bool:
@@ -186,16 +178,34 @@ def _event_context(event: EventFacts) -> dict[str, Any]:
     }
 
 
-def _count_bucket(timestamp: float, period_days: int) -> tuple[datetime, str]:
+def _count_bucket(timestamp: float, period_days: int) -> tuple[datetime, datetime, str]:
     period = period_days * 86400
     start = int(timestamp // period) * period
     begins = datetime.fromtimestamp(start, tz=ZoneInfo("UTC"))
-    return begins, f"count:{begins.date().isoformat()}"
+    return begins, begins + timedelta(seconds=period), f"count:{begins.date().isoformat()}"
 
 
-def _count_since(person_id: int, wanted: str, since: datetime) -> int:
-    events = Event.objects.filter(person_id=person_id, timestamp__gte=since)
-    return (events.filter(name__iexact=wanted) | events.filter(kind=wanted.lower())).count()
+def _count_period(trigger: dict[str, Any], event: EventFacts, account: str | None) -> tuple[datetime, datetime, str]:
+    """The period the event is counted in: (start, end, occurrence). A billing cycle is the account's
+    (the person's account when counted per person; calendar months when it names none or has no day),
+    so its occurrence names the cycle's start and the next cycle's count is a new occurrence."""
+    if trigger.get("period") == "billing_cycle":
+        day = billing_day(account)
+        start = billing_cycle.cycle_start(_time_of(event), day)
+        return start, billing_cycle.cycle_end(start, day), f"cycle:{start.date().isoformat()}"
+    return _count_bucket(event.timestamp, trigger["period_days"])
+
+
+def _matching(events: Any, wanted: str, since: datetime, until: datetime) -> Any:
+    """Events of the name or kind in [since, until]: up to the event being evaluated, so the count is
+    the one it made, whenever it is evaluated."""
+    return events.filter(timestamp__gte=since, timestamp__lte=until).filter(
+        Q(name__iexact=wanted) | Q(kind=wanted.lower())
+    )
+
+
+def _count_since(person_id: int, wanted: str, since: datetime, until: datetime) -> int:
+    return _matching(Event.objects.filter(person_id=person_id), wanted, since, until).count()
 
 
 def _account_of(person_id: int) -> str | None:
@@ -203,14 +213,13 @@ def _account_of(person_id: int) -> str | None:
     return account_key(traits)
 
 
-def _account_count_since(account: str, wanted: str, since: datetime) -> int:
+def _account_count_since(account: str, wanted: str, since: datetime, until: datetime) -> int:
     """Events of every person of the account (by the traits that name it, as ``account_key`` reads them)."""
     members = Q()
     for name in ACCOUNT_TRAITS:
         members |= Q(**{f"traits__{name}": account})
     people = Person.objects.filter(members, merged_into__isnull=True).values("pk")
-    events = Event.objects.filter(person_id__in=people, timestamp__gte=since)
-    return events.filter(Q(name__iexact=wanted) | Q(kind=wanted.lower())).count()
+    return _matching(Event.objects.filter(person_id__in=people), wanted, since, until).count()
 
 
 def _time_of(event: EventFacts) -> datetime:
@@ -239,23 +248,33 @@ def on_events(events: list[EventFacts], now: datetime | None = None) -> dict[str
                 occurrence = f"event:{event.message_id}:{event.position}"
                 candidates.append((event.person_id, occurrence, _event_context(event), _time_of(event)))
             elif trigger["type"] == "event_count" and matches_event(event, trigger["event"], trigger["where"]):
-                since, occurrence = _count_bucket(event.timestamp, trigger["period_days"])
-                if trigger.get("per") == "account":
-                    account = _account_of(event.person_id)
-                    if account is None:
-                        continue
-                    occurrence = f"account:{account}:{occurrence}"
-                    if _account_count_since(account, trigger["event"], since) >= trigger["threshold"]:
-                        context = {**_event_context(event), "account": {"id": account, "count": trigger["threshold"]}}
-                        counts["entered"] += enter(
-                            version, event.person_id, occurrence, context, now, _time_of(event), account=account
-                        )
-                elif _count_since(event.person_id, trigger["event"], since) >= trigger["threshold"]:
-                    counts["entered"] += enter(
-                        version, event.person_id, occurrence, _event_context(event), now, _time_of(event)
-                    )
+                counts["entered"] += _on_count(version, trigger, event, now)
         counts["entered"] += enter_many(version, candidates, now)
     return counts
+
+
+def _on_count(version: JourneyVersion, trigger: dict[str, Any], event: EventFacts, now: datetime) -> int:
+    """An event a count trigger counts: enter when, with it, the count of its period reached the
+    threshold, once per person and period (per account: once per account and period)."""
+    per_account = trigger.get("per") == "account"
+    account = _account_of(event.person_id) if per_account or trigger.get("period") == "billing_cycle" else None
+    if per_account and account is None:
+        return 0
+    since, end, occurrence = _count_period(trigger, event, account)
+    # The event's own time, give or take the float's rounding, and never past its period's end.
+    until = min(_time_of(event) + timedelta(microseconds=1), end - timedelta(microseconds=1))
+    if account is not None and per_account:
+        if _account_count_since(account, trigger["event"], since, until) < trigger["threshold"]:
+            return 0
+        context = {
+            **_event_context(event),
+            "account": {"id": account, "count": trigger["threshold"], "period_start": since.isoformat()},
+        }
+        occurrence = f"account:{account}:{occurrence}"
+        return int(enter(version, event.person_id, occurrence, context, now, _time_of(event), account=account))
+    if _count_since(event.person_id, trigger["event"], since, until) < trigger["threshold"]:
+        return 0
+    return int(enter(version, event.person_id, occurrence, _event_context(event), now, _time_of(event)))
 
 
 def exit_person(journey_id: int, event: EventFacts, name: str, now: datetime) -> int:
@@ -335,11 +354,18 @@ def on_price_drop(drops: Iterable[tuple[str, float, float]], now: datetime | Non
     return entered
 
 
-def on_audiences(now: datetime | None = None) -> int:
+def on_audiences(now: datetime | None = None, people: Iterable[int] | None = None) -> int:
     """People who came into a saved segment since its last check enter the journeys it triggers, once
     per coming in (someone who leaves the segment and comes back enters again, as re-entry allows).
-    Membership is kept per segment a live journey uses (``SegmentMember``)."""
+    Membership is kept per segment a live journey uses (``SegmentMember``).
+
+    ``people``: check only them (those of a batch ingestion just committed, whose events or traits
+    may have brought them in or out), with the segment's rule narrowed to them in one query; without
+    it, everyone (the periodic check, which catches what time alone changes, such as "last seen")."""
     now = now or timezone.now()
+    touched = None if people is None else sorted(set(people))
+    if touched is not None and not touched:
+        return 0
     entered = 0
     by_segment: dict[str, list[JourneyVersion]] = {}
     for version in live_versions():
@@ -348,12 +374,19 @@ def on_audiences(now: datetime | None = None) -> int:
             by_segment.setdefault(trigger["segment"], []).append(version)
     for segment in Segment.objects.filter(key__in=sorted(by_segment)).order_by("key"):
         with transaction.atomic():
+            # The periodic check and every batch's check of a segment take turns: each compares the
+            # members it reads with the rule under the same lock, so nobody comes in twice.
             _lock(0, f"segment:{segment.pk}")
-            now_in = set(campaign_people.audience(parse_rule(segment.rule, "rule"), now).values_list("pk", flat=True))
-            known = dict(SegmentMember.objects.filter(segment=segment).values_list("person_id", "since"))
-            left = set(known) - now_in
+            audience = campaign_people.audience(parse_rule(segment.rule, "rule"), now)
+            members = SegmentMember.objects.filter(segment=segment)
+            if touched is not None:
+                audience = audience.filter(pk__in=touched)
+                members = members.filter(person_id__in=touched)
+            now_in = set(audience.values_list("pk", flat=True))
+            known = set(members.values_list("person_id", flat=True))
+            left = known - now_in
             SegmentMember.objects.filter(segment=segment, person_id__in=left).delete()
-            came = sorted(now_in - set(known))
+            came = sorted(now_in - known)
             SegmentMember.objects.bulk_create(
                 [SegmentMember(segment=segment, person_id=pid, since=now) for pid in came], ignore_conflicts=True
             )
@@ -376,10 +409,12 @@ def _schedule_occurrence(trigger: dict[str, Any], zone: str, now: datetime) -> s
     return f"day:{local_now.date().isoformat()}"
 
 
-def on_schedule(now: datetime | None = None, chunk: int = 1000) -> int:
+def on_schedule(now: datetime | None = None, chunk: int = 1000, people: Iterable[int] | None = None) -> int:
     """Everyone with an email address whose local time is within the hour after a schedule's time
-    enters, once per local day (the beat job runs more often than hourly, so nobody is missed)."""
+    enters, once per local day (the beat job runs more often than hourly, so nobody is missed).
+    ``people``: only those of them (the demo's sample); the beat job leaves it out."""
     now = now or timezone.now()
+    only = None if people is None else sorted(set(people))
     entered = 0
     default_zone = campaign_conf.default_timezone()
     for version in live_versions():
@@ -390,6 +425,7 @@ def on_schedule(now: datetime | None = None, chunk: int = 1000) -> int:
         while True:
             rows = list(
                 Person.objects.filter(pk__gt=last, merged_into__isnull=True, traits__has_key="email")
+                .filter(**({} if only is None else {"pk__in": only}))
                 .order_by("pk")
                 .values_list("pk", "traits")[:chunk]
             )

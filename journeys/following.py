@@ -3,7 +3,10 @@
 Ingestion calls :func:`select_events` in the batch's transaction; when any event is one a live
 journey watches (its trigger, an exit condition, a wait's event), the events go into an outbox entry
 written in that same transaction, so they are evaluated even if Redis or the broker is away when
-they are committed. The catalogue sync calls :func:`note_restock` in its transaction the same way.
+they are committed; when a live journey is entered by coming into a saved segment, so do the batch's
+people, whose segments are checked right after the commit (an identify that changes a trait, an
+event that makes a behaviour rule true), instead of at the next periodic check. The catalogue sync
+calls :func:`note_restock` in its transaction the same way.
 The outbox performs the entry (at once after the commit, or by its relay) with :func:`perform_events`
 / :func:`perform_restock`, in the transaction that deletes it; entering is idempotent, so a repeated
 delivery enters nobody twice.
@@ -38,23 +41,38 @@ def connect() -> None:
 
 
 def select_events(rows: Sequence[Any]) -> tuple[str, dict[str, Any]] | None:
-    names = entering.watched_names()
-    if not names:
+    """What a live journey needs of the batch: the events it watches (its trigger, exits, waits) and,
+    when a live journey enters people coming into a saved segment, the people of the batch, whose
+    events or traits may have brought them into it (``entering.on_audiences`` checks only them)."""
+    live = entering.live_versions()
+    if not live:
         return None
+    names: set[str] = set()
+    for version in live:
+        names.update(version.watched or [])
+    payload: dict[str, Any] = {}
     wanted = [
         [person_id, r.kind, r.name, r.item_id, r.properties, r.timestamp.timestamp(), r.message_id, r.position]
         for r, person_id in rows
         if r.kind in names or r.name.lower() in names
     ]
-    return (EVENTS, {"events": wanted}) if wanted else None
+    if wanted:
+        payload["events"] = wanted
+    if any(v.definition["trigger"]["type"] == "audience" for v in live):
+        payload["people"] = sorted({int(person_id) for _, person_id in rows})
+    return (EVENTS, payload) if payload else None
 
 
 def perform_events(entry_id: int, payload: dict[str, Any]) -> None:
+    now = timezone.now()
     events = [
         EventFacts(int(p), k, n, i, dict(props or {}), float(ts), m, int(pos))
-        for p, k, n, i, props, ts, m, pos in payload["events"]
+        for p, k, n, i, props, ts, m, pos in payload.get("events", [])
     ]
-    entering.on_events(events, timezone.now())
+    if events:
+        entering.on_events(events, now)
+    if payload.get("people"):
+        entering.on_audiences(now, people=[int(p) for p in payload["people"]])
 
 
 def note_restock(item_ids: list[str]) -> None:

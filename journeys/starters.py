@@ -99,7 +99,7 @@ STARTERS: dict[str, Starter] = {
                 "type": "event_count",
                 "event": "API Call",
                 "threshold": 500,
-                "period_days": 30,
+                "period": "billing_cycle",
                 "per": "account",
             },
             "steps": [

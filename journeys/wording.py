@@ -59,12 +59,16 @@ def trigger(value: Any) -> str:
     if kind == "event":
         return f"When someone {event_words(value.get('event'))}{_where(value.get('where'))}"
     if kind == "event_count":
-        days = value.get("period_days")
-        period = _plural(days, "day") if isinstance(days, (int, float)) else "… days"
         who = "an account" if value.get("per") == "account" else "someone"
+        if value.get("period") == "billing_cycle":
+            whose = "its" if value.get("per") == "account" else "their account's"
+            period = f"within {whose} billing cycle (counting starts again each cycle)"
+        else:
+            days = value.get("period_days")
+            period = "in a period of " + (_plural(days, "day") if isinstance(days, (int, float)) else "… days")
         return (
             f"When {who} reaches {_text(value.get('threshold'))} × “{_text(value.get('event'))}”"
-            f"{_where(value.get('where'))} in a period of {period}"
+            f"{_where(value.get('where'))} {period}"
         )
     if kind == "audience":
         return f"When someone comes into the segment “{_text(value.get('segment'))}”"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -28,7 +29,7 @@ from catalog.models import Item
 from catalog.services import UPSERT_FIELDS, upsert_items
 from experiments import services as experiments
 from experiments.models import Experiment
-from journeys import advancing, entering, lifecycle, starters
+from journeys import advancing, billing_cycle, entering, lifecycle, starters
 from journeys.definition import EventFacts
 from journeys.models import Journey
 from personalization import feedback
@@ -51,6 +52,15 @@ LOGINS = [
 ]
 # Which CSM looks after which demo accounts.
 CSM_ACCOUNTS = {"csm": ACCOUNTS[:3], "csm2": ACCOUNTS[3:]}
+# The day of the month each account's billing cycle starts (None: calendar months).
+BILLING_DAYS = {
+    "acme-retail": 8,
+    "brightside-travel": 1,
+    "copper-kettle": 15,
+    "dunmore-outdoor": 22,
+    "elm-street-books": None,
+    "foxglove-studio": 28,
+}
 
 HTML = (
     "<h1>Hi {{ person.first_name|default('there') }},</h1>"
@@ -92,7 +102,7 @@ def ensure_accounts() -> list[Account]:
         csm = _user(login)
         for key, name, plan in owned:
             account, _ = Account.objects.update_or_create(
-                external_id=key, defaults={"name": name, "plan": plan, "csm": csm}
+                external_id=key, defaults={"name": name, "plan": plan, "csm": csm, "billing_day": BILLING_DAYS[key]}
             )
             accounts.append(account)
     return accounts
@@ -359,7 +369,7 @@ def seed_experiment(marketer: Any, seed: int = 7, days: int = 21) -> Experiment:
     return experiment
 
 
-# --- journeys: abandoned cart and back in stock live, with people in them ------------------------
+# --- journeys: the five cases live, with people moving through them -------------------------------
 
 CART_HTML = (
     "<h1>Still thinking it over?</h1><p>You left these in your cart:</p>"
@@ -374,8 +384,28 @@ STOCK_HTML = (
     '{% for p in products %}<p><a href="{{ p.url }}">{{ p.title }}</a></p>{% endfor %}'
     '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
 )
-LIVE_JOURNEYS = ("abandoned-cart", "back-in-stock")
+CALENDAR_HTML = (
+    "<h1>One step left: your calendar</h1><p>You connected your CRM. Connect your calendar and every "
+    "meeting lands on the right deal.</p>"
+    '{% for step in journey.pinned %}<p><a href="{{ step.url }}">{{ step.note }}</a></p>{% endfor %}'
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+EXPANSION_HTML = (
+    "<p>Hi {{ person.first_name|default('there') }},</p><p>{{ journey.account.name }} made "
+    "{{ journey.account.count }} API calls this billing cycle. A plan with more room would keep things "
+    "fast; shall we talk it over?</p><p>{{ journey.csm.name }}</p>"
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+DIGEST_HTML = (
+    "<h1>Your week</h1>"
+    '{% for i in journey.picks %}<p><a href="{{ i.url }}">{{ i.title }}</a></p>{% endfor %}'
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+LIVE_JOURNEYS = tuple(starters.STARTERS)  # all five cases
 REPLAY_STEP = timedelta(minutes=15)
+REPLAY_STEP_OLDER = timedelta(hours=6)  # further back than REPLAY_RECENT, nobody waits on a short step
+REPLAY_RECENT = timedelta(days=7)
+EXPANSION_THRESHOLD = 500
 
 
 @dataclass
@@ -401,6 +431,36 @@ def _journey_campaigns(marketer: Any) -> None:
             subject="{{ journey.item.title }} is back in stock",
             html=STOCK_HTML,
             text="{{ journey.item.title }} is back: {{ journey.item.url }}",
+        ),
+        "onboarding-calendar": _values(
+            "Onboarding: connect the calendar (journey template)",
+            "Connect your calendar.",
+            subject="One step left: connect your calendar",
+            html=CALENDAR_HTML,
+            text="{% for step in journey.pinned %}{{ step.note }}: {{ step.url }}\n{% endfor %}",
+        ),
+        "upgrade-prompt": _values(
+            "Upgrade prompt (in the product)",
+            "You are growing fast.",
+            channel=Channel.ONBOARDING,
+            subject="You are growing fast",
+            html="<p>{{ journey.account.name }} made {{ journey.account.count }} API calls this billing cycle.</p>",
+            text="{{ journey.account.name }} made {{ journey.account.count }} API calls this billing cycle.",
+        ),
+        "expansion-csm": _values(
+            "Expansion, from the CSM (journey template)",
+            "Room to grow.",
+            subject="{{ journey.account.name }}: room to grow",
+            html=EXPANSION_HTML,
+            text="{{ journey.account.name }} made {{ journey.account.count }} API calls this billing cycle.",
+        ),
+        "weekly-digest": _values(
+            "Weekly digest (journey template)",
+            "Your week.",
+            subject="Your week: {{ journey.picks|length }} picks",
+            html=DIGEST_HTML,
+            text="{% for i in journey.picks %}- {{ i.title }}: {{ i.url }}\n{% endfor %}",
+            send_time_optimization=True,
         ),
     }
     for key, values in templates.items():
@@ -469,6 +529,112 @@ def _cart_events(people: list[Person], products: list[str], rng: random.Random) 
     return messages
 
 
+def _track(identity: dict[str, Any], event: str, message_id: str, at: datetime, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+        "properties": properties,
+        **identity,
+    }
+
+
+def _onboarding_events(people: list[Person], rng: random.Random) -> list[dict[str, Any]]:
+    """Over the last six days, people say their role and connect the CRM: account executives who did
+    it long enough ago to be shown the calendar step, some who did lately and wait out their three
+    days, some who connected the calendar on their own (they leave), and people of other roles."""
+    now = timezone.now()
+    messages: list[dict[str, Any]] = []
+    for n, person in enumerate(people):
+        identity = campaigns_identity(person.pk)
+        if not identity:
+            continue
+        story = ("shown", "waiting", "connected", "other role", "shown", "waiting")[n % 6]
+        days_ago = rng.uniform(3.3, 5.8) if story in ("shown", "connected") else rng.uniform(0.3, 2.7)
+        at = now - timedelta(days=days_ago)
+        role = "sales_manager" if story == "other role" else "account_executive"
+        messages.append(
+            {
+                "type": "identify",
+                "messageId": f"demo-journey-role-{person.pk}",
+                "timestamp": (at - timedelta(minutes=5)).isoformat(),
+                "traits": {"role": role},
+                **identity,
+            }
+        )
+        messages.append(
+            _track(identity, "Integration Connected", f"demo-journey-crm-{person.pk}", at, integration="crm")
+        )
+        if story == "connected":
+            later = at + timedelta(days=rng.uniform(0.5, 2.5))
+            messages.append(
+                _track(
+                    identity, "Integration Connected", f"demo-journey-cal-{person.pk}", later, integration="calendar"
+                )
+            )
+    return messages
+
+
+def _api_calls(people: list[Person], rng: random.Random) -> list[dict[str, Any]]:
+    """API calls of three accounts' people: one account passed 500 calls in its last billing cycle
+    and again in this one, one in this one only, one is still short of it."""
+    now = timezone.now()
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for person in people:
+        identity = campaigns_identity(person.pk)
+        account = (person.traits or {}).get("account_id")
+        if identity and account:
+            by_account.setdefault(str(account), []).append(identity)
+    plan = [  # account, cycles back (0: this one), calls
+        ("acme-retail", 1, EXPANSION_THRESHOLD + 40),
+        ("acme-retail", 0, EXPANSION_THRESHOLD + 10),
+        ("dunmore-outdoor", 0, EXPANSION_THRESHOLD + 25),
+        ("brightside-travel", 0, EXPANSION_THRESHOLD - 180),
+    ]
+    messages: list[dict[str, Any]] = []
+    for account, back, calls in plan:
+        callers = by_account.get(account, [])[:5]
+        if not callers:
+            continue
+        day = BILLING_DAYS[account]
+        start = billing_cycle.cycle_start(now, day)
+        for _ in range(back):
+            start = billing_cycle.cycle_start(start - timedelta(microseconds=1), day)
+        end = min(billing_cycle.cycle_end(start, day), now - timedelta(minutes=30))
+        if end <= start:
+            continue
+        span = (end - start).total_seconds()
+        moments = sorted(rng.uniform(0, span) for _ in range(calls))
+        for n, offset in enumerate(moments):
+            messages.append(
+                _track(
+                    rng.choice(callers),
+                    "API Call",
+                    f"demo-journey-api-{account}-{back}-{n}",
+                    start + timedelta(seconds=offset),
+                    endpoint=rng.choice(["/v2/contacts", "/v2/deals", "/v2/search"]),
+                )
+            )
+    return messages
+
+
+def _digests(people: list[Person]) -> None:
+    """The last two Mondays: the digest's schedule at 08:10 in Berlin and in London, for a sample of
+    people, each Monday's entries advanced and their emails sent as the workers would."""
+    today = timezone.now().astimezone(ZoneInfo("UTC"))
+    monday = (today - timedelta(days=today.weekday() or 7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    ids = [p.pk for p in people]
+    for week in (7, 0):
+        day = monday - timedelta(days=week)
+        for hour in (7, 8):  # 08:10 in Berlin (and Paris, Madrid, Amsterdam), then in London
+            at = day + timedelta(hours=hour, minutes=10)
+            entering.on_schedule(now=at, people=ids)
+            for step in range(0, 4 * 4):
+                advancing.advance_due(now=at + REPLAY_STEP * step)
+        send_due()
+
+
 def _replay(message_ids: list[str]) -> None:
     """What the event stream and the workers did while those events came in: each event evaluated at
     its time (``journeys.entering.on_events``) and due steps advanced every 15 minutes up to now
@@ -487,7 +653,8 @@ def _replay(message_ids: list[str]) -> None:
     moment = rows[0][5]
     index = 0
     while moment < now:
-        moment = min(moment + REPLAY_STEP, now)
+        step = REPLAY_STEP if now - moment <= REPLAY_RECENT else REPLAY_STEP_OLDER
+        moment = min(moment + step, now)
         batch = []
         while index < len(facts) and facts[index].timestamp <= moment.timestamp():
             batch.append(facts[index])
@@ -522,8 +689,11 @@ def _restock(rng: random.Random) -> str:
 
 
 def seed_journeys(marketer: Any, seed: int = 7, people: int = 60) -> JourneySeed:
-    """The abandoned-cart and back-in-stock journeys live with people in every step, and every other
-    starter as a draft (those whose campaigns are missing are left out)."""
+    """The five cases live with people moving through them: carts bought, left and still in their
+    wait; an item back in stock; account executives shown the calendar step, waiting for day 3 or
+    gone; accounts past 500 API calls in a billing cycle (the CSM's email waiting for approval); the
+    last two Mondays' digests. Events are stored, the journeys launched, then the events replayed at
+    the times they happened, with the journeys' own code."""
     rng = random.Random(seed)
     _journey_campaigns(marketer)
     created: dict[str, Journey] = {}
@@ -542,14 +712,21 @@ def seed_journeys(marketer: Any, seed: int = 7, people: int = 60) -> JourneySeed
         .order_by("external_id")
         .values_list("external_id", flat=True)[:200]
     )
-    carts = _cart_events(_reachable_people(people), products, rng)
-    # Stored before the journey is live (nothing enters yet), then replayed at the times they happened.
-    profiles.ingest_messages(carts, refresh=False)
+    reachable = _reachable_people(people * 4)
+    carts = _cart_events(reachable[:people], products, rng)
+    onboarding = _onboarding_events(reachable[people : people + people // 2], rng)
+    calls = _api_calls(reachable, rng)
+    stream = carts + onboarding + calls
+    # Stored before the journeys are live (nothing enters yet), then replayed at the times they happened.
+    profiles.ingest_messages(stream, refresh=False)
     live = [lifecycle.launch(created[key]) for key in LIVE_JOURNEYS if key in created]
-    _replay([m["messageId"] for m in carts])
+    _replay([m["messageId"] for m in stream if m["type"] == "track"])
     restocked = _restock(rng)
     advancing.advance_due()
     send_due()
+    if "weekly-digest" in created:
+        everyone = Person.objects.filter(merged_into=None, traits__has_key="email").order_by("pk")
+        _digests(list(everyone[: people // 2]))
     drafts = [j for key, j in created.items() if key not in LIVE_JOURNEYS]
     return JourneySeed(live, drafts, restocked)
 

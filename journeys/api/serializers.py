@@ -10,7 +10,8 @@ from journeys.models import Journey, Segment
 
 DEFINITION_HELP = (
     'The journey: {"trigger": {...}, "steps": [...], "exit_on": [...], "reentry": {...}, "holdout_share": 0.1}. '
-    "Triggers: event, event_count (per person or account), audience, back_in_stock, price_drop, schedule; steps: "
+    'Triggers: event, event_count (per person or account; over period_days or "period": "billing_cycle", the '
+    "account's billing cycle), audience, back_in_stock, price_drop, schedule; steps: "
     "wait, branch, require_approval, send_email, update_surface, exit. See docs/journeys.md."
 )
 

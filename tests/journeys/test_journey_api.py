@@ -66,6 +66,22 @@ def test_a_wrong_definition_is_refused_naming_the_field() -> None:
     assert not Journey.objects.exists()
 
 
+def test_a_count_per_billing_cycle_is_accepted_and_a_wrong_period_refused_naming_the_field() -> None:
+    cart_campaign()
+    client = signed_in("Marketer")
+    trigger = {"type": "event_count", "event": "API Call", "threshold": 500, "per": "account"}
+    steps = [{"id": "send", "type": "send_email", "campaign": "cart-reminder"}]
+    wrong = {"trigger": {**trigger, "period": "quarter"}, "steps": steps}
+    answer = client.post("/api/v1/journeys", {"key": "usage", "name": "Usage", "definition": wrong}, format="json")
+    assert answer.status_code == 400 and answer.json()["attr"] == "definition.trigger.period"
+    assert not Journey.objects.exists()
+    right = {"trigger": {**trigger, "period": "billing_cycle"}, "steps": steps}
+    created = client.post("/api/v1/journeys", {"key": "usage", "name": "Usage", "definition": right}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["definition"]["trigger"]["period"] == "billing_cycle"
+    assert "period_days" not in created.json()["definition"]["trigger"]
+
+
 def test_an_analyst_reads_but_changes_nothing() -> None:
     cart_campaign()
     signed_in("Marketer").post(

@@ -42,6 +42,10 @@ def test_the_abandoned_cart_reads_as_plain_language():
     ("trigger", "words"),
     [
         ({"type": "event_count", "event": "API Call", "threshold": 500, "period_days": 30}, "reaches 500 × “API Call”"),
+        (
+            {"type": "event_count", "event": "API Call", "threshold": 500, "period": "billing_cycle", "per": "account"},
+            "When an account reaches 500 × “API Call” within its billing cycle (counting starts again each cycle)",
+        ),
         ({"type": "back_in_stock", "interest": ["view"], "within_days": 14}, "everyone who viewed it in the last 14"),
         ({"type": "schedule", "every": "weekly", "weekday": 0, "local_time": "08:00"}, "Every Monday at 08:00"),
         ({"type": "event", "event": "Signed Up", "where": {"plan": "pro"}}, "does “Signed Up” with plan = pro"),
@@ -291,3 +295,26 @@ def test_the_newer_kinds_read_in_words_and_in_a_test_run():
     assert not result.entered and "segment “trial-power-users”" in result.entry
     assert [s.id for s in result.path] == ["prompt", "pin", "b", "mail"]
     assert result.path[2].happens.startswith("they are in the segment")
+
+
+def test_a_count_per_billing_cycle_in_the_form_and_in_a_test_run():
+    definition = validate(
+        {
+            "trigger": {"type": "event_count", "event": "API Call", "threshold": 3, "period": "billing_cycle"},
+            "steps": [{"id": "s", "type": "send_email", "campaign": "upgrade"}],
+        }
+    )
+    form = builder.from_definition(definition, "usage", "Usage")
+    assert form.values["trigger_period"] == "billing_cycle"
+    assert validate(builder.to_definition(builder.read_form(_post(form)))) == definition
+    # The builder names the field of a wrong period, as it does for every field.
+    assert builder.field_for("definition.trigger.period") == "trigger_period"
+    # Cycles start on the 10th for this person's account: two calls before it, two after.
+    cycle = datetime(2026, 11, 10, tzinfo=UTC)  # the cycle NOW falls in
+    calls = [event("API Call", cycle - timedelta(hours=2 - h), n=h) for h in range(2)]
+    calls += [event("API Call", cycle + timedelta(minutes=10 + h), n=10 + h) for h in range(2)]
+    person = dry_run.Person({"account_id": "acme"}, {}, billing_day=10)
+    result = dry_run.trace(definition, calls, person, NOW)
+    assert not result.entered and result.entry.startswith("2 of 3 “API Call” in this billing cycle")
+    by_month = dry_run.trace(definition, calls, dry_run.Person({}, {}), NOW)  # no billing day: calendar months
+    assert by_month.entered and by_month.entered_at == cycle + timedelta(minutes=10)  # November's third call

@@ -15,7 +15,8 @@ from campaigns.models import Message, MessageState
 from catalog import services as catalog
 from journeys import entering, lifecycle, services
 from journeys.measuring import step_measures
-from journeys.models import Entry, EntryState, StepRun
+from journeys.models import Entry, EntryState, SegmentMember, StepRun
+from profiles.models import OutboxEntry
 from tests.campaigns.conftest import make_campaign, person, track
 from tests.journeys.conftest import item, relay
 from tests.journeys.test_journey_api import signed_in
@@ -260,3 +261,52 @@ def test_a_send_within_a_window_goes_at_the_best_hour_inside_it() -> None:
     assert now <= message.scheduled_for <= now + timedelta(hours=3)
     assert value[outside] > value[hour_of_week(message.scheduled_for, "UTC")]
     assert message.send_time_source == "cold_start"  # the model's, for someone without a history
+
+
+def test_coming_into_a_segment_through_ingestion_enters_within_the_commit_without_the_periodic_check(
+    secret_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    lifecycle.save_segment("trials", "On a trial", {"all": [{"field": "trait.plan", "op": "eq", "value": "trial"}]})
+    lifecycle.save_segment(
+        "carters", "Carted twice", {"all": [{"field": "event.add_to_cart", "op": "at_least", "value": {"times": 2}}]}
+    )
+    trials = live("welcome-trial", {"trigger": {"type": "audience", "segment": "trials"}})
+    carters = live("carters", {"trigger": {"type": "audience", "segment": "carters"}})
+    ann = person("ann", plan="pro")
+    bob = person("bob", plan="pro")
+    relay()  # their identify's outbox entries, as after those commits
+    assert entering.on_audiences() == 0  # the periodic check has seen them (outside both)
+
+    def post(path: str, body: dict[str, Any]) -> None:
+        # As the API answers: the batch commits, then its outbox entry is delivered at once.
+        with django_capture_on_commit_callbacks(execute=True):
+            response = secret_client.post(path, body, format="json")
+        assert response.status_code == 200, response.content
+
+    # A trait update through identify brings ann into "trials": she enters now, bob (unchanged) does not.
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "trial"}, "messageId": "i-1"})
+    assert list(Entry.objects.filter(journey=trials).values_list("person_id", flat=True)) == [ann.pk]
+    assert not OutboxEntry.objects.filter(action="journey_events").exists()  # delivered after the commit
+
+    # Events: bob's second add to cart brings him into "carters"; the first does not.
+    cart = {"type": "track", "userId": "bob", "event": "Product Added", "properties": {"product_id": "a1"}}
+    post("/api/v1/track", {**cart, "messageId": "t-1"})
+    assert not Entry.objects.filter(journey=carters).exists()
+    post("/api/v1/track", {**cart, "messageId": "t-2"})
+    entry = Entry.objects.get(journey=carters)
+    assert entry.person_id == bob.pk and entry.context == {"segment": "carters"}
+
+    # Nothing more for the periodic check to find, and nobody enters twice for the same coming in.
+    assert entering.on_audiences() == 0
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "trial"}, "messageId": "i-2"})
+    assert Entry.objects.filter(journey=trials).count() == 1
+
+    # Leaving through a trait update is noticed at once too, so coming back is a new coming in.
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "pro"}, "messageId": "i-3"})
+    assert not SegmentMember.objects.filter(segment__key="trials", person=ann).exists()
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "trial"}, "messageId": "i-4"})
+    assert Entry.objects.filter(journey=trials, person=ann).count() == 1  # re-entry after_exit: still active
+    Entry.objects.filter(journey=trials).update(state=EntryState.DONE)
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "pro"}, "messageId": "i-5"})
+    post("/api/v1/identify", {"type": "identify", "userId": "ann", "traits": {"plan": "trial"}, "messageId": "i-6"})
+    assert Entry.objects.filter(journey=trials, person=ann).count() == 2

@@ -17,7 +17,7 @@ from campaigns.models import Campaign, CampaignStatus, Message, MessageState
 from experiments import services as experiments
 from experiments.models import Experiment, Exposure
 from journeys.counting import journey_flow
-from journeys.models import Entry, Journey, JourneyStatus
+from journeys.models import Entry, Journey, JourneyStatus, SurfacePin
 from journeys.starters import STARTERS
 from personalization.models import Impression, Surface, SurfaceDailyStats
 
@@ -70,7 +70,8 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     assert User.objects.get(username="demo").check_password("demo")
     queue = campaigns.visible_messages(csm).filter(state=MessageState.PENDING_APPROVAL)
     assert queue.exists() and set(queue.values_list("account__csm__username", flat=True)) == {"csm"}
-    assert queue.count() < waiting.count()  # csm2's accounts are not in it
+    everything_waiting = Message.objects.filter(state=MessageState.PENDING_APPROVAL)
+    assert queue.count() < everything_waiting.count()  # csm2's accounts are not in it
 
     # An experiment with exposures and a stored result that reads as a decision.
     experiment = Experiment.objects.get(key="homepage-margin-weight")
@@ -78,25 +79,62 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     snapshot = experiments.latest_results(experiment)
     assert snapshot is not None and snapshot.data["decision"]
 
-    # Journeys: abandoned cart and back in stock live, people in every step of the cart's flow.
-    cart = Journey.objects.get(key="abandoned-cart")
-    assert cart.status == JourneyStatus.LIVE
-    flow = journey_flow(cart)
+    # Journeys: the five cases live, each with people at more than one step (the digest has one step:
+    # people on it from the last two Mondays, sent and held out).
+    flows = {}
+    for key in STARTERS:
+        journey = Journey.objects.get(key=key)
+        assert journey.status == JourneyStatus.LIVE, key
+        flows[key] = journey_flow(journey)
+        reached = [s.id for s in flows[key].steps if s.entered > 0]
+        assert len(reached) > 1 or (len(flows[key].steps) == 1 and flows[key].steps[0].entered > 10), key
+
+    flow = flows["abandoned-cart"]
     wait, send = flow.steps
     assert wait.entered > 10 and wait.waiting > 0 and wait.moved_on > 0
     assert wait.exit_reasons.get("exit event: Order Completed", 0) > 0
     assert send.entered == send.moved_on > 0 and flow.entries["done"] == send.moved_on
+    assert flow.entries["held_out"] > 0
     emails = Message.objects.filter(origin__startswith="journey:", campaign__key="cart-reminder")
     assert emails.count() == send.moved_on
     assert emails.filter(state=MessageState.SENT).exists() and "× " in emails.filter(state=MessageState.SENT)[0].html
     stock = Journey.objects.get(key="back-in-stock")
-    assert stock.status == JourneyStatus.LIVE
     restocked = sorted(set(Entry.objects.filter(journey=stock).values_list("context__item__id", flat=True)))
     assert len(restocked) == 1 and Entry.objects.filter(journey=stock).count() >= 3
     assert Message.objects.filter(origin__startswith="journey:", campaign__key="back-in-stock").exists()
-    drafts = [k for k in STARTERS if k not in ("abandoned-cart", "back-in-stock")]
-    assert set(Journey.objects.filter(status=JourneyStatus.DRAFT).values_list("key", flat=True)) == set(drafts)
-    said = ", ".join(["abandoned-cart (live)", "back-in-stock (live)", *(f"{k} (draft)" for k in drafts)])
+
+    # Onboarding day 3: other roles leave at the branch, some wait for day 3, some connected the
+    # calendar on their own (exit), the others were shown the step on the checklist and emailed.
+    steps = {s.id: s for s in flows["onboarding-day-3"].steps}
+    assert steps["is-ae"].outcomes.get("then", 0) > 0 and steps["is-ae"].outcomes.get("else", 0) > 0
+    assert steps["not-for-them"].entered > 0
+    assert steps["day-3"].waiting > 0
+    assert sum(s.exit_reasons.get("exit event: Integration Connected", 0) for s in steps.values()) > 0
+    assert steps["checklist"].entered > 0 and steps["email"].moved_on > 0
+    assert SurfacePin.objects.filter(surface="onboarding-checklist", item_id="connect-calendar").exists()
+    assert Message.objects.filter(origin__startswith="journey:", campaign__key="onboarding-calendar").exists()
+
+    # Expansion: accounts past 500 API calls in a billing cycle, once per account and cycle; the prompt
+    # is in the product and the CSM's email waits in their approval queue.
+    expansion = Entry.objects.filter(journey__key="expansion")
+    occurrences = sorted(expansion.values_list("occurrence", flat=True))
+    assert len(occurrences) == 3 and all(":cycle:" in o for o in occurrences)
+    assert sum(o.startswith("account:acme-retail:") for o in occurrences) == 2  # its last cycle and this one
+    assert all(s.entered == 3 for s in flows["expansion"].steps)
+    csm_emails = Message.objects.filter(campaign__key="expansion-csm", state=MessageState.PENDING_APPROVAL)
+    assert csm_emails.count() == 3
+    assert set(csm_emails.values_list("account__csm__username", flat=True)) == {"csm", "csm2"}
+    assert Message.objects.filter(campaign__key="upgrade-prompt").count() == 3
+
+    # Weekly digest: the last two Mondays, each person once a Monday; emails with picks went out.
+    digest = Entry.objects.filter(journey__key="weekly-digest")
+    assert len({o for o in digest.values_list("occurrence", flat=True)}) == 2
+    assert digest.filter(state="held_out").exists()
+    sent_digests = Message.objects.filter(campaign__key="weekly-digest", state=MessageState.SENT)
+    assert sent_digests.exists() and all(m.item_ids for m in sent_digests)
+
+    assert not Journey.objects.filter(status=JourneyStatus.DRAFT).exists()
+    said = ", ".join(f"{k} (live)" for k in STARTERS)
     assert f"Journeys: {said}; {restocked[0]} back in stock." in seeded
 
     # The pages the console added last show data on the first run: the home page's figures, the
@@ -116,7 +154,7 @@ def test_the_demo_has_data_for_every_console_page(seeded, tmp_path):
     rows = {row.key: row for row in home["surfaces"]}
     assert rows["homepage"].answers > 0 and rows["homepage"].revenue > 0 and not rows["homepage"].answers_chart.empty
     assert {r["campaign"].key for r in home["campaigns"]} >= {"account-renewal-picks", "weekend-sale-preview"}
-    assert home["approvals"]["total"] == waiting.count()
+    assert home["approvals"]["total"] == everything_waiting.count()
     assert "homepage-margin-weight" in {r["experiment"].key for r in home["experiments"]}
     performance = _performance(Surface.objects.get(key="homepage"))
     assert all(not chart.empty for chart in performance["charts"])
