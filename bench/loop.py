@@ -8,8 +8,18 @@ from what a surface shows them by a planted preference model: each person likes 
 looked at with probability 1 / (1 + p) ** 0.8, and a looked-at item is clicked with probability
 ``0.6 * taste(category) * appeal`` (a third of that for an item the person has already touched);
 a click becomes a purchase with probability ``0.3 * taste / 0.6``. Besides the surface, people
-browse on their own by the same tastes (one or two views and sometimes a purchase per visit). On
-day ``--drift-day`` the tastes of ``--drift-share`` of the people move to two other categories.
+browse on their own by the same tastes (one or two views and sometimes a purchase per visit).
+
+The drift, on day ``--drift-day``, is a new season, as a fashion or home shop sees it each spring
+and autumn: ``--new-items`` (80) new items, spread over the same categories with appeals drawn as
+the others', enter the catalogue that morning; last season's items keep half their appeal
+(``SEASON_FADE``: out of fashion, no longer promoted), and ``--drift-share`` (30 %) of the people
+move their liked categories to two others. People find the new items by browsing on their own
+from the first day. A model fitted before the season cannot serve the new items at all (serving
+proposes only items the model knows) and still ranks last season's by their old appeal; a refit
+knows the new items from the events on them. (The earlier drift, people moving between existing
+categories only, was followed by the never-retrained model through each person's latest events:
+retraining had nothing to add.)
 
 Each arm runs in its own process and its own scratch database (PostgreSQL when ``DATABASE_URL`` is
 set, else the embedded SQLite default), through the project's own code: people and events enter by
@@ -34,7 +44,11 @@ with each arm's click-through over the last 10 days, its ratio to ``none``, and 
 detection delay (days from the drift's start to the end of the day whose watch fired).
 
 The engine's settings for the fits are sized for this small shop (``ENGINE_SETTINGS`` below), the
-same for every arm; nothing in them was chosen by looking at the results. The shop serves
+same for every arm; nothing in them was chosen by looking at the results. The label windows are a
+week long (``horizon_days`` 7): with the default 30 days no window has a past in a 44-day history,
+and the ranker's lists fall back to each person's last events (the fit's ``lists`` says which was
+used). Each night's fits are printed with the gate's two figures and basis,
+the ranker's lists and rows, and the exposure rows and negatives that reached them. The shop serves
 ``--visits`` (400) answers a day, under the drift rule's default ``min_answers`` of 500, so the
 bench sets the rule's ``min_answers`` to ``--min-answers`` (300); every other threshold is the
 default. Each arm is a process of its own: ``--jobs`` arms run at once (2 by default, for 2 cores).
