@@ -1,6 +1,7 @@
 """The closed loop, simulated: does the engine keep up with a shop whose people change their minds?
 
-    .venv/bin/python bench/loop.py --seed 7
+    .venv/bin/python bench/loop.py --seed 7            # 30 days, the drift on day 15
+    .venv/bin/python bench/loop.py --seed 7 --quick    # 14 days, the drift on day 4, 300 visits a day
 
 A generated shop (``--items`` items in 8 categories, ``--people`` people) whose people click and buy
 from what a surface shows them by a planted preference model: each person likes two categories
@@ -8,8 +9,18 @@ from what a surface shows them by a planted preference model: each person likes 
 looked at with probability 1 / (1 + p) ** 0.8, and a looked-at item is clicked with probability
 ``0.6 * taste(category) * appeal`` (a third of that for an item the person has already touched);
 a click becomes a purchase with probability ``0.3 * taste / 0.6``. Besides the surface, people
-browse on their own by the same tastes (one or two views and sometimes a purchase per visit). On
-day ``--drift-day`` the tastes of ``--drift-share`` of the people move to two other categories.
+browse on their own by the same tastes (one or two views and sometimes a purchase per visit).
+
+The drift, on day ``--drift-day``, is a new season, as a fashion or home shop sees it each spring
+and autumn: ``--new-items`` (80) new items, spread over the same categories with appeals drawn as
+the others', enter the catalogue that morning; last season's items keep half their appeal
+(``SEASON_FADE``: out of fashion, no longer promoted), and ``--drift-share`` (30 %) of the people
+move their liked categories to two others. People find the new items by browsing on their own
+from the first day. A model fitted before the season cannot serve the new items at all (serving
+proposes only items the model knows) and still ranks last season's by their old appeal; a refit
+knows the new items from the events on them. (The earlier drift, people moving between existing
+categories only, was followed by the never-retrained model through each person's latest events:
+retraining had nothing to add.)
 
 Each arm runs in its own process and its own scratch database (PostgreSQL when ``DATABASE_URL`` is
 set, else the embedded SQLite default), through the project's own code: people and events enter by
@@ -34,7 +45,11 @@ with each arm's click-through over the last 10 days, its ratio to ``none``, and 
 detection delay (days from the drift's start to the end of the day whose watch fired).
 
 The engine's settings for the fits are sized for this small shop (``ENGINE_SETTINGS`` below), the
-same for every arm; nothing in them was chosen by looking at the results. The shop serves
+same for every arm; nothing in them was chosen by looking at the results. The label windows are a
+week long (``horizon_days`` 7): with the default 30 days no window has a past in a 44-day history,
+and the ranker's lists fall back to each person's last events (the fit's ``lists`` says which was
+used). Each night's fits are printed with the gate's two figures and basis,
+the ranker's lists and rows, and the exposure rows and negatives that reached them. The shop serves
 ``--visits`` (400) answers a day, under the drift rule's default ``min_answers`` of 500, so the
 bench sets the rule's ``min_answers`` to ``--min-answers`` (300); every other threshold is the
 default. Each arm is a process of its own: ``--jobs`` arms run at once (2 by default, for 2 cores).
@@ -45,6 +60,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +80,7 @@ ARMS = ("none", "nightly", "nightly_exposure", "drift")
 START = datetime(2026, 3, 2, tzinfo=UTC)  # the first simulated day (a Monday)
 CATEGORIES = 8
 SLOTS = 8
+SEASON_FADE = 0.5  # last season's items keep half their appeal once the new season is in the shop
 ENGINE_SETTINGS = {
     "als_factors": 32,
     "als_iterations": 10,
@@ -71,6 +88,9 @@ ENGINE_SETTINGS = {
     "train_candidates": 60,
     "n_candidates": 200,
     "train_threads": 1,
+    # Label windows of a week: with 30-day windows (the default) no window has a past in a shop
+    # whose history is 14 + 30 days, and the ranker's lists fall back to each person's last events.
+    "horizon_days": 7.0,
 }
 SURFACE = {
     "size": SLOTS,
@@ -91,6 +111,7 @@ class World:
     n_items: int
     drift_share: float
     visits_per_day: int
+    new_items: int = 0
     category: np.ndarray = field(init=False)
     appeal: np.ndarray = field(init=False)
     taste: np.ndarray = field(init=False)
@@ -99,8 +120,12 @@ class World:
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 0])
-        self.category = np.arange(self.n_items) % CATEGORIES
-        self.appeal = np.exp(rng.normal(0.0, 0.35, self.n_items))
+        total = self.n_items + self.new_items
+        self.category = np.arange(total) % CATEGORIES
+        self.appeal = np.exp(rng.normal(0.0, 0.35, total))
+        # The new season's items are not in the shop before the drift: nobody can be shown or find them.
+        self.appeal[self.n_items :] = 0.0
+        self.season_appeal = np.exp(np.random.default_rng([self.seed, 6]).normal(0.0, 0.35, self.new_items))
         self.taste = np.stack([self._taste(rng) for _ in range(self.n_people)])
         self.activity = rng.gamma(1.5, 1.0, self.n_people)
         self.activity /= self.activity.sum()
@@ -115,7 +140,11 @@ class World:
         return taste
 
     def drift(self) -> None:
+        """The new season: its items arrive, last season's lose half their appeal, and some people
+        move to other categories."""
         rng = np.random.default_rng([self.seed, 1])
+        self.appeal[: self.n_items] *= SEASON_FADE
+        self.appeal[self.n_items :] = self.season_appeal
         moved = rng.random(self.n_people) < self.drift_share
         for person in np.flatnonzero(moved).tolist():
             liked = tuple(np.argsort(-self.taste[person])[:2].tolist())
@@ -209,23 +238,27 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
     _patch_clock(clock)
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    world = World(args.seed, args.people, args.items, args.drift_share, args.visits)
+    world = World(args.seed, args.people, args.items, args.drift_share, args.visits, args.new_items)
     warmup = args.warmup_days
     clock.at = _day(-warmup) - timedelta(days=1)
-    Item.objects.bulk_create(
-        [
-            Item(
-                external_id=f"sku-{i:04d}",
-                title=f"Item {i} of category {world.category[i]}",
-                category=f"Category {world.category[i]}",
-                brand=f"Brand {i % 23}",
-                price=10 + i % 40,
-                stock=1000,
-                published_at=_day(-warmup - 60),
-            )
-            for i in range(args.items)
-        ]
-    )
+
+    def add_items(numbers: range, published: datetime, season: str) -> None:
+        Item.objects.bulk_create(
+            [
+                Item(
+                    external_id=f"sku-{i:04d}",
+                    title=f"Item {i} of category {world.category[i]}, {season}",
+                    category=f"Category {world.category[i]}",
+                    brand=f"Brand {i % 23}",
+                    price=10 + i % 40,
+                    stock=1000,
+                    published_at=published,
+                )
+                for i in numbers
+            ]
+        )
+
+    add_items(range(args.items), _day(-warmup - 60), "last season")
     countries = ("France", "Spain", "Norway", "Germany")
     for start in range(0, args.people, 1000):
         ingest_messages(
@@ -245,7 +278,7 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         chance = world.taste[person][world.category] * world.appeal
         for k in range(int(rng.integers(1, 3))):
-            item = int(rng.choice(args.items, p=chance / chance.sum()))
+            item = int(rng.choice(chance.shape[0], p=chance / chance.sum()))
             when = at + timedelta(minutes=5 + 3 * k)
             messages.append(
                 _track(f"u{person}", "Product Viewed", {"product_id": f"sku-{item:04d}"}, when, f"{tag}v{k}")
@@ -273,9 +306,12 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
 
     days: list[dict[str, Any]] = []
     fired: list[int] = []
+    seen_fit = first.pk
     for day in range(args.days):
         if day == args.drift_day:
             world.drift()
+            clock.at = _day(day)
+            add_items(range(args.items, args.items + args.new_items), _day(day), "new season")
         shown_clicks = oracle = 0.0
         pending: list[dict[str, Any]] = []
         impressions: list[Any] = []
@@ -345,6 +381,8 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
             clock.at = _day(day + 1) + timedelta(hours=2)
             retrain_on_schedule.apply()
         stats = SurfaceDailyStats.objects.get(day=_day(day).date())
+        fits = [_fit_record(v) for v in ModelVersion.objects.filter(pk__gt=seen_fit).order_by("id")]
+        seen_fit = max([seen_fit, *(f["version"] for f in fits)])
         days.append(
             {
                 "day": day,
@@ -356,6 +394,7 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
                 "oracle_share": shown_clicks / oracle if oracle else 0.0,
                 "day_seconds": round(night_started - day_started, 1),
                 "night_seconds": round(time.perf_counter() - night_started, 1),
+                "fits": fits,
             }
         )
         print(json.dumps({"arm": args.arm, **days[-1]}), file=sys.stderr, flush=True)
@@ -368,6 +407,25 @@ def run_arm(args: argparse.Namespace) -> dict[str, Any]:
         "fits_activated": sum(1 for status, _ in versions if status in ("active", "retired")),
         "fits_refused": sum(1 for status, _ in versions if status == "rejected"),
         "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _fit_record(version: Any) -> dict[str, Any]:
+    """What a fit did: the gate's two figures and basis, and what reached the ranker."""
+    metrics, engine = version.metrics or {}, (version.training or {}).get("engine") or {}
+    exposure = engine.get("exposure") or {}
+    active = metrics.get("active") or {}
+    return {
+        "version": version.pk,
+        "status": version.status,
+        "ndcg": round((metrics.get("holdout") or {}).get("ndcg", float("nan")), 4),
+        "active_ndcg": round(active["ndcg"], 4) if active.get("ndcg") is not None else None,
+        "basis": active.get("basis"),
+        "lists": engine.get("lists"),
+        "ranker_lists": engine.get("groups"),
+        "ranker_rows": engine.get("rows"),
+        "exposure_rows": exposure.get("list_rows", 0),
+        "exposure_negatives": exposure.get("negatives", 0),
     }
 
 
@@ -477,13 +535,25 @@ def main(argv: list[str] | None = None) -> int:
         help="The drift rule's min_answers (default rule: 500), below the simulated shop's answers a day.",
     )
     parser.add_argument("--drift-day", type=int, default=15)
-    parser.add_argument("--drift-share", type=float, default=0.7)
+    parser.add_argument(
+        "--drift-share", type=float, default=0.3, help="Share of the people whose liked categories move at the drift."
+    )
+    parser.add_argument(
+        "--new-items", type=int, default=80, help="Items of the new season, added to the catalogue at the drift."
+    )
     parser.add_argument("--batch", type=int, default=50, help="Visits answered before their events are ingested.")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--jobs", type=int, default=2, help="Arms run at once (one process each).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="The shorter run: --days 14 --drift-day 4 --visits 300 --min-answers 200 (about a third of the CPU).",
+    )
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.days, args.drift_day, args.visits, args.min_answers = 14, 4, 300, 200
     if args.arm:
         result = run_arm(args)
         Path(args.out).write_text(json.dumps(result), encoding="utf-8")
@@ -494,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--arms: unknown arm {unknown[0]} (known: {', '.join(ARMS)})")
     base_url = os.environ.get("DATABASE_URL") or None
+    # Stopped (SIGTERM): the arms' processes are ended too, by the ``finally`` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:

@@ -183,6 +183,8 @@ def outcome(version: ModelVersion) -> str:
                 f"Refused by the gate: hold-out NDCG@20 {own:.4f} below the active version {active.get('version')}'s"
                 f" {active['ndcg']:.4f} ({active.get('basis') or 'same hold-out'}); the active version kept serving."
             )
+        if active.get("basis"):
+            return f"Refused by the gate: {active['basis']}; the active version kept serving."
         return "Refused by the gate; the active version kept serving."
     if version.status == VersionStatus.TRAINING:
         return f"Training: {version.stage or 'starting'} ({version.progress}%)"

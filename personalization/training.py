@@ -8,8 +8,12 @@
    candidate on what came before and score it and the active version on the same hold-out;
 3. if the candidate is not worse, refit on everything and activate that; else keep it, rejected.
 
-An active version whose training data reaches into the hold-out has seen it; then the candidate
-is compared with the score the active version had on its own hold-out, and the record says so.
+Both are scored on a hold-out that neither has seen: when the active version's training data
+reaches past the usual cut-off (a nightly fit's active version was fitted yesterday), the hold-out
+starts where its data ended, and the candidate is fitted on everything before that. When nothing
+came after the active version's data, its recorded score counts only if it was measured on the very
+same split (same cut-off, same data end); otherwise there is nothing to compare on and the candidate
+is refused, with that reason. The record says which basis was used.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -125,11 +130,16 @@ def engine_config() -> EngineConfig:
     )
 
 
-def holdout_split(dataset: Dataset) -> EvaluationSplit:
+def holdout_split(dataset: Dataset, fresh_after: float | None = None) -> EvaluationSplit:
+    """The most recent events (the last 7 days, or a tenth of the span when shorter) as hold-out;
+    with ``fresh_after`` (the end of the active version's training data), only events after it."""
     if not dataset.has_timestamps or not len(dataset.events):
         return split_by_holdout(dataset)
     start, end = float(dataset.events.time.min()), float(dataset.events.time.max())
-    return split_by_cutoff(dataset, end - min(HOLDOUT_DAYS * 86400.0, (end - start) / 10.0))
+    cutoff = end - min(HOLDOUT_DAYS * 86400.0, (end - start) / 10.0)
+    if fresh_after is not None and fresh_after < end and fresh_after >= cutoff:
+        cutoff = float(np.nextafter(fresh_after, np.inf))  # its last event stays in the history
+    return split_by_cutoff(dataset, cutoff)
 
 
 def train_version(version: ModelVersion, progress: Progress | None = None) -> ModelVersion:
@@ -146,14 +156,14 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
             dataset = load_interchange(tmp)
         if not len(dataset.events):
             raise ValueError("There are no events to learn from yet.")
-        split = holdout_split(dataset)
+        active = registry.active_version()
+        split = holdout_split(dataset, _data_end(active))
         step(20, "fitting a candidate on events before the hold-out")
         candidate = Engine.fit(split.train, engine_config(), as_of=split.as_of)
         step(55, "scoring the candidate and the active version on the hold-out")
         score = holdout_score(candidate, split)
-        active = registry.active_version()
-        active_score, basis = _active_score(active, split)
-        passed = not_worse(score, active_score)
+        active_score, basis = _active_score(active, split, dataset)
+        passed = not_worse(score, active_score) and not (active is not None and active_score is None)
         folder = f"v{version.pk}"
         with model_storage.store().new_folder(folder) as written:
             if passed:
@@ -166,9 +176,10 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
         version.metrics = {
             "holdout": score.as_dict(),
             "split": split.description,
+            "split_as_of": split.as_of,
             "active": {"version": active.pk, **active_score.as_dict(), "basis": basis}
             if active and active_score
-            else None,
+            else ({"version": active.pk, "basis": basis} if active else None),
             "passed_gate": passed,
         }
         version.training = {
@@ -193,13 +204,28 @@ def train_version(version: ModelVersion, progress: Progress | None = None) -> Mo
     return version
 
 
-def _active_score(active: ModelVersion | None, split: EvaluationSplit) -> tuple[HoldoutScore | None, str]:
+def _data_end(version: ModelVersion | None) -> float | None:
+    end = (version.training or {}).get("data_end") if version is not None else None
+    return float(end) if end is not None else None
+
+
+def _active_score(
+    active: ModelVersion | None, split: EvaluationSplit, dataset: Dataset
+) -> tuple[HoldoutScore | None, str]:
+    """The active version's score on the candidate's hold-out, and on what basis; (None, why) when
+    there is no hold-out both are fresh to."""
     if active is None:
         return None, ""
-    data_end = (active.training or {}).get("data_end")
-    if data_end is not None and data_end < split.as_of:
+    data_end = _data_end(active)
+    if data_end is None or data_end < split.as_of:
+        if not split.test:
+            return None, "no hold-out: nobody with history came back after the cut-off"
         return holdout_score(Engine.load(registry.artifact_path(active)), split), "same hold-out"
+    # Nothing came after the active version's data: its recorded score stands for it only when it
+    # was measured on this very split (the same events, the same cut-off).
     recorded = (active.metrics or {}).get("holdout")
-    if not recorded:
-        return None, ""
-    return HoldoutScore(recorded["ndcg"], recorded["recall"], recorded["people"]), "its own earlier hold-out"
+    same_split = (active.metrics or {}).get("split_as_of") == split.as_of and dataset.has_timestamps
+    same_split = same_split and data_end == float(dataset.events.time.max())
+    if recorded and same_split:
+        return HoldoutScore(recorded["ndcg"], recorded["recall"], recorded["people"]), "same hold-out, as recorded"
+    return None, "no hold-out both are fresh to: no events after the active version's training data"

@@ -38,19 +38,53 @@ def test_first_training_activates_and_serves(store, model_storage):
 
 def test_registry_refuses_a_worse_version(store, model_storage):
     active = _train()
-    # The active version scored perfectly on a hold-out it was measured on; nothing can match it.
+    # No event came since; the active version scored perfectly on this very split, nothing can match it.
     active.metrics = {**active.metrics, "holdout": {"ndcg": 1.0, "recall": 1.0, "people": 50}}
-    active.training = {**active.training, "data_end": 4e9}
     active.save()
 
     candidate = _train()
 
     assert candidate.status == VersionStatus.REJECTED
     assert candidate.metrics["passed_gate"] is False
-    assert candidate.metrics["active"]["basis"] == "its own earlier hold-out"
+    assert candidate.metrics["active"]["basis"] == "same hold-out, as recorded"
+    assert candidate.metrics["split_as_of"] == active.metrics["split_as_of"]
     assert registry.active_version() == active
     with pytest.raises(registry.ActivationRefused):
         registry.activate(candidate, by="someone")
+    assert registry.active_version() == active
+
+
+def test_the_gate_scores_both_versions_on_a_hold_out_neither_has_seen(store, model_storage):
+    active = _train()
+    # As if the active version had been fitted two days ago (inside the usual 7-day hold-out), with a
+    # perfect figure on its own, earlier hold-out: that figure must not be what the candidate meets.
+    data_end = active.training["data_end"] - 2 * 86400.0
+    active.metrics = {**active.metrics, "holdout": {"ndcg": 1.0, "recall": 1.0, "people": 50}, "split_as_of": 0.0}
+    active.training = {**active.training, "data_end": data_end}
+    active.save()
+
+    candidate = _train()
+
+    assert candidate.metrics["active"]["basis"] == "same hold-out"
+    # The hold-out starts after the active version's data: both are scored on events neither saw.
+    assert data_end < candidate.metrics["split_as_of"] < data_end + 1.0
+    assert candidate.metrics["active"]["ndcg"] < 1.0, "scored on the fresh hold-out, not the recorded figure"
+    assert candidate.metrics["active"]["people"] == candidate.metrics["holdout"]["people"] > 0
+    passed = candidate.metrics["holdout"]["ndcg"] >= candidate.metrics["active"]["ndcg"]
+    assert candidate.metrics["passed_gate"] is passed
+    assert (registry.active_version() == candidate) is passed
+
+
+def test_without_events_after_the_active_version_nothing_else_counts_as_its_score(store, model_storage):
+    active = _train()
+    # A recorded figure from another split (another cut-off) is not the same hold-out.
+    active.metrics = {**active.metrics, "split_as_of": active.metrics["split_as_of"] - 86400.0}
+    active.save()
+
+    candidate = _train()
+
+    assert candidate.status == VersionStatus.REJECTED
+    assert candidate.metrics["active"]["basis"].startswith("no hold-out both are fresh to")
     assert registry.active_version() == active
 
 
