@@ -12,7 +12,9 @@ writes its follow-up work to the outbox in its transaction and, with ``REDIS_URL
 after the commit as in production: its profile refresh queued for the workers (none runs during
 the benchmark; the queue is emptied at the end) and its hot profile append. Options: ``--limit N``
 to send fewer events, ``--workers`` and ``--clients`` to shape the load, ``--keep`` to keep the
-database.
+database, ``--preload-events N`` to run again on a log preloaded with N events (``bench/big_log.py``)
+and compare, ``--preloaded NAME`` to run again on the kept database NAME that ``bench/big_log.py
+preload`` made (not dropped; the purchases then go under message and user ids of the run's own).
 """
 
 from __future__ import annotations

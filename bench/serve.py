@@ -35,7 +35,9 @@ Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds
 people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
 catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
 ``--skip-million``), ``--preload-events N`` to serve the catalogue twice, its shop alone and then
-with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare.
+with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare,
+``--preloaded NAME`` to do the same with the kept database NAME that ``bench/big_log.py preload``
+made (its shop and big log; the sizes and the moment come from it, and it is not dropped).
 The last line printed is one JSON object with the headline figures: latency
 and sustained rate at both sizes (``p99_ms``, ``rps``, ``million_p99_ms``, ``million_rps``) and the
 memory of a web worker at a million items (``worker_rss_mb``; ``worker_pss_mb``, its share of the
