@@ -12,7 +12,9 @@ writes its follow-up work to the outbox in its transaction and, with ``REDIS_URL
 after the commit as in production: its profile refresh queued for the workers (none runs during
 the benchmark; the queue is emptied at the end) and its hot profile append. Options: ``--limit N``
 to send fewer events, ``--workers`` and ``--clients`` to shape the load, ``--keep`` to keep the
-database.
+database, ``--preload-events N`` to run again on a log preloaded with N events (``bench/big_log.py``)
+and compare, ``--preloaded NAME`` to run again on the kept database NAME that ``bench/big_log.py
+preload`` made (not dropped; the purchases then go under message and user ids of the run's own).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.big_log import database_url, described  # noqa: E402
 from bench.scratch_database import drop_database, recreate_database, wait_for  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
@@ -140,11 +143,18 @@ class Measured:
 
 
 def measure(
-    args: argparse.Namespace, base_url: str, rows: list[tuple], bodies: list[bytes], preload: int, item_ids: list[str]
+    args: argparse.Namespace,
+    base_url: str,
+    rows: list[tuple],
+    bodies: list[bytes],
+    preload: int,
+    item_ids: list[str],
+    kept: str = "",
 ) -> Measured:
-    """One run in a fresh scratch database: the big log first when ``preload``, then the API, then COPY."""
-    print(f"\n## log of {preload:,} events before the run", flush=True)
-    db_url = recreate_database(base_url, args.database)
+    """One run in a fresh scratch database (the big log first when ``preload``), or on the kept
+    database ``kept`` that ``bench/big_log.py preload`` made: the API, then COPY."""
+    print(f"\n## log of {preload:,} events before the run{f' (the kept database {kept})' if kept else ''}", flush=True)
+    db_url = database_url(base_url, kept) if kept else recreate_database(base_url, args.database)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -158,9 +168,10 @@ def measure(
         "DB_CONN_MAX_AGE": "600",
     }
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
+    if not kept:
+        subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
     preloaded = ""
-    if preload:
+    if preload and not kept:
         # The big log first, on the items the purchases are of, in its own Django process.
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as items_file:
             items_file.write("\n".join(item_ids))
@@ -222,11 +233,22 @@ def measure(
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
+    prefix = rows[0][0].rsplit("-", 1)[0] + "-"  # "or-", or "or-<run>-" on a kept database
+    user_prefix = rows[0][1].split("-", 1)[0] + "-" if kept else ""
     with psycopg.connect(db_url) as conn:
-        stored = conn.execute("SELECT count(*) FROM profiles_event WHERE message_id LIKE 'or-%'").fetchone()[0]  # type: ignore[index]
+        # Through the message ids' index (a prefix LIKE on its pattern index), not a pass over the log:
+        # the events stored are those whose message is recorded at the same moment.
+        stored = conn.execute(
+            "SELECT count(*) FROM profiles_eventmessage m JOIN profiles_event e ON e.message_id = m.message_id"
+            ' AND e."timestamp" = m."timestamp" WHERE m.message_id LIKE %s',
+            (prefix.replace("_", "\\_") + "%",),
+        ).fetchone()[0]  # type: ignore[index]
         waiting = conn.execute("SELECT count(*) FROM profiles_outboxentry").fetchone()[0]  # type: ignore[index]
         person_of: dict[str, int] = dict(
-            conn.execute("SELECT value, person_id FROM profiles_identity WHERE kind = 'user_id'").fetchall()
+            conn.execute(
+                "SELECT value, person_id FROM profiles_identity WHERE kind = 'user_id' AND value LIKE %s",
+                (user_prefix + "%",),
+            ).fetchall()
         )
     copy_seconds = copy_baseline(db_url, rows, person_of, empty_first=not preload)
     if os.environ.get("REDIS_URL"):
@@ -236,7 +258,7 @@ def measure(
         from personalization import queues
 
         redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*queues.QUEUES)
-    if not args.keep:
+    if not args.keep and not kept:
         drop_database(base_url, args.database)
 
     return Measured(preload, api_seconds, accepted, failed, stored, waiting, copy_seconds, len(rows), preloaded)
@@ -259,6 +281,12 @@ def main() -> None:
         help="Run twice, on an empty log and on a log preloaded with N events (bench/big_log.py), side by side;"
         " the purchases are then moved in time to end now.",
     )
+    parser.add_argument(
+        "--preloaded",
+        metavar="NAME",
+        help="Run twice, on an empty log and on the kept database NAME that `bench/big_log.py preload` made"
+        " (not dropped; each run adds its events under message and user ids of its own).",
+    )
     args = parser.parse_args()
 
     base_url = os.environ.get("DATABASE_URL")
@@ -279,7 +307,16 @@ def main() -> None:
         ]
     if args.limit:
         rows = rows[: args.limit]
-    if args.preload_events:
+    kept = None
+    if args.preloaded:
+        kept = described(base_url, args.preloaded)
+        if kept is None:
+            sys.exit(f"{args.preloaded}: not a database `bench/big_log.py preload` finished (see its `show`).")
+        # Ids of this run's own, in both runs: on the kept log a run must not meet an earlier one's
+        # messages (replays) nor its customers (known people), or it would measure something else.
+        run = f"r{int(time.time())}"
+        rows = [(f"or-{run}-{r[0][3:]}", f"{run}-{r[1]}", *r[2:]) for r in rows]
+    if args.preload_events or kept:
         rows = shifted_to_now(rows)
     print(
         f"Online Retail: {report.events} purchase events, {report.customers} customers, {report.items} items; "
@@ -300,8 +337,15 @@ def main() -> None:
     bodies = [json.dumps({"batch": messages[i : i + args.batch]}).encode() for i in range(0, len(messages), args.batch)]
 
     item_ids = sorted({r[2] for r in rows})
-    logs = [0, args.preload_events] if args.preload_events else [0]
-    results = [measure(args, base_url, rows, bodies, preload, item_ids) for preload in logs]
+    if kept:
+        results = [
+            measure(args, base_url, rows, bodies, 0, item_ids),
+            measure(args, base_url, rows, bodies, kept["events"], item_ids, kept=args.preloaded),
+        ]
+        results[1].preloaded = f"the kept database {args.preloaded}: {kept['preload_line']}"
+    else:
+        logs = [0, args.preload_events] if args.preload_events else [0]
+        results = [measure(args, base_url, rows, bodies, preload, item_ids) for preload in logs]
 
     print()
     print(

@@ -35,7 +35,9 @@ Options: ``--items``, ``--people``, ``--events`` (per person, mean), ``--seconds
 people), ``--database`` to name the scratch database, ``--keep`` to keep the database of the last
 catalogue, ``--reuse MODELS_DIR`` to serve a kept one again without rebuilding it (with
 ``--skip-million``), ``--preload-events N`` to serve the catalogue twice, its shop alone and then
-with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare.
+with N more events over 24 months in the partitioned log (``bench/big_log.py``), and compare,
+``--preloaded NAME`` to do the same with the kept database NAME that ``bench/big_log.py preload``
+made (its shop and big log; the sizes and the moment come from it, and it is not dropped).
 The last line printed is one JSON object with the headline figures: latency
 and sustained rate at both sizes (``p99_ms``, ``rps``, ``million_p99_ms``, ``million_rps``) and the
 memory of a web worker at a million items (``worker_rss_mb``; ``worker_pss_mb``, its share of the
@@ -63,6 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.big_log import database_url, described  # noqa: E402
 from bench.scratch_database import drop_database, recreate_database, wait_for  # noqa: E402
 
 BENCH_DB = "pe_bench_serve"
@@ -279,13 +282,14 @@ def prepare(args: argparse.Namespace) -> None:
     from personalization.surfaces import create_surface
 
     started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    now = time.time()
+    now = args.now or time.time()
     shop = generate(args.items, args.people, args.events, now)
     n_events = shop.event_person.shape[0]
     print(f"  generated {args.items:,} items, {args.people:,} people, {n_events:,} events", flush=True)
-    load(shop, os.environ["DATABASE_URL"], now)
-    if args.preload_events:
+    if not args.on_preloaded:  # else the kept database holds this very shop already (bench/big_log.py)
+        call_command("migrate", verbosity=0)
+        load(shop, os.environ["DATABASE_URL"], now)
+    if args.preload_events and not args.on_preloaded:
         # A log as two years of a shop leave it, beside the shop's own recent events (bench/big_log.py).
         from bench.big_log import run as preload_log
 
@@ -316,7 +320,10 @@ def prepare(args: argparse.Namespace) -> None:
     )
     stages = {**engine.timings, **{f"  {k}": v for k, v in engine.sources.timings.items()}}
     print("  fit stages (s, wall): " + ", ".join(f"{k.strip()} {v:.1f}" for k, v in stages.items()), flush=True)
-    create_surface("homepage", "Homepage", SURFACE_CONFIG, by="bench")
+    from personalization.models import Surface
+
+    if not Surface.objects.filter(key="homepage").exists():  # a kept database has it from an earlier run
+        create_surface("homepage", "Homepage", SURFACE_CONFIG, by="bench")
     # The shop's backend asks for a person by user id: that needs the secret key (the ingest key may
     # only ask for the visitor in front of it, docs/security.md).
     print("KEY", ApiKey.issue("bench", KeyScope.SECRET)[1], flush=True)
@@ -512,10 +519,21 @@ def forget_hot_profiles() -> None:
 
 
 def bench_catalogue(
-    args: argparse.Namespace, base_url: str, items: int, people: int, climb_too: bool, preload: int = 0
+    args: argparse.Namespace,
+    base_url: str,
+    items: int,
+    people: int,
+    climb_too: bool,
+    preload: int = 0,
+    now: float = 0.0,
+    kept: str = "",
 ) -> dict:
     reuse = bool(args.reuse)
-    if reuse:
+    if kept:
+        # The shop and its big log in the database `bench/big_log.py preload` made: fitted here.
+        db_url = database_url(base_url, kept)
+        storage = tempfile.mkdtemp(prefix="pe-bench-serve-models-")
+    elif reuse:
         # A shop kept by an earlier --keep run: same database, same model artifacts.
         db_url = base_url.rsplit("/", 1)[0] + f"/{args.database}"
         storage = args.reuse
@@ -538,10 +556,15 @@ def bench_catalogue(
         "PYTHONPATH": str(ROOT),
     }
     log = f", {preload:,} more events preloaded in the log" if preload else ""
-    print(f"\n## {items:,} items, {people:,} people{' (kept shop)' if reuse else ''}{log}", flush=True)
+    where = " (kept shop)" if reuse else f" (the kept database {kept})" if kept else ""
+    print(f"\n## {items:,} items, {people:,} people{where}{log}", flush=True)
     step = ["--issue-key"] if reuse else ["--prepare", "--items", str(items), "--people", str(people)]
-    if preload and not reuse:
+    if preload and not reuse and not kept:
         step += ["--preload-events", str(preload)]
+    if kept:
+        step += ["--on-preloaded"]
+    if now:
+        step += ["--now", repr(now)]
     prepared = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), *step, "--events", str(args.events)],
         cwd=ROOT,
@@ -586,7 +609,7 @@ def bench_catalogue(
     personalized = [PERSONALIZED.format(person=f"u{k}") for k in rng.integers(0, people, 50_000).tolist()]
     result: dict = {"items": items, "people": people, "preload": preload}
     try:
-        wait_for(args.port)
+        wait_for(args.port, seconds=600)  # workers of a loaded machine take minutes to import the app
         started = time.perf_counter()
         warm(args.port, key, personalized[-400:] + [BASELINE] * 40, 0)
         print(f"  warm-up (engine load, catalogue arrays in each worker) {time.perf_counter() - started:.0f} s")
@@ -647,7 +670,9 @@ def bench_catalogue(
             from personalization import queues
 
             redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*queues.QUEUES)
-        if args.keep or reuse:
+        if kept:
+            subprocess.run(["rm", "-rf", storage], check=False)
+        elif args.keep or reuse:
             print(f"kept the database {args.database} and the model artifacts in {storage} (--reuse {storage})")
         else:
             drop_database(base_url, args.database)
@@ -699,7 +724,16 @@ def main() -> None:
         help="Serve the catalogue twice, its shop alone and with N more events over 24 months in the log"
         " (bench/big_log.py), and compare the runs at --rate; no climb.",
     )
+    parser.add_argument(
+        "--preloaded",
+        metavar="NAME",
+        help="Serve the shop twice, alone in a scratch database and in the kept database NAME that"
+        " `bench/big_log.py preload` made (the same shop, same moment, and its big log; not dropped);"
+        " compare the runs at --rate; no climb. --items, --people and --events come from NAME.",
+    )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--on-preloaded", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--now", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--issue-key", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
@@ -720,7 +754,25 @@ def main() -> None:
         f" load average {os.getloadavg()[0]:.1f} at start"
     )
     big_log = None
-    if args.preload_events:
+    if args.preloaded:
+        facts = described(base_url, args.preloaded)
+        if facts is None:
+            sys.exit(f"{args.preloaded}: not a database `bench/big_log.py preload` finished (see its `show`).")
+        shop = facts["shop"]
+        args.items, args.people, args.events = shop["items"], shop["people"], shop["events_per_person"]
+        main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=False, now=facts["now"])
+        big_log = bench_catalogue(
+            args,
+            base_url,
+            args.items,
+            args.people,
+            climb_too=False,
+            preload=facts["events"],
+            now=facts["now"],
+            kept=args.preloaded,
+        )
+        print_big_log(main_result, big_log)
+    elif args.preload_events:
         main_result = bench_catalogue(args, base_url, args.items, args.people, climb_too=False)
         big_log = bench_catalogue(args, base_url, args.items, args.people, climb_too=False, preload=args.preload_events)
         print_big_log(main_result, big_log)

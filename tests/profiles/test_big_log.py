@@ -4,14 +4,13 @@ of theirs comes again through ingestion."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from psycopg.conninfo import make_conninfo
 
-from bench.big_log import create_months, preload
+from bench.big_log import preload
 from profiles.ingestion import ingest_messages
 from profiles.models import Event, EventMessage, Identity
 
@@ -33,16 +32,19 @@ def _conninfo() -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_preloaded_log_fills_the_months_and_is_recognised_by_ingestion():
-    now = time.time()
-    create_months(now, 24)
+    # An event of this month stored before: its partition is replaced by the loaded one, with it inside.
+    before = ingest_messages([_viewed("before-1", "earlier", datetime.now(UTC) - timedelta(hours=1))])
+    assert before.accepted == 1
     lines: list[str] = []
 
     result = preload(_conninfo(), 3_000, ["sku-1", "sku-2", "sku-3"], chunk=1_000, progress=lines.append)
 
     assert result.events == 3_000 and result.people == 75
-    assert len(lines) == 3 and "3,000 / 3,000" in lines[-1]
-    assert Event.objects.count() == 3_000
+    assert any("3,000 / 3,000 events" in line for line in lines)
+    assert Event.objects.count() == 3_001
+    assert Event.objects.filter(message_id="before-1").exists()
     assert EventMessage.objects.filter(message_id__startswith="log-").count() == 3_000
+    assert EventMessage.objects.filter(message_id="before-1").exists()
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM profiles_event_default")
         assert cursor.fetchone()[0] == 0
@@ -81,4 +83,48 @@ def test_the_preloaded_log_fills_the_months_and_is_recognised_by_ingestion():
     )
 
     assert (replayed.accepted, replayed.duplicates) == (0, 1)
-    assert Event.objects.count() == 3_000
+    again = ingest_messages([_viewed("before-1", "earlier", datetime.now(UTC) - timedelta(hours=1))])
+    assert (again.accepted, again.duplicates) == (0, 1)
+    assert Event.objects.count() == 3_001
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_loaded_month_is_a_partition_with_the_parents_indexes_and_keys():
+    preload(_conninfo(), 2_000, ["sku-1"], chunk=500, progress=lambda line: None)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = 'profiles_event'::regclass"
+        )
+        parent_indexes = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT c.relname, count(x.indexrelid), count(p.inhparent) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid LEFT JOIN pg_index x ON x.indrelid = c.oid "
+            "LEFT JOIN pg_inherits p ON p.inhrelid = x.indexrelid "
+            "WHERE i.inhparent = 'profiles_event'::regclass GROUP BY c.relname"
+        )
+        partitions = cursor.fetchall()
+        # none left behind half-made, and the message ids' keys back
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^profiles_event_.*_(load|old)$'")
+        leftovers = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'profiles_eventmessage'::regclass")
+        message_keys = cursor.fetchone()[0]
+
+    assert parent_indexes == 5
+    assert len(partitions) >= 25
+    # every partition has the parent's indexes, each one the partition's share of a parent's index
+    assert all(indexes == attached == parent_indexes for _, indexes, attached in partitions), partitions
+    assert leftovers == 0
+    assert message_keys == 2  # the primary key and the unique message id
+
+
+def _viewed(message_id: str, user: str, when: datetime) -> dict:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": message_id,
+        "userId": user,
+        "timestamp": when.isoformat().replace("+00:00", "Z"),
+        "properties": {"product_id": "sku-1"},
+    }
