@@ -6,11 +6,19 @@ popularity (what ALS factors look like); queries are people folded in from a few
 two clusters. Recall@k is the share of the exact top-k that HNSW returns. One thread, as serving.
 
     PYTHONPATH=. .venv/bin/python bench/evaluate_retrieval.py
+    PYTHONPATH=. .venv/bin/python bench/evaluate_retrieval.py --ef-construction 200,100,64 --engine /tmp/m1
+
+``--ef-construction`` measures instead how wide the graph is searched while it is built (what a
+fit pays for the graph) against recall at the serving walk (``hnsw_ef_search``) and at 800: on the
+synthetic 100,000 items, and with ``--engine`` on the touched items of a saved engine's ALS factors
+(the million-item shop of ``bench/fit_scale.py --keep``), queries folded from five of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -74,9 +82,47 @@ def _recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
     return float(np.mean([np.isin(f, t).sum() / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
+def ef_construction_table(vectors: np.ndarray, name: str, widths: list[int], rng: np.random.Generator) -> None:
+    """Build time (one thread) and recall@K of graphs built ``widths`` wide, against exact search."""
+    batch = queries(vectors, rng)
+    exact = VectorIndex.build(vectors, exact_max_items=vectors.shape[0])
+    truth, _ = timed_search(exact, batch)
+    for width in widths:
+        started, cpu = time.perf_counter(), time.process_time()
+        hnsw = VectorIndex.build(vectors, exact_max_items=0, hnsw_ef_construction=width)
+        build, build_cpu = time.perf_counter() - started, time.process_time() - cpu
+        graph: Any = faiss.downcast_index(hnsw.index)
+        cells = []
+        for ef in (256, 4 * K):
+            graph.hnsw.efSearch = ef
+            found, ms = timed_search(hnsw, batch)
+            cells.append(f"{_recall(found, truth):.4f} ({np.median(ms):.2f} ms)")
+        print(f"| {name} | {width} | {build:.1f} | {build_cpu:.1f} | {' | '.join(cells)} |", flush=True)
+
+
+def touched_factors(folder: Path) -> np.ndarray:
+    factors = np.load(folder / "als_item_factors.npy", mmap_mode="r")
+    touched = np.flatnonzero(np.any(np.asarray(factors) != 0, axis=1))
+    return np.ascontiguousarray(factors[touched], dtype=np.float32)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ef-construction", help="Comma-separated graph build widths to compare.")
+    parser.add_argument("--engine", type=Path, help="A saved engine folder whose ALS factors to use as well.")
+    args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)
+    if args.ef_construction:
+        widths = [int(w) for w in args.ef_construction.split(",")]
+        print(f"k={K}, {QUERIES} queries, one thread; recall@{K} (median ms a query) at efSearch 256 and {4 * K}")
+        print(f"| vectors | efConstruction | build s | build CPU s | efSearch 256 | efSearch {4 * K} |")
+        print("|---|---:|---:|---:|---:|---:|")
+        ef_construction_table(catalogue(100_000, rng), "synthetic, 100,000 items", widths, rng)
+        if args.engine:
+            vectors = touched_factors(args.engine)
+            ef_construction_table(vectors, f"{args.engine.name}: {vectors.shape[0]:,} touched items", widths, rng)
+        return
     print(f"k={K}, {QUERIES} queries, one thread")
     print(f"{'items':>7} {'index':>12} {'build_s':>8} {'p50_ms':>7} {'p99_ms':>7} {'recall@k':>9}")
     for n_items in (5_000, 20_000, 50_000, 100_000):

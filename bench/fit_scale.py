@@ -7,7 +7,8 @@ CPU per stage of the fit, the size of what a web process loads, and the CPU of o
 The shop is ``bench/serve.py``'s (``generate`` and ``dataset_of``, 15 events a person on average),
 fitted as that benchmark fits it (one training window of 20 days). Each stage is timed in wall
 seconds and in CPU seconds of this process (all its threads): on a machine that other work shares,
-CPU is the figure that does not depend on the neighbours. Then the saved engine is loaded in a new
+CPU is the figure that does not depend on the neighbours; the load average before and after the
+fit says how busy the machine was. Then the saved engine is loaded in a new
 process, as a web worker loads it, and asked for ``--requests`` people's top 20 of 500 on one
 thread (``Engine.recommend``: history, source signals, candidates, features, LightGBM), with the
 process's resident and proportional memory after loading and after serving.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,7 @@ def fit(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     shop = generate(args.items, args.people, args.events, now)
     dataset = dataset_of(shop)
     print(f"{args.items:,} items, {args.people:,} people, {shop.event_person.shape[0]:,} events", flush=True)
+    load_before = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()
     engine = Engine.fit(
         dataset,  # type: ignore[arg-type]
@@ -98,16 +101,28 @@ def fit(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     )
     engine.save(folder)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    load_after = os.getloadavg()
     print("\n| stage of the fit | wall s | CPU s |\n|---|---:|---:|")
     for _, _, label in stages:
         if label in spent:
             print(f"| {label} | {spent[label][0]:.1f} | {spent[label][1]:.1f} |")
-    print(f"| **fit and save, in all** | **{wall:.1f}** | **{cpu:.1f}** |", flush=True)
+    print(f"| **fit and save, in all** | **{wall:.1f}** | **{cpu:.1f}** |")
+    print(
+        f"load average (1, 5, 15 min) before the fit {_loads(load_before)}, after {_loads(load_after)};"
+        f" {os.cpu_count()} cores",
+        flush=True,
+    )
     return {
-        "fit_wall_s": round(wall, 1),
-        "fit_cpu_s": round(cpu, 1),
+        "fit_seconds": round(wall, 1),
+        "fit_cpu_seconds": round(cpu, 1),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
         "stages": {label: [round(w, 1), round(c, 1)] for label, (w, c) in spent.items()},
     }
+
+
+def _loads(loads: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.1f}" for x in loads)
 
 
 def serve(folder: Path, requests: int, seed: int) -> dict[str, Any]:

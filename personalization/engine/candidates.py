@@ -35,7 +35,7 @@ from personalization.engine.popularity import Popularity
 from personalization.engine.retrieval import VectorIndex
 from personalization.engine.sequence import fit_transitions
 from personalization.engine.similarity import SparseScores, cosine_item_similarity, score_from_neighbours
-from personalization.engine.threads import blas_threads
+from personalization.engine.threads import blas_threads, faiss_threads
 from personalization.engine.timeline import ItemTimeline
 
 SOURCES = (
@@ -121,12 +121,14 @@ class CandidateSources:
         has_time: bool = True,
         exclude_seen: bool = False,
         ease: EASEModel | None = None,
+        approximate_retrieval: bool = True,
     ) -> CandidateSources:
         """Fit every source on ``log`` (which must hold only events before ``as_of``).
 
         ``content`` may be passed in: item text does not change with the window, so training
         windows share one index; so may ``ease``, when the caller fitted it while choosing its
-        regularization.
+        regularization. ``approximate_retrieval=False`` (training windows) searches ALS exactly
+        instead of building an HNSW graph (retrieval.py).
         """
         if log.time.shape[0] and float(log.time.max()) >= as_of:
             raise ValueError("candidate sources must be fitted on events strictly before as_of")
@@ -144,12 +146,15 @@ class CandidateSources:
             bm25_k1=config.bm25_k1,
             bm25_b=config.bm25_b,
         )
-        retrieval = VectorIndex.build(
-            als.item_factors,
-            exact_max_items=config.exact_search_max_items,
-            hnsw_neighbours=config.hnsw_neighbours,
-            hnsw_ef_search=config.hnsw_ef_search,
-        )
+        with faiss_threads(config.train_threads):
+            retrieval = VectorIndex.build(
+                als.item_factors,
+                exact_max_items=config.exact_search_max_items,
+                approximate=approximate_retrieval,
+                hnsw_neighbours=config.hnsw_neighbours,
+                hnsw_ef_construction=config.hnsw_ef_construction,
+                hnsw_ef_search=config.hnsw_ef_search,
+            )
         timings["als"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -182,7 +187,9 @@ class CandidateSources:
         started = time.perf_counter()
         content = content if content is not None else ContentIndex.fit(texts)
         if content.neighbours is None:
-            content.with_neighbours(np.unique(log.item), config.content_neighbours, config.content_max_postings)
+            content.with_neighbours(
+                np.unique(log.item), config.content_neighbours, config.content_max_postings, config.train_threads
+            )
         popularity = Popularity.fit(log, n_items=n_items, user_segment=user_segment, n_segments=n_segments, as_of=as_of)
         timings["content_popularity"] = time.perf_counter() - started
         return cls(
@@ -243,7 +250,10 @@ class CandidateSources:
         config: EngineConfig,
         n_candidates: int,
         excluded: np.ndarray | None = None,
+        als_found: np.ndarray | None = None,
     ) -> Candidates:
+        """The union of the sources' proposals, cut to ``n_candidates``. ``als_found``: what ALS
+        retrieval found for this person, when the caller searched for many people at once."""
         quotas = config.quotas
         proposals: list[tuple[int, np.ndarray]] = []
 
@@ -257,7 +267,7 @@ class CandidateSources:
         popularity = self.popularity
         propose("history", history.recent_items)
         if quotas.get("als", 0) and history.n_events:
-            found, _ = self.retrieval.search(signals.als_vector, quotas["als"])
+            found = als_found if als_found is not None else self.retrieval.search(signals.als_vector, quotas["als"])[0]
             propose("als", found)
         if signals.ease is not None:
             propose("ease", _best(signals.ease, quotas.get("ease", 0)))

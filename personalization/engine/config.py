@@ -56,9 +56,10 @@ class EngineConfig:
     # of one term's posting list are looked at when finding them (the rest share only a common word).
     content_neighbours: int = 200
     content_max_postings: int = 2000
-    # Retrieval: exact inner-product search up to this many items, HNSW above.
+    # Retrieval: exact inner-product search up to this many items, HNSW above (built this wide).
     exact_search_max_items: int = 50_000
     hnsw_neighbours: int = 32
+    hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 256
     # Candidates: how many each source may propose before the union is cut to n_candidates.
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
@@ -91,7 +92,8 @@ class EngineConfig:
     ranker_bagging_fraction: float = 0.8
     ranker_l2: float = 1.0
     ranker_max_bin: int = 63
-    # Threads: ALS and the EASE inversion may use the machine's cores; serving stays on one. The
+    # Threads: ALS, the EASE inversion, the HNSW graph, the content neighbours and the training
+    # lists' batched ALS search may use the machine's cores; serving stays on one. The
     # ranker trains on one: two threads gained 15% alone but lost 10x beside a busy neighbour.
     train_threads: int = 2
     ranker_threads: int = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -32,6 +33,25 @@ def tokens(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
+def _term_numbers(texts: list[str], seen: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(text, term number) of every term of every text, numbering new terms into ``seen``."""
+    rows: list[int] = []
+    columns: list[int] = []
+    number = seen.setdefault
+    for row, text in enumerate(texts):
+        found = [number(term, len(seen)) for term in tokens(text)]
+        columns.extend(found)
+        rows.extend([row] * len(found))
+    return np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+
+
+def _counts(rows: object, columns: object, shape: tuple[int, int]) -> sp.csr_matrix:
+    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    counts = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.float32), (rows, columns)), shape=shape)
+    counts.sum_duplicates()
+    return counts
+
+
 @dataclass
 class ContentIndex:
     vocabulary: dict[str, int]
@@ -45,19 +65,33 @@ class ContentIndex:
     @classmethod
     def fit(cls, texts: list[str], min_items: int = 2, max_share: float = 0.5) -> ContentIndex:
         """Terms in at least ``min_items`` items (a term only one item has links it to nothing)
-        and at most ``max_share`` of them (near-universal words separate nothing)."""
-        documents = [sorted(set(tokens(t))) for t in texts]
-        counts: dict[str, int] = {}
-        for doc in documents:
-            for term in doc:
-                counts[term] = counts.get(term, 0) + 1
+        and at most ``max_share`` of them (near-universal words separate nothing).
+
+        Each text is split into terms once: every term gets a provisional number as it is met,
+        the counts and document frequencies come from that one pass, and the kept terms are then
+        renumbered in alphabetical order (a million titles were tokenised twice before)."""
+        seen: dict[str, int] = {}
+        rows, columns = _term_numbers(texts, seen)
+        counts = _counts(rows, columns, (len(texts), len(seen)))
+        document_frequency = np.bincount(counts.indices, minlength=len(seen))
         n = max(len(texts), 1)
-        kept = sorted(t for t, c in counts.items() if c >= min_items and c <= max_share * n)
-        vocabulary = {t: i for i, t in enumerate(kept)}
-        document_frequency = np.asarray([counts[t] for t in kept], dtype=np.float64)
-        idf = (np.log((1.0 + n) / (1.0 + document_frequency)) + 1.0).astype(np.float32)
+        terms = list(seen)
+        kept = sorted(
+            (i for i in range(len(terms)) if min_items <= document_frequency[i] <= max_share * n),
+            key=terms.__getitem__,
+        )
+        column = np.full(len(terms), -1, dtype=np.int64)
+        column[kept] = np.arange(len(kept))
+        vocabulary = {terms[i]: c for c, i in enumerate(kept)}
+        idf = (np.log((1.0 + n) / (1.0 + document_frequency[kept].astype(np.float64))) + 1.0).astype(np.float32)
         index = cls(vocabulary=vocabulary, idf=idf, vectors=sp.csr_matrix((0, len(kept)), dtype=np.float32))
-        index.vectors = index.transform(texts)
+        renumbered = column[counts.indices]
+        keep = renumbered >= 0
+        owner = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[keep]
+        kept_counts = sp.csr_matrix(
+            (counts.data[keep], (owner, renumbered[keep])), shape=(len(texts), len(kept)), dtype=np.float32
+        )
+        index.vectors = index._weighted(kept_counts)
         return index
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
@@ -69,17 +103,18 @@ class ContentIndex:
                 if col is not None:
                     rows.append(row)
                     cols.append(col)
-        counts = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(self.vocabulary))
-        )
-        counts.sum_duplicates()
+        return self._weighted(_counts(rows, cols, (len(texts), len(self.vocabulary))))
+
+    def _weighted(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Term counts (duplicates summed) to unit-length TF-IDF rows."""
+        counts = sp.csr_matrix(counts, dtype=np.float32, copy=True)
         counts.data = (1.0 + np.log(counts.data)).astype(np.float32)  # sublinear term frequency
         weighted = (counts @ sp.diags(self.idf)).tocsr()
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         return (sp.diags((1.0 / norms).astype(np.float32)) @ weighted).tocsr().astype(np.float32)
 
-    def with_neighbours(self, rows: np.ndarray, k: int, max_postings: int) -> ContentIndex:
+    def with_neighbours(self, rows: np.ndarray, k: int, max_postings: int, threads: int = 1) -> ContentIndex:
         """Compute ``neighbours`` for ``rows`` (the items people have touched: the only ones a person's
         profile is made of), keeping ``k`` per item, and return self.
 
@@ -87,11 +122,12 @@ class ContentIndex:
         half a million items share would otherwise make every one of them a candidate of every
         other; it adds the same small amount to each, and the neighbours that matter share rarer
         terms. The work is then bounded by (rows × terms per item × ``max_postings``), whatever
-        the catalogue's size, and done in blocks of rows so that memory stays bounded too."""
+        the catalogue's size, and done in blocks of rows so that memory stays bounded too; a fit
+        runs ``threads`` blocks at a time (the sparse products release the interpreter's lock)."""
         n_items = self.vectors.shape[0]
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         rows = rows[(rows >= 0) & (rows < n_items)]
-        stacked = self.neighbour_rows(rows, k, max_postings)
+        stacked = self.neighbour_rows(rows, k, max_postings, threads)
         # Spread the computed rows over the whole catalogue: items nobody touched have empty rows.
         lengths = np.zeros(n_items, dtype=np.int64)
         lengths[rows] = np.diff(stacked.indptr)
@@ -101,21 +137,27 @@ class ContentIndex:
         )
         return self
 
-    def neighbour_rows(self, rows: np.ndarray, k: int, max_postings: int) -> sp.csr_matrix:
+    def neighbour_rows(self, rows: np.ndarray, k: int, max_postings: int, threads: int = 1) -> sp.csr_matrix:
         """(len(rows), items): the ``k`` strongest content neighbours of each of ``rows``, itself included."""
         n_items = self.vectors.shape[0]
         rows = np.asarray(rows, dtype=np.int64)
         if not self.has_text or rows.shape[0] == 0:
             return sp.csr_matrix((rows.shape[0], n_items), dtype=np.float32)
         postings = self._cut_postings(max_postings)
-        parts: list[sp.csr_matrix] = []
-        for start in range(0, rows.shape[0], NEIGHBOUR_BLOCK_ROWS):
-            block_rows = rows[start : start + NEIGHBOUR_BLOCK_ROWS]
+
+        def strongest(block_rows: np.ndarray) -> sp.csr_matrix:
             block = (self.vectors[block_rows] @ postings).tocsr()
             owner = np.repeat(np.arange(block_rows.shape[0]), np.diff(block.indptr))
             block.data[block.indices == block_rows[owner]] = 0.0  # itself: added below, exactly 1
             block.eliminate_zeros()
-            parts.append(keep_strongest(block, max(k - 1, 0)))
+            return keep_strongest(block, max(k - 1, 0))
+
+        blocks = [rows[start : start + NEIGHBOUR_BLOCK_ROWS] for start in range(0, rows.shape[0], NEIGHBOUR_BLOCK_ROWS)]
+        if threads > 1 and len(blocks) > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                parts = list(pool.map(strongest, blocks))
+        else:
+            parts = [strongest(block_rows) for block_rows in blocks]
         stacked = sp.vstack(parts).tocsr() if len(parts) > 1 else parts[0]
         own = (np.diff(self.vectors.indptr) > 0)[rows]
         itself = sp.csr_matrix(

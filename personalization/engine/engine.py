@@ -142,7 +142,9 @@ class Engine:
         content = ContentIndex.fit(dataset.catalogue.texts)
         # Rows for every item touched before as_of: text alone decides the neighbours, so training
         # windows can share them without seeing anything of their future.
-        content.with_neighbours(np.unique(dataset.events.item), config.content_neighbours, config.content_max_postings)
+        content.with_neighbours(
+            np.unique(dataset.events.item), config.content_neighbours, config.content_max_postings, config.train_threads
+        )
         timings["content"] = time.perf_counter() - step
 
         step = time.perf_counter()

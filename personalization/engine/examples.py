@@ -30,6 +30,7 @@ from personalization.engine.dataset import SECONDS_PER_DAY, Dataset, EventLog
 from personalization.engine.exposure import ExposureTraining, take_weights
 from personalization.engine.features import FEATURE_NAMES, candidate_features
 from personalization.engine.history import History
+from personalization.engine.threads import faiss_threads
 
 # A window with fewer labelled people than this teaches the ranker noise; it is skipped.
 MIN_GROUPS_PER_WINDOW = 5
@@ -195,7 +196,9 @@ def fit_window_sources(
     exclude_seen: bool = False,
     ease: EASEModel | None = None,
 ) -> CandidateSources:
-    """The candidate sources as they stood at the window's cut-off: fitted on its past only."""
+    """The candidate sources as they stood at the window's cut-off: fitted on its past only. They
+    serve the window's training lists and are then dropped, so ALS is searched exactly there (no
+    HNSW graph to build; retrieval.py)."""
     return CandidateSources.fit(
         dataset.events.subset(window.past),
         n_users=dataset.n_users,
@@ -209,6 +212,7 @@ def fit_window_sources(
         has_time=dataset.has_timestamps if has_time is None else has_time,
         exclude_seen=exclude_seen,
         ease=ease,
+        approximate_retrieval=False,
     )
 
 
@@ -246,6 +250,7 @@ def build_examples(
     label_users, label_items = future_users[label_order], future_items[label_order]
     now = None if window.per_person_now and sources.has_time else window.as_of
     histories = people_histories(past, people, dataset.user_segment, now, config.half_life_days)
+    als_found = _als_answers(sources, [histories[p] for p in people.tolist()], config)
 
     feature_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []
@@ -255,7 +260,7 @@ def build_examples(
     kept_people: list[int] = []
     latest: list[float] = []
     exposure_rows = exposure_negatives = 0
-    for person in people.tolist():
+    for n, person in enumerate(people.tolist()):
         history = histories[person]
         shown = shown_rows.get(person)
         later = None
@@ -268,7 +273,9 @@ def build_examples(
             )
             later = shown[(times >= history.now) & (times < window.ends)]
         signals = sources.signals(history, config)
-        candidates = sources.generate(history, signals, config, n_candidates or config.train_candidates)
+        candidates = sources.generate(
+            history, signals, config, n_candidates or config.train_candidates, als_found=als_found[n]
+        )
         start, end = np.searchsorted(label_users, [person, person + 1])
         labels = np.isin(candidates.items, label_items[start:end]).astype(np.float32)
         weights = np.ones(labels.shape[0], dtype=np.float32)
@@ -314,6 +321,17 @@ def build_examples(
         exposure_rows=exposure_rows,
         exposure_negatives=exposure_negatives,
     )
+
+
+def _als_answers(sources: CandidateSources, histories: list[History], config: EngineConfig) -> list[np.ndarray | None]:
+    """ALS retrieval for every person of a window's lists in one batched search (each person's
+    folded-in vector, as ``signals`` computes it), or None each where ALS proposes nothing."""
+    quota = config.quotas.get("als", 0)
+    if not quota or not histories:
+        return [None] * len(histories)
+    vectors = np.stack([sources.als.person_vector(h.unique_items, h.weight_sum) for h in histories])
+    with faiss_threads(config.train_threads):
+        return list(sources.retrieval.search_many(vectors, quota))
 
 
 def _with_impressions(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -15,9 +16,12 @@ from personalization.engine.candidates import Signals
 from personalization.engine.content import ContentIndex
 from personalization.engine.dataset import load_interchange
 from personalization.engine.engine import Engine
+from personalization.engine.examples import fit_window_sources, temporal_windows
 from personalization.engine.history import PersonContext
 from personalization.engine.item_ids import ItemIds
+from personalization.engine.retrieval import VectorIndex
 from personalization.engine.similarity import SparseScores
+from personalization.engine.threads import faiss_threads
 
 from .conftest import START, small_config
 
@@ -104,3 +108,60 @@ def test_item_ids_are_found_in_one_search_and_unknown_ones_are_not() -> None:
     assert found.tolist() == [1, 2, -1, 3, -1, 0]
     assert ids[2] == "café" and ids.take(np.asarray([3, 0])) == ["a-10", "b-2"]
     assert ids.positions([]).shape == (0,)
+
+
+def test_training_windows_search_als_exactly_and_only_the_final_sources_build_a_graph(
+    shop: Callable[..., Path],
+) -> None:
+    # A catalogue "above" the exact-search limit: the served sources get an HNSW graph of the
+    # touched items, a training window's sources exact search over its touched items.
+    config = small_config(exact_search_max_items=5)
+    dataset = load_interchange(shop(extra_items=[(f"NEW{n:03d}", f"plain box {n}") for n in range(30)]))
+    built: list[str] = []
+    original = VectorIndex.build.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[VectorIndex], vectors: np.ndarray, **options: object) -> VectorIndex:
+        index = original(cls, vectors, **options)
+        built.append(index.kind)
+        return index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VectorIndex, "build", classmethod(recording))
+        engine = Engine.fit(dataset, config)
+
+    assert built[-1] == "hnsw" and engine.sources.retrieval.kind == "hnsw"
+    assert built[:-1] and set(built[:-1]) == {"exact"}  # one per training window, no graph
+    window = fit_window_sources(dataset, temporal_windows(dataset, engine.sources.as_of, 14.0, 1)[0], config)
+    retrieval = window.retrieval
+    assert retrieval.kind == "exact" and retrieval.items is not None
+    assert retrieval.items.shape[0] < len(engine.item_ids)  # touched items only: untouched ones are zero
+    factors = window.als.item_factors
+    query = factors[retrieval.items].sum(axis=0)
+    found, scores = retrieval.search(query, 5)
+    expected = np.argsort(-(factors @ query), kind="stable")[:5]
+    assert sorted(found.tolist()) == sorted(expected.tolist())
+    np.testing.assert_allclose(scores, (factors @ query)[found], rtol=1e-4)
+
+
+def test_faiss_threads_are_given_back_after_a_fit() -> None:
+    faiss.omp_set_num_threads(1)
+    with faiss_threads(2):
+        assert faiss.omp_get_max_threads() == 2
+    assert faiss.omp_get_max_threads() == 1
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_a_batch_of_searches_finds_what_searching_one_by_one_finds(approximate: bool) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    vectors[::3] = 0.0  # untouched items: in neither index
+    index = VectorIndex.build(vectors, exact_max_items=10, approximate=approximate, hnsw_ef_search=400)
+    queries = rng.normal(size=(25, 16)).astype(np.float32)
+
+    together = index.search_many(queries, 20)
+
+    assert len(together) == 25
+    for query, found in zip(queries, together, strict=True):
+        alone, _ = index.search(query, 20)
+        assert found.tolist() == alone.tolist()
+        assert not np.isin(found, np.arange(0, 400, 3)).any()
