@@ -452,6 +452,9 @@ def preload_database(
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+    # The benchmark signs nothing that leaves the machine; the production settings still want keys.
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    os.environ.setdefault("TRACKING_SECRET_KEY", "bench-only-tracking-secret")
     django.setup()
     from django.core.management import call_command
 
@@ -550,6 +553,9 @@ def main() -> None:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+    # The benchmark signs nothing that leaves the machine; the production settings still want keys.
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    os.environ.setdefault("TRACKING_SECRET_KEY", "bench-only-tracking-secret")
     django.setup()
     run(args.events, items, args.existing_people, args.months)
 

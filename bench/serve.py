@@ -56,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -341,12 +341,60 @@ class Run:
     errors: int
     achieved: float
     client_cpu_ms: float  # the load generator's own CPU per request (this process, all threads)
+    server_cpu_ms: dict[str, float] = field(default_factory=dict)  # the server side's CPU per request, by part
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
 
 
-def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float, connections: int, label: str) -> Run:
+class CpuMeter:
+    """CPU seconds spent on the server's side: the gunicorn workers, PostgreSQL's processes serving the
+    benchmark's database, and Redis (its own account, from INFO). Read before and after a run, the
+    difference per request says where the machine's two cores went, which latency alone cannot."""
+
+    def __init__(self, server_pid: int, database: str) -> None:
+        import redis
+
+        self.server_pid, self.database = server_pid, database
+        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _cpu(self, pid: str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone between the listing and the read
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def read(self) -> dict[str, float]:
+        workers = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children").read_text().split()
+        backends = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    command = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if command.startswith(b"postgres: ") and f" {self.database} ".encode() in command:
+                    backends.append(entry.name)
+        info = self.redis.info("cpu")
+        return {
+            "web": sum(self._cpu(pid) for pid in workers),
+            "postgres": sum(self._cpu(pid) for pid in backends),
+            "redis": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+        }
+
+
+def open_loop(
+    port: int,
+    key: str,
+    paths: list[str],
+    rate: float,
+    seconds: float,
+    connections: int,
+    label: str,
+    meter: CpuMeter | None = None,
+) -> Run:
     """Request ``i`` is due at ``t0 + i / rate``; its latency counts from then, not from when it went out."""
     total = int(rate * seconds)
     latencies = np.full(total, np.nan)
@@ -356,6 +404,7 @@ def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float
     headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
     t0 = time.perf_counter() + 0.2
     cpu0 = time.process_time()
+    server0 = meter.read() if meter else {}
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -392,8 +441,11 @@ def open_loop(port: int, key: str, paths: list[str], rate: float, seconds: float
         thread.join()
     elapsed = time.perf_counter() - t0
     client_cpu = (time.process_time() - cpu0) * 1000 / max(total, 1)
+    server = {}
+    if meter:
+        server = {part: (spent - server0[part]) * 1000 / max(total, 1) for part, spent in meter.read().items()}
     done = latencies[np.isfinite(latencies)]
-    return Run(label, rate, seconds, done, status_errors[0], done.size / elapsed, client_cpu)
+    return Run(label, rate, seconds, done, status_errors[0], done.size / elapsed, client_cpu, server)
 
 
 def warm(port: int, key: str, paths: list[str], count: int) -> None:
@@ -426,13 +478,14 @@ def row(run: Run, baseline: Run | None = None) -> str:
     return (
         f"| {run.label} | {run.offered:.0f} | {run.achieved:.0f} | {run.pct(50):.1f} | {run.pct(95):.1f} |"
         f" {run.pct(99):.1f} | {run.latencies_ms.max():.1f} | {run.errors} | {ratio} | {run.client_cpu_ms:.2f} |"
+        + "".join(f" {run.server_cpu_ms.get(part, float('nan')):.2f} |" for part in ("web", "postgres", "redis"))
     )
 
 
 HEADER = (
     "| endpoint | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p99 vs baseline"
-    " | load generator CPU ms/req |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    " | load generator CPU ms/req | web workers CPU ms/req | PostgreSQL CPU ms/req | Redis CPU ms/req |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -451,13 +504,20 @@ class Visitors:
 
 
 def climb(
-    port: int, key: str, visitors: Visitors, rates: list[float], seconds: float, connections: int, label: str
+    port: int,
+    key: str,
+    visitors: Visitors,
+    rates: list[float],
+    seconds: float,
+    connections: int,
+    label: str,
+    meter: CpuMeter | None = None,
 ) -> tuple[float, list[Run]]:
     """The highest offered rate served in full with p99 under the limit."""
     best, runs = 0.0, []
     for rate in rates:
         paths = visitors.next(int(rate * seconds))
-        run = open_loop(port, key, paths, rate, seconds, connections, f"{label} (climb)")
+        run = open_loop(port, key, paths, rate, seconds, connections, f"{label} (climb)", meter)
         runs.append(run)
         print(row(run), flush=True)
         kept_up = run.achieved >= 0.95 * rate and run.errors == 0
@@ -614,9 +674,10 @@ def bench_catalogue(
         warm(args.port, key, personalized[-400:] + [BASELINE] * 40, 0)
         print(f"  warm-up (engine load, catalogue arrays in each worker) {time.perf_counter() - started:.0f} s")
         print()
+        meter = CpuMeter(server.pid, db_url.rsplit("/", 1)[1])
         print(HEADER)
         base = open_loop(
-            args.port, key, [BASELINE], args.rate, args.seconds, args.connections, "baseline: cached popular"
+            args.port, key, [BASELINE], args.rate, args.seconds, args.connections, "baseline: cached popular", meter
         )
         print(row(base, base), flush=True)
         visitors = Visitors(personalized)
@@ -628,6 +689,7 @@ def bench_catalogue(
             args.seconds,
             args.connections,
             "personalized top-20/500",
+            meter,
         )
         print(row(pers, base), flush=True)
         result.update(
@@ -639,11 +701,12 @@ def bench_catalogue(
             baseline_p99_ms=round(base.pct(99), 2),
         )
         rates = [float(r) for r in args.rates.split(",")]
-        best, _ = climb(args.port, key, visitors, rates, args.climb_seconds, args.connections, "personalized")
+        best, _ = climb(args.port, key, visitors, rates, args.climb_seconds, args.connections, "personalized", meter)
+        result.update({f"{part}_cpu_ms": round(spent, 2) for part, spent in pers.server_cpu_ms.items()})
         result.update(rps=best)
         if climb_too:
             base_best, _ = climb(
-                args.port, key, Visitors([BASELINE]), rates, args.climb_seconds, args.connections, "baseline"
+                args.port, key, Visitors([BASELINE]), rates, args.climb_seconds, args.connections, "baseline", meter
             )
             result.update(baseline_rps=base_best)
         else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from profiles.models import Event, Identity, IdentityKind, Person
 from profiles.services import recent_activity, recent_activity_by_key, record_consent
@@ -78,3 +79,22 @@ def test_a_user_id_wins_over_an_anonymous_id_with_the_same_value_and_unknown_key
     assert recent_activity_by_key("nobody", kinds=KINDS, limit=5) is None
     assert recent_activity(10_000_000, kinds=KINDS, limit=5) is None
     assert Identity.objects.filter(kind=IdentityKind.USER_ID).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_the_serving_query_is_prepared_and_planned_once_for_all_people():
+    """Planning the query over every month of the partitioned log cost more than running it: after
+    PostgreSQL's five trial plans, one generic plan serves every person."""
+    people = [_person(user_id=f"prepared-{n}") for n in range(8)]
+    for person in people:
+        _event(person, 1, item="i1")
+        recent_activity_by_key(f"prepared-{person.pk}", kinds=KINDS, limit=10)  # finds nobody: still run
+        recent_activity(person.pk, kinds=KINDS, limit=10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%profiles_event%'"
+        )
+        plans = cursor.fetchall()
+    assert plans, "the serving query was not prepared"
+    assert max(generic for generic, _ in plans) >= 3
