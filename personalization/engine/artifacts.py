@@ -23,11 +23,17 @@ def save_array(folder: Path, name: str, array: np.ndarray) -> None:
 
 def load_array(folder: Path, name: str) -> np.ndarray:
     """The array, memory-mapped read-only (an empty array is read into memory: nothing to map)."""
-    path = folder / f"{name}.npy"
+    return mapped(folder / f"{name}.npy")
+
+
+def mapped(path: Path) -> np.ndarray:
+    """A saved array memory-mapped read-only, as a plain ndarray over the mapping: ``np.memmap``'s
+    own indexing runs Python code on every read (a serving request reads such arrays dozens of
+    times), the plain view none; the view holds the mapping open."""
     array = np.load(path, allow_pickle=False, mmap_mode="r")
     if array.size == 0:
         return np.array(array)
-    return array
+    return np.asarray(array)
 
 
 def has_array(folder: Path, name: str) -> bool:

@@ -191,7 +191,7 @@ def candidate_features(
     if sources.has_time:
         sequence = signals.sequence[items]
         recent_7, recent_30, recent_90, before_now = sources.timeline.counts_before(
-            items, history.now, (7.0, 30.0, 90.0, 1e5)
+            items, history.now, (7.0, 30.0, 90.0, 1e5), by_minute=True
         )
         columns += [
             sequence,

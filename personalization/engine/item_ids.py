@@ -17,6 +17,8 @@ from typing import overload
 
 import numpy as np
 
+from personalization.engine.artifacts import mapped
+
 
 def _encoded(ids: Iterable[str]) -> np.ndarray:
     encoded = [str(i).encode("utf-8") for i in ids]
@@ -88,7 +90,7 @@ class ItemIds(Sequence[str]):
 
     @classmethod
     def load(cls, folder: Path) -> ItemIds:
-        arrays = {name: np.load(folder / f"item_{name}.npy", allow_pickle=False, mmap_mode="r") for name in _FILES}
+        arrays = {name: mapped(folder / f"item_{name}.npy") for name in _FILES}
         return cls(ids=arrays["ids"], sorted_ids=arrays["sorted_ids"], order=arrays["order"])
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from personalization.engine.artifacts import mapped
+
 DEFAULT_EXACT_MAX_ITEMS = 50_000
 
 
@@ -114,7 +116,7 @@ class VectorIndex:
         # The vectors stay in the file, mapped (IO_FLAG_MMAP_IFC); only the graph is read into memory.
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         items_path = _items_path(path)
-        items = np.load(items_path, allow_pickle=False, mmap_mode="r") if items_path.exists() else None
+        items = mapped(items_path) if items_path.exists() else None
         return cls(index=index, kind="hnsw" if isinstance(index, faiss.IndexHNSW) else "exact", items=items)
 
 

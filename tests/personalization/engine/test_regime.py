@@ -195,6 +195,42 @@ def test_counting_several_spans_at_once_gives_each_span_its_own_row() -> None:
     assert together.tolist() == [[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 2.0, 0.0]]
 
 
+def test_the_timeline_counts_as_a_plain_count_would_before_inside_and_after_the_log() -> None:
+    day = 86_400.0
+    rng = np.random.default_rng(4)
+    items = rng.integers(0, 40, 3_000).astype(np.int32)
+    times = 1_000.0 + rng.random(3_000) * 200 * day
+    timeline = ItemTimeline.fit(_log(np.zeros(3_000, np.int32), items, times))
+    asked = np.asarray([39, 0, 7, 7, 55, 12, 3])  # unsorted, a repeat, one item the log never saw
+    spans = (7.0, 30.0, 90.0, 1e5)
+    for now in (500.0, 50 * day, 150 * day, 201 * day + 1_000.0, 400 * day):  # before, inside, after
+        counts = timeline.counts_before(asked, now, spans)
+        for row, span in enumerate(spans):
+            plain = [((items == i) & (times >= now - span * day) & (times < now)).sum() for i in asked.tolist()]
+            assert counts[row].tolist() == [float(c) for c in plain], (now, span)
+
+
+def test_after_the_log_the_counts_of_a_minute_come_from_one_table_of_every_item() -> None:
+    day = 86_400.0
+    rng = np.random.default_rng(5)
+    items = rng.integers(0, 30, 2_000).astype(np.int32)
+    times = rng.random(2_000) * 100 * day
+    timeline = ItemTimeline.fit(_log(np.zeros(2_000, np.int32), items, times))
+    asked, spans = np.asarray([29, 3, 3, 0, 70]), (7.0, 30.0, 1e5)
+    for now in (100 * day + 3_599.0, 103 * day + 30.0, 140 * day):
+        minute = now // 60 * 60
+        assert timeline.counts_before(asked, now, spans, by_minute=True).tolist() == (
+            timeline.counts_before(asked, minute, spans).tolist()
+        )
+    table = timeline._after_log
+    timeline.counts_before(asked[:2], 140 * day + 59.0, spans, by_minute=True)
+    assert timeline._after_log is table  # the same minute: no new table
+    inside = 50 * day + 17.0  # inside the log: searched exactly, never rounded
+    assert timeline.counts_before(asked, inside, spans, by_minute=True).tolist() == (
+        timeline.counts_before(asked, inside, spans).tolist()
+    )
+
+
 def test_a_ranker_gain_inside_the_noise_of_the_lists_is_not_a_gain() -> None:
     from personalization.engine.ranker import gain_interval
 
