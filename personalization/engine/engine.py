@@ -436,11 +436,16 @@ def _exposure_training(dataset: Dataset, config: EngineConfig, as_of: float) -> 
 
 
 def regime_config(config: EngineConfig, has_time: bool) -> EngineConfig:
-    """The settings that depend on the kind of data: without a clock, ALS's factors are
-    ``als_factors_without_clock`` (the fitted engine stores the value it used)."""
-    if has_time or config.als_factors_without_clock is None:
+    """The settings that depend on the kind of data: without a clock, ALS's factors and fits are
+    ``als_factors_without_clock`` and ``als_fits_without_clock`` (the fitted engine stores the
+    values it used)."""
+    if has_time:
         return config
-    return replace(config, als_factors=int(config.als_factors_without_clock))
+    if config.als_factors_without_clock is not None:
+        config = replace(config, als_factors=int(config.als_factors_without_clock))
+    if config.als_fits_without_clock is not None:
+        config = replace(config, als_fits=int(config.als_fits_without_clock))
+    return config
 
 
 def _stages(timings: dict[str, float]) -> str:
