@@ -145,6 +145,7 @@ class CandidateSources:
             seed=config.seed,
             bm25_k1=config.bm25_k1,
             bm25_b=config.bm25_b,
+            fits=config.als_fits,
         )
         with faiss_threads(config.train_threads):
             retrieval = VectorIndex.build(
@@ -345,6 +346,7 @@ class CandidateSources:
                 "n_items": self.n_items,
                 "als_regularization": self.als.regularization,
                 "als_alpha": self.als.alpha,
+                "als_blocks": self.als.blocks,
                 "bm25_average_length": self.als.weighting.average_length,
                 "bm25_k1": self.als.weighting.k1,
                 "bm25_b": self.als.weighting.b,
@@ -379,6 +381,7 @@ class CandidateSources:
                 regularization=meta["als_regularization"],
                 alpha=meta["als_alpha"],
                 gram=np.array(load_array(folder, "als_gram")) if has_array(folder, "als_gram") else None,
+                blocks=int(meta.get("als_blocks", 1)),
             ),
             retrieval=VectorIndex.load(folder / "retrieval.faiss"),
             ease=EASEModel(

@@ -64,10 +64,17 @@ class ALSModel:
     # YᵀY + λI, which every fold-in starts from: saved with the factors, so that loading a million
     # items' factors (memory-mapped, shared by the processes of a machine) reads no row of them.
     gram: np.ndarray | None = None
+    # Several fits side by side (other seeds), their factors in consecutive column blocks: a person
+    # is folded into each fit on its own (the systems are block-diagonal) and an item's score is
+    # the sum of the fits' scores, which one inner product over the joined vectors gives.
+    blocks: int = 1
 
     def __post_init__(self) -> None:
+        self.mask = block_mask(self.item_factors.shape[1], self.blocks)
         if self.gram is None:
             self.gram = item_gram(self.item_factors, self.regularization)
+            if self.mask is not None:
+                self.gram *= self.mask
 
     @classmethod
     def fit(
@@ -82,21 +89,28 @@ class ALSModel:
         seed: int,
         bm25_k1: float = 100.0,
         bm25_b: float = 0.8,
+        fits: int = 1,
     ) -> ALSModel:
+        """``fits`` > 1: that many fits of ``factors`` each (seeds ``seed``, ``seed`` + 1, ...),
+        joined side by side (see ``blocks``)."""
         from implicit.cpu.als import AlternatingLeastSquares
 
         weighting = BM25Weighting.fit(matrix, bm25_k1, bm25_b)
-        model = AlternatingLeastSquares(
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            iterations=iterations,
-            num_threads=threads,
-            random_state=seed,
-            calculate_training_loss=False,
-        )
-        model.fit(weighting.weigh_matrix(matrix), show_progress=False)
-        item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        weighted = weighting.weigh_matrix(matrix)
+        parts = []
+        for n in range(max(fits, 1)):
+            model = AlternatingLeastSquares(
+                factors=factors,
+                regularization=regularization,
+                alpha=alpha,
+                iterations=iterations,
+                num_threads=threads,
+                random_state=seed + n,
+                calculate_training_loss=False,
+            )
+            model.fit(weighted, show_progress=False)
+            parts.append(np.asarray(model.item_factors, dtype=np.float32))
+        item_factors = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
         # An item nobody touched keeps what is left of its random start after a few conjugate-gradient
         # steps: noise. Zero says "nothing known", scores 0 for everyone, and lets retrieval leave
         # such items out of its graph (most of a million-item catalogue).
@@ -106,6 +120,7 @@ class ALSModel:
             weighting=weighting,
             regularization=regularization,
             alpha=alpha,
+            blocks=len(parts),
         )
 
     def person_vector(self, items: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -115,9 +130,23 @@ class ALSModel:
         confidence = self.alpha * self.weighting.weigh(items, values).astype(np.float64)
         rows = self.item_factors[items].astype(np.float64)  # only the person's rows, never a catalogue copy
         assert self.gram is not None
-        system = self.gram + rows.T @ ((confidence - 1.0)[:, None] * rows)
+        correction = rows.T @ ((confidence - 1.0)[:, None] * rows)
+        if self.mask is not None:
+            correction *= self.mask  # each fit's own system: no terms across fits
+        system = self.gram + correction
         rhs = rows.T @ confidence
         return scipy.linalg.solve(system, rhs, assume_a="pos", check_finite=False).astype(np.float32)
+
+
+def block_mask(dimension: int, blocks: int) -> np.ndarray | None:
+    """1 inside each of ``blocks`` equal diagonal blocks of a ``dimension`` square, 0 elsewhere;
+    None for one block."""
+    if blocks <= 1:
+        return None
+    if dimension % blocks:
+        raise ValueError(f"{dimension} factors do not split into {blocks} equal fits")
+    size = dimension // blocks
+    return np.kron(np.eye(blocks), np.ones((size, size)))
 
 
 def item_gram(factors: np.ndarray, regularization: float, block: int = 65_536) -> np.ndarray:

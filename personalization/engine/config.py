@@ -31,6 +31,13 @@ class EngineConfig:
     half_life_days: float = 90.0
     # Implicit ALS (always fitted: its item factors are the embeddings FAISS searches).
     als_factors: int = 128
+    # Without real timestamps (Last.fm 2K's plays): chosen on that set's validation carve, where
+    # 64 factors served the carve's people 1.4 % better than 128 (docs/evaluation.md). None: as above.
+    als_factors_without_clock: int | None = 64
+    # How many ALS fits (other seeds) are joined side by side, each of ``als_factors``; their
+    # scores add up (collaborative.ALSModel.blocks). Without a clock: ``als_fits_without_clock``.
+    als_fits: int = 1
+    als_fits_without_clock: int | None = 2
     als_regularization: float = 20.0
     als_alpha: float = 1.0
     als_iterations: int = 15

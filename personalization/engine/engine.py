@@ -135,6 +135,7 @@ class Engine:
             dataset = dataset.with_events(replace(dataset.events, weight=dataset.events.weight * np.float32(scale)))
         regime = read_regime(dataset)
         exclude_seen = regime.rare_repeats
+        config = regime_config(config, dataset.has_timestamps)
         if progress:
             progress(f"the data: {regime.describe()}")
 
@@ -432,6 +433,19 @@ def _exposure_training(dataset: Dataset, config: EngineConfig, as_of: float) -> 
         purchase_window=config.exposure_purchase_window_days * SECONDS_PER_DAY,
         as_of=as_of,
     )
+
+
+def regime_config(config: EngineConfig, has_time: bool) -> EngineConfig:
+    """The settings that depend on the kind of data: without a clock, ALS's factors and fits are
+    ``als_factors_without_clock`` and ``als_fits_without_clock`` (the fitted engine stores the
+    values it used)."""
+    if has_time:
+        return config
+    if config.als_factors_without_clock is not None:
+        config = replace(config, als_factors=int(config.als_factors_without_clock))
+    if config.als_fits_without_clock is not None:
+        config = replace(config, als_fits=int(config.als_fits_without_clock))
+    return config
 
 
 def _stages(timings: dict[str, float]) -> str:

@@ -73,6 +73,8 @@ def small_config(**overrides: object) -> EngineConfig:
     """Sized for a catalogue of two dozen items so that a fit takes well under a second."""
     values: dict[str, object] = {
         "als_factors": 8,
+        "als_factors_without_clock": None,
+        "als_fits_without_clock": None,
         "als_iterations": 5,
         "horizon_days": 14.0,
         "training_windows": 3,

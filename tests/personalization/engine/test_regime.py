@@ -95,6 +95,15 @@ def test_without_timestamps_no_time_source_no_time_feature_and_no_new_item_flood
     assert max(shown.values()) <= 0.2 * len(people)
 
 
+def test_without_timestamps_als_has_its_own_number_of_factors(tmp_path: Path) -> None:
+    no_clock, _ = _fit(write_tastes(tmp_path / "plain", timestamps=False), als_factors_without_clock=6)
+    assert no_clock.config.als_factors == 6
+    assert no_clock.sources.als.item_factors.shape[1] == 6
+    timed, _ = _fit(write_tastes(tmp_path / "timed", timestamps=True), als_factors_without_clock=6)
+    assert timed.config.als_factors == 8
+    assert timed.sources.als.item_factors.shape[1] == 8
+
+
 def test_where_re_consumption_is_rare_no_answer_is_an_item_the_person_has(tmp_path: Path) -> None:
     engine, dataset = _fit(write_tastes(tmp_path / "t", timestamps=True))
     assert engine.sources.exclude_seen
