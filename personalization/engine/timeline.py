@@ -77,13 +77,24 @@ class ItemTimeline:
 
     def _minute_table(self, now: float, spans: tuple[float, ...]) -> np.ndarray:
         """counts[span, item] at the start of ``now``'s minute, for every item of the log and one
-        more column of zeros (items the log never saw)."""
+        more column of zeros (items the log never saw). After the log's end a window holds every
+        key of an item from its start on: one count over the keys per span, whatever the
+        catalogue's size (searching every item's window took 0.2–0.4 s at a million items)."""
         minute = int(now // 60)
         if self._after_log is None or self._after_log[:2] != (minute, spans):
-            starts, _ = self._item_bounds()
-            every = np.arange(starts.shape[0], dtype=np.int64)  # the last one: the zero column
-            exact = self.counts_before(every, minute * 60.0, spans)
-            self._after_log = (minute, spans, exact.reshape(len(spans), -1))
+            starts, latest = self._item_bounds()
+            if self._offset(minute * 60.0, self.origin) <= latest:  # the minute began inside the log
+                every = np.arange(starts.shape[0], dtype=np.int64)
+                table = self.counts_before(every, minute * 60.0, spans).reshape(len(spans), -1)
+            else:
+                owners = self.keys >> 32
+                offsets = self.keys & _LOW
+                table = np.empty((len(spans), starts.shape[0]), dtype=np.float32)
+                for row, span in enumerate(spans):
+                    since = self._offset(minute * 60.0 - span * SECONDS_PER_DAY, self.origin)
+                    inside = owners if since == 0 else owners[offsets >= since]
+                    table[row] = np.bincount(inside, minlength=starts.shape[0])
+            self._after_log = (minute, spans, table)
         return self._after_log[2]
 
     def _item_bounds(self) -> tuple[np.ndarray, int]:
