@@ -79,11 +79,14 @@ class ItemTimeline:
         """counts[span, item] at the start of ``now``'s minute, for every item of the log and one
         more column of zeros (items the log never saw). After the log's end a window holds every
         key of an item from its start on: one count over the keys per span, whatever the
-        catalogue's size (searching every item's window took 0.2–0.4 s at a million items)."""
+        catalogue's size (searching every item's window took 0.2–0.4 s at a million items and
+        300,000 keys; counting, 18 ms)."""
         minute = int(now // 60)
         if self._after_log is None or self._after_log[:2] != (minute, spans):
             starts, latest = self._item_bounds()
-            if self._offset(minute * 60.0, self.origin) <= latest:  # the minute began inside the log
+            # Searching each item's window costs about three times what counting a key does: a
+            # catalogue much smaller than its log (100,000 items, 1.5 million keys) is searched.
+            if self._offset(minute * 60.0, self.origin) <= latest or 3 * starts.shape[0] < self.keys.shape[0]:
                 every = np.arange(starts.shape[0], dtype=np.int64)
                 table = self.counts_before(every, minute * 60.0, spans).reshape(len(spans), -1)
             else:
@@ -92,8 +95,10 @@ class ItemTimeline:
                 table = np.empty((len(spans), starts.shape[0]), dtype=np.float32)
                 for row, span in enumerate(spans):
                     since = self._offset(minute * 60.0 - span * SECONDS_PER_DAY, self.origin)
-                    inside = owners if since == 0 else owners[offsets >= since]
-                    table[row] = np.bincount(inside, minlength=starts.shape[0])
+                    if since == 0:  # the whole log
+                        table[row, :-1], table[row, -1] = np.diff(starts), 0
+                    else:
+                        table[row] = np.bincount(owners[offsets >= since], minlength=starts.shape[0])
             self._after_log = (minute, spans, table)
         return self._after_log[2]
 

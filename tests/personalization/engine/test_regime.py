@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from personalization.engine.candidates import SOURCES, TIMED_SOURCES
 from personalization.engine.dataset import Dataset, EventLog, load_interchange
@@ -219,13 +220,14 @@ def test_the_timeline_counts_as_a_plain_count_would_before_inside_and_after_the_
             assert counts[row].tolist() == [float(c) for c in plain], (now, span)
 
 
-def test_after_the_log_the_counts_of_a_minute_come_from_one_table_of_every_item() -> None:
+@pytest.mark.parametrize("catalogue", [30, 5_000], ids=["searched per item", "counted over the keys"])
+def test_after_the_log_the_counts_of_a_minute_come_from_one_table_of_every_item(catalogue: int) -> None:
     day = 86_400.0
     rng = np.random.default_rng(5)
-    items = rng.integers(0, 30, 2_000).astype(np.int32)
+    items = rng.integers(0, catalogue, 2_000).astype(np.int32)
     times = rng.random(2_000) * 100 * day
     timeline = ItemTimeline.fit(_log(np.zeros(2_000, np.int32), items, times))
-    asked, spans = np.asarray([29, 3, 3, 0, 70]), (7.0, 30.0, 1e5)
+    asked, spans = np.asarray([29, 3, 3, 0, 70, int(items.max()), 9_999]), (7.0, 30.0, 1e5)
     for now in (100 * day + 3_599.0, 103 * day + 30.0, 140 * day):
         minute = now // 60 * 60
         assert timeline.counts_before(asked, now, spans, by_minute=True).tolist() == (
