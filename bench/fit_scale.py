@@ -9,7 +9,7 @@ fitted as that benchmark fits it (one training window of 20 days). Each stage is
 seconds and in CPU seconds of this process (all its threads): on a machine that other work shares,
 CPU is the figure that does not depend on the neighbours; the load average before and after the
 fit says how busy the machine was. Then the saved engine is loaded in a new
-process, as a web worker loads it, and asked for ``--requests`` people's top 20 of 500 on one
+process, as a web worker loads it, and asked for ``--requests`` people's top 20 of its candidates on one
 thread (``Engine.recommend``: history, source signals, candidates, features, LightGBM), with the
 process's resident and proportional memory after loading and after serving.
 """
@@ -145,11 +145,11 @@ def serve(folder: Path, requests: int, seed: int) -> dict[str, Any]:
         for _ in range(requests + 50)
     ]
     for person in people[:50]:
-        engine.recommend(person, k=60, n_candidates=500)
+        engine.recommend(person, k=60)
     wall, cpu = [], []
     for person in people[50:]:
         w, c = time.perf_counter(), time.process_time()
-        engine.recommend(person, k=60, n_candidates=500)
+        engine.recommend(person, k=60)
         wall.append(time.perf_counter() - w)
         cpu.append(time.process_time() - c)
     wall_ms, cpu_ms = np.asarray(wall) * 1000, np.asarray(cpu) * 1000

@@ -14,8 +14,9 @@ margin and popularity, at most 30 % of the answer from one category, 10 % explor
 gunicorn then serves the app with the production settings (``DEBUG=False``), and a load generator
 in this process asks, over keep-alive connections on loopback:
 
-* ``GET /api/v1/surfaces/homepage/recommendations?person=<random user>`` — top 20 of 500
-  candidates ranked by LightGBM and re-ranked with the surface's weights, quotas and exploration;
+* ``GET /api/v1/surfaces/homepage/recommendations?person=<random user>`` — top 20 of the
+  engine's candidates (``n_candidates``) ranked by LightGBM and re-ranked with the surface's
+  weights, quotas and exploration;
 * ``GET /api/v1/recommendations/popular`` — the cached popular list, through the same
   authentication, rate limit and serializer: the baseline. The ratio is the cost of personalization.
 
@@ -692,7 +693,7 @@ def bench_catalogue(
             args.rate,
             args.seconds,
             args.connections,
-            "personalized top-20/500",
+            "personalized top-20",
             meter,
         )
         print(row(pers, base), flush=True)

@@ -45,7 +45,6 @@ from profiles import services as profiles
 
 logger = logging.getLogger(__name__)
 
-N_CANDIDATES = 500
 # The person's latest answers read for the exposure features (one indexed query).
 SHOWN_LIMIT = 30
 SECONDS_PER_DAY = 86_400.0
@@ -455,7 +454,7 @@ def _personalized(
     if config.source_quotas:
         engine_config = replace(engine_config, quotas={**engine_config.quotas, **config.source_quotas})
     signals = engine.sources.signals(history, engine_config)
-    candidates = engine.sources.generate(history, signals, engine_config, N_CANDIDATES, excluded=excluded)
+    candidates = engine.sources.generate(history, signals, engine_config, engine_config.n_candidates, excluded=excluded)
     features = candidate_features(engine.sources, history, signals, candidates, engine.item_price, engine.exposure)
     relevance = engine.ranker.score(features).astype(np.float64)
 

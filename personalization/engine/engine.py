@@ -300,7 +300,7 @@ class Engine:
         top = top[np.argsort(-scores[top], kind="stable")]
         return candidates.items[top], scores[top], candidates.source[top]
 
-    def recommend(self, person: PersonContext, k: int = 20, n_candidates: int = 500) -> list[Recommendation]:
+    def recommend(self, person: PersonContext, k: int = 20, n_candidates: int | None = None) -> list[Recommendation]:
         history = self.history_for(person)
         excluded = self.item_index.positions(list(person.exclude))
         excluded = excluded[excluded >= 0].astype(np.int32)
