@@ -311,8 +311,14 @@ def _add_exposures(shown: dict[tuple[int, str], list[int]]) -> None:
             if (surface_id, item) not in existing
         ]
     )
+    # One UPDATE per surface and pair of increments (most items of a day share a few), not one per
+    # item: a day of a large catalogue had thousands of them.
+    by_increment: dict[tuple[int, int, int], list[str]] = defaultdict(list)
     for (surface_id, item_id), (impressions, clicks) in shown.items():
         if (surface_id, item_id) in existing:
-            SurfaceItemExposure.objects.filter(surface_id=surface_id, item_id=item_id).update(
+            by_increment[(surface_id, impressions, clicks)].append(item_id)
+    for (surface_id, impressions, clicks), items in by_increment.items():
+        for start in range(0, len(items), 1000):
+            SurfaceItemExposure.objects.filter(surface_id=surface_id, item_id__in=items[start : start + 1000]).update(
                 impressions=F("impressions") + impressions, clicks=F("clicks") + clicks
             )

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import current_app
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -25,15 +24,13 @@ from tests.access import role_user
 
 
 @pytest.fixture
-def trained(db, settings, tmp_path: Path) -> Iterator[ModelVersion]:
+def trained(db, settings, tmp_path: Path, demo_first_fit) -> Iterator[ModelVersion]:
     settings.MODEL_STORAGE_DIR = tmp_path
     settings.SURFACE_IMPRESSIONS_INLINE = True
     registry.forget_loaded_engine()
     forget_live_surfaces()
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    version = ModelVersion.objects.create(requested_by="tests")
-    current_app.tasks["personalization.tasks.train_engine"].apply(args=[version.pk])
-    version.refresh_from_db()
+    version = demo_first_fit()
     assert version.status == VersionStatus.ACTIVE, version.error
     registry.forget_loaded_engine()
     yield version

@@ -18,11 +18,9 @@ from personalization import registry, serving
 from personalization.item_table import forget_item_table
 from personalization.models import ModelVersion, VersionStatus
 from personalization.surfaces import create_surface, forget_live_surfaces
-from personalization.tasks import train_engine
 from profiles.services import find_person
 
 API = "/api/v1/surfaces/homepage/recommendations"
-_trained: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +29,14 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(db: Any, settings: Any, storage: Path) -> Iterator[ModelVersion]:
-    """The demo store with an active engine, trained once for this module."""
+def engine(db: Any, settings: Any, storage: Path, demo_first_fit: Any) -> Iterator[ModelVersion]:
+    """The demo store with an active engine (its first fit, trained once in the session)."""
     settings.MODEL_STORAGE_DIR = storage
     for forget in (registry.forget_loaded_engine, forget_live_surfaces, forget_item_table, forget_local_configuration):
         forget()
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    if "dir" not in _trained:
-        version = ModelVersion.objects.create(requested_by="tests")
-        train_engine.apply(args=[version.pk])
-        version.refresh_from_db()
-        assert version.status == VersionStatus.ACTIVE, version.error
-        _trained["dir"] = version.artifact_dir
-    else:
-        version = registry.activate(
-            ModelVersion.objects.create(status=VersionStatus.READY, artifact_dir=_trained["dir"]), by="tests"
-        )
+    version = demo_first_fit()
+    assert version.status == VersionStatus.ACTIVE, version.error
     registry.forget_loaded_engine()
     yield version
     registry.forget_loaded_engine()

@@ -12,15 +12,12 @@ from django.core.management import call_command
 
 from personalization import registry
 from personalization.models import ModelVersion, VersionStatus
-from personalization.tasks import train_engine
 
 
 @pytest.fixture
-def trained_then_files_lost(db, model_storage: Path) -> ModelVersion:
+def trained_then_files_lost(db, model_storage: Path, demo_first_fit) -> ModelVersion:
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    version = ModelVersion.objects.create(requested_by="tests")
-    train_engine.apply(args=[version.pk])
-    version.refresh_from_db()
+    version = demo_first_fit()
     assert version.status == VersionStatus.ACTIVE, version.error
     shutil.rmtree(model_storage / version.artifact_dir)  # the disk was replaced, a volume not mounted…
     registry.forget_loaded_engine()  # a fresh process: nothing loaded yet

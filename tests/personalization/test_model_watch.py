@@ -105,11 +105,9 @@ def test_online_figures_compare_personalized_and_curated_answers_per_surface(db)
 
 
 @pytest.fixture
-def trained(db, model_storage) -> ModelVersion:
+def trained(db, model_storage, demo_first_fit) -> ModelVersion:
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    version = ModelVersion.objects.create(requested_by="tests")
-    current_app.tasks["personalization.tasks.train_engine"].apply(args=[version.pk])
-    version.refresh_from_db()
+    version = demo_first_fit()
     assert version.status == "active", version.error
     return version
 

@@ -25,7 +25,6 @@ from personalization.models import Impression, ModelVersion, VersionStatus
 from personalization.serving import HISTORY_LIMIT
 from personalization.surface_serving import ServeRequest, serve
 from personalization.surfaces import change_config, create_surface, forget_live_surfaces
-from personalization.tasks import train_engine
 from personalization.training import TRAINING_KINDS
 from profiles import hot_profile
 from profiles.models import Event
@@ -33,7 +32,6 @@ from profiles.services import find_person, ingest_messages, recent_activity_by_k
 from tests.conftest import person_token
 
 CURATED = ["sku-curated-1", "sku-curated-2", "sku-curated-3"]
-_trained: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +40,16 @@ def shared_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(db: Any, settings: Any, shared_storage: Path) -> Iterator[ModelVersion]:
-    """The demo store with an active engine; trained once, re-registered in every test."""
+def engine(db: Any, settings: Any, shared_storage: Path, demo_first_fit: Any) -> Iterator[ModelVersion]:
+    """The demo store with an active engine: its first fit, trained once in the session."""
     settings.MODEL_STORAGE_DIR = shared_storage
     settings.SURFACE_IMPRESSIONS_INLINE = True
     for forget in (registry.forget_loaded_engine, forget_live_surfaces, forget_item_table, feedback.forget_exposures):
         forget()
     forget_local_configuration()
     call_command("seed_demo", people=150, days=60, verbosity=0)
-    # Keyed by the storage: a module that imports this fixture gets its own session-scoped folder.
-    if _trained.get("storage") != str(shared_storage):
-        version = ModelVersion.objects.create(requested_by="tests")
-        train_engine.apply(args=[version.pk])
-        version.refresh_from_db()
-        assert version.status == VersionStatus.ACTIVE, version.error
-        _trained.update(dir=version.artifact_dir, storage=str(shared_storage))
-    else:
-        version = ModelVersion.objects.create(status=VersionStatus.READY, artifact_dir=_trained["dir"])
-        version = registry.activate(version, by="tests")
+    version = demo_first_fit()
+    assert version.status == VersionStatus.ACTIVE, version.error
     registry.forget_loaded_engine()
     for i, sku in enumerate(CURATED):
         Item.objects.create(external_id=sku, title=f"Curated {i}", category="Curated > Picks", brand="House", stock=3)
