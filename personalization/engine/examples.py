@@ -274,7 +274,11 @@ def build_examples(
             later = shown[(times >= history.now) & (times < window.ends)]
         signals = sources.signals(history, config)
         candidates = sources.generate(
-            history, signals, config, n_candidates or config.train_candidates, als_found=als_found[n]
+            history,
+            signals,
+            config,
+            n_candidates or config.training_candidates(window.per_person_now),
+            als_found=als_found[n],
         )
         start, end = np.searchsorted(label_users, [person, person + 1])
         labels = np.isin(candidates.items, label_items[start:end]).astype(np.float32)
