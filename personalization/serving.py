@@ -59,7 +59,9 @@ def recommend(
     # Personalized only if the model knows at least one of the person's items: otherwise the engine's
     # answer is its popularity fallback, the same as anybody's.
     used_history = bool((engine.item_index.positions(list(person.item_ids)) >= 0).any())
-    ranked = engine.recommend(person, k=max(limit * 3, 60))
+    # Three asked for each place (some cannot be shown), from at least as many candidates.
+    wanted = max(limit * 3, 60)
+    ranked = engine.recommend(person, k=wanted, n_candidates=max(engine.config.n_candidates, wanted))
     facts = servable_items(r.item_id for r in ranked)
     shown = [r for r in ranked if r.item_id in facts and (not kind or facts[r.item_id].kind == kind)][:limit]
     titles = item_table(version or id(engine), engine.item_ids).title

@@ -94,3 +94,21 @@ def test_finding_13_the_readme_and_the_campaign_docs_state_the_delivery_guarante
         ]
         assert not promises, f"{name} promises exactly-once delivery"
         assert "at most once" in text and "unconfirmed" in text and "not resent" in text.replace("**", ""), name
+
+
+def test_a_long_list_is_ranked_from_at_least_as_many_candidates_as_it_asks_for(engine, secret_client, monkeypatch):
+    """The plain API asks the engine for three items a place: for 100 places, 300 items, which the
+    engine's usual 200 candidates could not hold."""
+    from personalization.engine.engine import Engine
+
+    asked: list[tuple[int, int | None]] = []
+    recommend = Engine.recommend
+
+    def spied(self: Engine, person: object, k: int = 20, n_candidates: int | None = None) -> object:
+        asked.append((k, n_candidates))
+        return recommend(self, person, k, n_candidates)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "recommend", spied)
+    body = secret_client.get("/api/v1/recommendations", {"person": "user-00003", "limit": 100}).json()
+    assert body["personalized"] is True
+    assert asked == [(300, 300)]
