@@ -27,7 +27,7 @@ from bench.quality import SETS  # noqa: E402
 from personalization.engine.config import EngineConfig  # noqa: E402
 from personalization.engine.dataset import load_interchange  # noqa: E402
 from personalization.engine.engine import Engine  # noqa: E402
-from personalization.engine.evaluation import _histories  # noqa: E402
+from personalization.engine.evaluation import engine_lists, served_histories  # noqa: E402
 from personalization.engine.metrics import ndcg_at_k, paired_bootstrap_interval  # noqa: E402
 from personalization.engine.splits import scored_people  # noqa: E402
 
@@ -55,16 +55,12 @@ def main() -> None:
         started = time.perf_counter()
         engine = Engine.fit(carve.train, config, as_of=carve.as_of)
         fitted = time.perf_counter() - started
-        histories = _histories(carve, people, config.half_life_days)
+        histories = served_histories(carve, people, config.half_life_days)
         scores: dict[int, np.ndarray] = {}
         cpu: dict[int, float] = {}
         for count in counts:
             started = time.process_time()
-            lists = []
-            for person in people.tolist():
-                history = histories[person]
-                seen = history.unique_items.astype(np.int32) if shared.exclude_seen else None
-                lists.append(engine.rank(history, K, n_candidates=count, excluded=seen)[0])
+            lists = engine_lists(engine, histories, people, K, shared.exclude_seen, n_candidates=count)
             cpu[count] = (time.process_time() - started) * 1000 / max(len(lists), 1)
             scores[count] = np.asarray([ndcg_at_k(r, t, K) for r, t in zip(lists, relevant, strict=True)])
         print(

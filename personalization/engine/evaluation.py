@@ -194,7 +194,7 @@ def _score(
     )
 
 
-def _histories(split: EvaluationSplit, people: np.ndarray, half_life_days: float) -> dict[int, History]:
+def served_histories(split: EvaluationSplit, people: np.ndarray, half_life_days: float) -> dict[int, History]:
     """Each test person's history as of their own ``now`` (people sharing a ``now`` in one call)."""
     train = split.train
     if split.now is None:
@@ -207,6 +207,23 @@ def _histories(split: EvaluationSplit, people: np.ndarray, half_life_days: float
         log = train.events if log is None else log
         histories.update(people_histories(log, group, train.user_segment, float(now), half_life_days))
     return histories
+
+
+def engine_lists(
+    engine: Engine,
+    histories: dict[int, History],
+    people: np.ndarray,
+    k: int,
+    exclude_seen: bool,
+    n_candidates: int | None = None,
+) -> list[np.ndarray]:
+    """The engine's top ``k`` for each of ``people``, their own items excluded after scoring when asked."""
+    lists = []
+    for person in people.tolist():
+        history = histories[person]
+        seen = history.unique_items.astype(np.int32) if exclude_seen else None
+        lists.append(engine.rank(history, k, n_candidates, excluded=seen)[0])
+    return lists
 
 
 def run_evaluation(
@@ -248,12 +265,7 @@ def _run_evaluation(
     engine_fit = time.perf_counter() - started
     say(f"engine fitted in {engine_fit:.1f}s: {engine.training_summary}")
     started = time.perf_counter()
-    histories = _histories(split, people, config.half_life_days)
-    lists = []
-    for person in people.tolist():
-        history = histories[person]
-        seen = history.unique_items.astype(np.int32) if excluded else None
-        lists.append(engine.rank(history, k, excluded=seen)[0])
+    lists = engine_lists(engine, served_histories(split, people, config.half_life_days), people, k, excluded)
     results.append(
         _score("engine", people, lists, relevant, k, train.n_items, engine_fit, time.perf_counter() - started)
     )
