@@ -85,6 +85,9 @@ class EngineConfig:
     # Training examples: label windows of ``horizon_days`` ending at the fit time, going back.
     horizon_days: float = 30.0
     training_windows: int = 3
+    # Days between the starts of two windows (None: ``horizon_days``, windows side by side; fewer
+    # days overlap them, so more lists come from the same history).
+    training_window_step_days: float | None = None
     # Where re-consumption is rare or there is no clock, training lists hold out a share of each
     # person's history (their last events by time, or a random share without time).
     holdout_share: float = 0.2

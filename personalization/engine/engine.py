@@ -457,7 +457,9 @@ def _training_windows(dataset: Dataset, as_of: float, config: EngineConfig, rare
     question); otherwise a held-out share of each person (their last by time, or a random share
     without a clock), which gives every person a list instead of the few active in a window."""
     if dataset.has_timestamps and not rare_repeats:
-        return temporal_windows(dataset, as_of, config.horizon_days, config.training_windows)
+        return temporal_windows(
+            dataset, as_of, config.horizon_days, config.training_windows, config.training_window_step_days
+        )
     if not len(dataset.events):
         return []
     return [holdout_window(dataset, config.holdout_share, seed=None if dataset.has_timestamps else config.seed)]

@@ -125,13 +125,17 @@ def target_events(dataset: Dataset) -> np.ndarray:
     return events.weight >= float(events.weight.max())
 
 
-def temporal_windows(dataset: Dataset, as_of: float, horizon_days: float, count: int) -> list[ExampleWindow]:
-    """Windows ending at ``as_of`` and going back by ``horizon_days``, newest first."""
+def temporal_windows(
+    dataset: Dataset, as_of: float, horizon_days: float, count: int, step_days: float | None = None
+) -> list[ExampleWindow]:
+    """Windows of ``horizon_days``, the newest ending at ``as_of``, each starting ``step_days``
+    (``horizon_days`` unless given; less overlaps them) before the next, newest first."""
     time = dataset.events.time
     horizon = horizon_days * SECONDS_PER_DAY
+    step = (step_days or horizon_days) * SECONDS_PER_DAY
     windows = []
     for k in range(1, count + 1):
-        cutoff = as_of - k * horizon
+        cutoff = as_of - horizon - (k - 1) * step
         past = time < cutoff
         if not np.any(past):
             break

@@ -30,6 +30,22 @@ def test_examples_see_only_events_before_their_cutoff(shop: Callable[..., Path])
         assert np.all(examples.group_as_of == window.as_of)
 
 
+def test_windows_side_by_side_unless_a_shorter_step_overlaps_them(shop: Callable[..., Path]) -> None:
+    dataset = load_interchange(shop())
+    as_of = float(dataset.events.time.max()) + 1.0
+    day = SECONDS_PER_DAY
+    side_by_side = temporal_windows(dataset, as_of, 14.0, 3)
+    assert [(w.as_of, w.ends) for w in side_by_side] == [
+        (as_of - 14 * k * day, as_of - 14 * (k - 1) * day) for k in (1, 2, 3)
+    ]
+    assert [(w.as_of, w.ends) for w in temporal_windows(dataset, as_of, 14.0, 3, 14.0)] == [
+        (w.as_of, w.ends) for w in side_by_side
+    ]
+    overlapping = temporal_windows(dataset, as_of, 14.0, 3, 7.0)
+    assert [w.as_of for w in overlapping] == [as_of - 14 * day, as_of - 21 * day, as_of - 28 * day]
+    assert all(w.ends - w.as_of == 14 * day for w in overlapping)
+
+
 def test_an_item_first_sold_after_the_cutoff_is_invisible_to_its_examples(
     shop: Callable[..., Path], tmp_path: Path
 ) -> None:
