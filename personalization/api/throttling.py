@@ -6,8 +6,17 @@ pickled twice per request, and two concurrent requests can overwrite each other'
 each principal has one counter per window of the rate's length, and the limit is checked against
 a sliding estimate: this window's count plus the previous window's, weighted by how much of it
 still overlaps the last ``duration`` seconds. With Redis that is one pipelined round trip
-(``INCR``, ``EXPIRE``, ``GET``); with another cache backend the same counts go through Django's
+(``INCRBY``, ``EXPIRE``, ``GET``); with another cache backend the same counts go through Django's
 cache API.
+
+A web process does not make that round trip for every request: far from the limit it takes a few
+slots of the window's count at once (a lease: at most ``LEASE_MOST``, at most a twentieth of the
+room left under the limit, kept for ``LEASE_SECONDS``) and counts its requests against them in
+memory. Near the limit the lease shrinks to one slot, so the last requests before the limit are
+counted one by one as before; slots a process leased and did not use go back to the count when it
+takes its next lease in the same window (a process that stops keeps at most ``LEASE_MOST`` of
+them counted until the window passes). A refused request gives its slot and the lease's unused
+ones back at once.
 
 While Redis cannot be reached the counts are kept in this process's memory instead: the limit then
 holds per web process, so a key may get up to (number of web processes) × the rate until Redis is
@@ -19,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
@@ -61,7 +71,7 @@ class PrincipalRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // duration)
         key = f"throttle:{scope}:{self.ident(request)}"
-        current, previous = _count(key, window, duration)
+        current, previous = _count(key, window, duration, limit)
         elapsed = now - window * duration
         if current + previous * (1.0 - elapsed / duration) <= limit:
             return True
@@ -98,7 +108,7 @@ def _uncount(key: str, window: int) -> None:
     if client is not None:
         if not cache_is_down():
             try:
-                client.decr(cache.make_key(f"{key}:{window}"))
+                client.decrby(cache.make_key(f"{key}:{window}"), _leases.give_back(key, window))
                 return
             except UNREACHABLE as exc:
                 note_cache_down(exc)
@@ -108,19 +118,14 @@ def _uncount(key: str, window: int) -> None:
         cache.decr(f"{key}:{window}")
 
 
-def _count(key: str, window: int, duration: int) -> tuple[int, int]:
+def _count(key: str, window: int, duration: int, limit: int) -> tuple[int, int]:
     """Count this request in ``window`` and return (this window's count, the previous window's)."""
     current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
     client = redis_client()
     if client is not None:
         if not cache_is_down():
             try:
-                pipeline = client.pipeline(transaction=False)
-                pipeline.incr(cache.make_key(current_key))
-                pipeline.expire(cache.make_key(current_key), 2 * duration)
-                pipeline.get(cache.make_key(previous_key))
-                current, _, previous = pipeline.execute()
-                return int(current), int(previous or 0)
+                return _leases.count(client, key, window, duration, limit)
             except UNREACHABLE as exc:
                 note_cache_down(exc)
         return _in_process.count(key, window, duration)
@@ -131,6 +136,68 @@ def _count(key: str, window: int, duration: int) -> tuple[int, int]:
         cache.set(current_key, 1, timeout=2 * duration)
         current = 1
     return int(current), int(cache.get(previous_key) or 0)
+
+
+# Slots of a window's shared count a web process takes at once: at most this many, and at most
+# 1/LEASE_SHARE of the room left under the limit, so that even many processes leasing together
+# cannot hold more than the room; a lease older than LEASE_SECONDS is renewed (fresh counts).
+LEASE_MOST = 32
+LEASE_SHARE = 20
+LEASE_SECONDS = 1.0
+
+
+@dataclass
+class _Lease:
+    window: int
+    taken_at: float
+    shared: int  # the window's shared count right after the lease was taken (its slots included)
+    previous: int  # the previous window's count then
+    left: int  # slots of the lease not used yet
+
+
+class _Leases:
+    """This process's leases on the shared counts, one per principal and scope."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[str, _Lease] = {}
+
+    def count(self, client: Any, key: str, window: int, duration: int, limit: int) -> tuple[int, int]:
+        now = time.monotonic()
+        with self.lock:
+            lease = self.held.pop(key, None)
+            if lease is not None and lease.window == window and lease.left > 0 and now - lease.taken_at < LEASE_SECONDS:
+                lease.left -= 1
+                self.held[key] = lease
+                return lease.shared - lease.left, lease.previous
+        size, unused = 1, 0
+        if lease is not None and lease.window == window:
+            unused = lease.left
+            room = limit - (lease.shared - lease.left) - lease.previous
+            size = max(1, min(LEASE_MOST, room // LEASE_SHARE))
+        current_key = cache.make_key(f"{key}:{window}")
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incrby(current_key, size - unused)
+        pipeline.expire(current_key, 2 * duration)
+        pipeline.get(cache.make_key(f"{key}:{window - 1}"))
+        shared, _, previous = pipeline.execute()
+        taken = _Lease(window, now, int(shared), int(previous or 0), size - 1)
+        with self.lock:
+            self.held[key] = taken
+        return taken.shared - taken.left, taken.previous
+
+    def give_back(self, key: str, window: int) -> int:
+        """How many slots a refused request returns: its own and its lease's unused ones."""
+        with self.lock:
+            lease = self.held.pop(key, None)
+        return 1 + (lease.left if lease is not None and lease.window == window else 0)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.held.clear()
+
+
+_leases = _Leases()
 
 
 class _InProcessCounts:
