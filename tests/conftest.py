@@ -48,6 +48,7 @@ def _clear_cache() -> None:
     # not see the surfaces or keys of one whose rows were rolled back.
     from personalization import shared_cache
     from personalization.api.authentication import forget_keys
+    from personalization.api.throttling import forget_leases
     from personalization.surfaces import forget_live_surfaces
     from profiles import outbox
 
@@ -55,6 +56,7 @@ def _clear_cache() -> None:
     shared_cache.forget_outages()
     outbox.forget_outages()
     cache.clear()
+    forget_leases()
     forget_live_surfaces()
     forget_keys()
 

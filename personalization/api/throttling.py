@@ -200,6 +200,11 @@ class _Leases:
 _leases = _Leases()
 
 
+def forget_leases() -> None:
+    """Drop this process's leases (the shared counts they were taken from were cleared)."""
+    _leases.clear()
+
+
 class _InProcessCounts:
     """The same two-window counts in this process's memory, for while Redis cannot be reached."""
 
