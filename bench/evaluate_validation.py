@@ -41,9 +41,11 @@ def main() -> None:
         if arg == "--engine-only":
             baselines_wanted = False
             continue
-        if arg in ("--save", "--compare"):
-            path = next(args)
-            save_to, compare_with = (path, compare_with) if arg == "--save" else (save_to, path)
+        if arg == "--save":
+            save_to = next(args)
+            continue
+        if arg == "--compare":
+            compare_with = next(args)
             continue
         key, value = arg.split("=", 1)
         overrides[key] = ast.literal_eval(value)
