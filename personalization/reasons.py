@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from personalization.engine.similarity import row_entries
+
 COUNTRY_NAMES = {
     "DE": "Germany",
     "FR": "France",
@@ -180,15 +182,24 @@ def anchors(
             continue
         contributions = contributions * weights[:, None]
         contributions[history_items[:, None] == columns[None, :]] = -np.inf  # never the item itself
-        if titles is not None:
-            theirs = np.asarray([titles[i] for i in history_items.tolist()], dtype=object)
-            shown = np.asarray([titles[i] for i in columns.tolist()], dtype=object)
-            contributions[theirs[:, None] == shown[None, :]] = -np.inf
         best = np.argmax(contributions, axis=0)
         for row, column, b in zip(rows, range(len(rows)), best.tolist(), strict=True):
+            if titles is not None:
+                b = _best_other_title(contributions[:, column], history_items, titles, titles[int(columns[column])], b)
             if contributions[b, column] > 0:
                 found[row] = int(history_items[b])
     return found
+
+
+def _best_other_title(column: np.ndarray, history_items: np.ndarray, titles: Titles, shown: str, best: int) -> int:
+    """The row of the largest contribution whose item's title is not ``shown`` (the first such
+    row among equals, as ``argmax`` breaks ties). Titles are read one at a time, best first: the
+    first one usually differs, so a request decodes a title or two an item, not the whole history's."""
+    column = column.copy()
+    while column[best] > 0 and titles[int(history_items[best])] == shown:
+        column[best] = -np.inf
+        best = int(np.argmax(column))
+    return best
 
 
 def _contributions(sources: Any, source: str, history: np.ndarray, columns: np.ndarray) -> np.ndarray | None:
@@ -214,18 +225,8 @@ def _contributions(sources: Any, source: str, history: np.ndarray, columns: np.n
     return None
 
 
-def _segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stored entries of ``rows``: which of ``rows`` each belongs to, and its position in the
-    matrix's arrays (scipy's fancy indexing costs ~100 µs a call; this is one pass of numpy)."""
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    lengths = (ends - starts).astype(np.int64)
-    owner = np.repeat(np.arange(rows.shape[0]), lengths)
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return owner, np.repeat(starts, lengths) + offsets
-
-
 def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    owner, positions = _segments(matrix, rows)
+    owner, positions = row_entries(matrix, rows)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=rows.shape[0]))])
     return sp.csr_matrix(
         (matrix.data[positions], matrix.indices[positions], indptr), shape=(rows.shape[0], matrix.shape[1])
@@ -235,7 +236,7 @@ def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
 def _block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """``matrix[rows][:, columns]`` as a dense array (``columns`` distinct)."""
     out = np.zeros((rows.shape[0], columns.shape[0]), dtype=np.float64)
-    owner, positions = _segments(matrix, rows)
+    owner, positions = row_entries(matrix, rows)
     if positions.shape[0] == 0 or columns.shape[0] == 0:
         return out
     order = np.argsort(columns, kind="stable")

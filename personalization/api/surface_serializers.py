@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from personalization.api.serializers import QuerySerializer
 
-class SurfaceQuerySerializer(serializers.Serializer):
+
+class SurfaceQuerySerializer(QuerySerializer):
     person = serializers.CharField(required=False, help_text="User id or email. Omit for an unknown visitor.")
     anonymous_id = serializers.CharField(required=False, help_text="The browser's anonymous id, when not signed in.")
     person_token = serializers.CharField(
@@ -68,7 +70,7 @@ class SurfaceAnswerSerializer(serializers.Serializer):
     items = ServedItemSerializer(many=True)
 
 
-class PopularQuerySerializer(serializers.Serializer):
+class PopularQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
     kind = serializers.ChoiceField(choices=["product", "content", "feature"], default="product")
 

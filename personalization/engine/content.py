@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from personalization.engine.similarity import keep_strongest, weighted_row_sum
+from personalization.engine.similarity import keep_strongest, row_entries, weighted_row_sum
 
 # Rows of the neighbour computation done in one sparse product: bounds its memory.
 NEIGHBOUR_BLOCK_ROWS = 4096
@@ -192,7 +192,9 @@ class ContentIndex:
         index, built on first use), not every item's vector: a tenth of the work on a catalogue whose
         items share few terms with any one person."""
         if items is not None:
-            return np.asarray(self.vectors[items] @ profile, dtype=np.float32).ravel()
+            owner, entries = row_entries(self.vectors, np.asarray(items, dtype=np.int64))
+            products = self.vectors.data[entries] * profile[self.vectors.indices[entries]]
+            return np.bincount(owner, weights=products, minlength=len(items)).astype(np.float32)
         terms = np.flatnonzero(profile)
         return weighted_row_sum(self.postings, terms, profile[terms])
 

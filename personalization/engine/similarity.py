@@ -81,17 +81,22 @@ class SparseScores:
         return items[np.lexsort((items, -values))][:n].astype(np.int32)
 
 
+def row_entries(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored entries of ``rows``: which of ``rows`` each belongs to, and its position in the
+    matrix's arrays (scipy's fancy indexing costs ~100 µs a call; this is one pass of numpy)."""
+    starts = matrix.indptr[rows].astype(np.int64)
+    lengths = matrix.indptr[rows + 1].astype(np.int64) - starts
+    owner = np.repeat(np.arange(rows.shape[0]), lengths)
+    positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+    return owner, positions
+
+
 def _gathered(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The column and weighted value of every entry of the given rows, row after row."""
-    rows = np.asarray(rows, dtype=np.int64)
-    indptr = matrix.indptr
-    starts = indptr[rows].astype(np.int64)
-    lengths = indptr[rows + 1].astype(np.int64) - starts
-    total = int(lengths.sum())
-    if total == 0:
+    owner, positions = row_entries(matrix, np.asarray(rows, dtype=np.int64))
+    if positions.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total, dtype=np.int64)
-    values = matrix.data[positions].astype(np.float64) * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+    values = matrix.data[positions].astype(np.float64) * np.asarray(weights, dtype=np.float64)[owner]
     return matrix.indices[positions], values
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from personalization.engine.similarity import score_from_neighbours
+from personalization.engine.content import ContentIndex
+from personalization.engine.similarity import row_entries, score_from_neighbours
 
 
 def test_sparse_neighbour_scores_equal_the_dense_product_and_rank_the_same() -> None:
@@ -26,6 +27,22 @@ def test_sparse_neighbour_scores_equal_the_dense_product_and_rank_the_same() -> 
         expected = np.sort(dense[dense > 0])[::-1][:15]
         np.testing.assert_allclose(dense[best], expected, atol=1e-5)
         assert len(set(best.tolist())) == best.shape[0]
+
+
+def test_row_entries_and_candidate_content_scores_read_what_scipy_reads() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(100):
+        n, terms = int(rng.integers(1, 80)), int(rng.integers(1, 40))
+        vectors = sp.random(n, terms, density=rng.uniform(0, 0.4), format="csr", random_state=trial, dtype=np.float32)
+        rows = rng.integers(0, n, size=int(rng.integers(0, 30))).astype(np.int64)  # repeats allowed
+        owner, positions = row_entries(vectors, rows)
+        rebuilt = sp.csr_matrix(
+            (vectors.data[positions], (owner, vectors.indices[positions])), shape=(rows.shape[0], terms)
+        )
+        np.testing.assert_array_equal(rebuilt.toarray(), vectors[rows].toarray())
+        profile = rng.random(terms)
+        content = ContentIndex(vocabulary={}, idf=np.ones(terms, dtype=np.float32), vectors=vectors)
+        np.testing.assert_allclose(content.scores(profile, rows), vectors[rows] @ profile, rtol=1e-5, atol=1e-6)
 
 
 def test_ties_are_broken_by_item_index_and_zeros_are_never_proposed() -> None:
