@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import numpy as np
+
 from catalog.services import ItemFacts, servable_items
 from personalization import baseline, reasons, registry
 from personalization.baseline import Recommendations, RecommendedItem
@@ -23,8 +25,11 @@ from profiles.recent import RecentEvent
 HISTORY_LIMIT = 200
 
 
-def events_context(events: list[RecentEvent], segment: str | None, now: float) -> PersonContext:
-    """The engine's view of a person: their (item id, epoch seconds, kind, quantity) events, oldest first."""
+def events_context(
+    events: list[RecentEvent], segment: str | None, now: float, positions: np.ndarray | None = None
+) -> PersonContext:
+    """The engine's view of a person: their (item id, epoch seconds, kind, quantity) events, oldest
+    first (``positions``: each event's item in the engine's index, when the caller has them)."""
     return PersonContext(
         item_ids=[e[0] for e in events],
         timestamps=[e[1] for e in events],
@@ -32,6 +37,7 @@ def events_context(events: list[RecentEvent], segment: str | None, now: float) -
         quantities=[e[3] for e in events],
         segment=segment,
         now=now,
+        item_positions=positions,
     )
 
 

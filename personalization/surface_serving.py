@@ -440,7 +440,7 @@ def _personalized(
             entries = _servable_entries(surface, config, [(i, "cold_start", reason) for i in rule.items], size)
             lead, lead_facts = [e[0] for e in entries], [e[1] for e in entries]
 
-    person = events_context(events, segment, now)
+    person = events_context(events, segment, now, found)
     history = engine.history_for(person)
     if engine.exposure is not None and request.person_id is not None:
         _add_shown(engine, history, request.person_id)

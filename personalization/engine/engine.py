@@ -239,7 +239,9 @@ class Engine:
 
     def history_for(self, person: PersonContext) -> History:
         """Index a person's events; items the engine does not know are ignored."""
-        found = self.item_index.positions(list(person.item_ids))
+        found = person.item_positions
+        if found is None or found.shape[0] != len(person.item_ids):
+            found = self.item_index.positions(list(person.item_ids))
         known = found >= 0
         positions = np.flatnonzero(known).astype(np.int64)
         items = found[known].astype(np.int32)

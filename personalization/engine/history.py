@@ -39,6 +39,9 @@ class PersonContext:
     # What the surfaces showed this person (item ids, epoch seconds): exposure features.
     shown_item_ids: Sequence[str] = field(default_factory=tuple)
     shown_timestamps: Sequence[float] = field(default_factory=tuple)
+    # The engine's index of each of ``item_ids`` (-1: unknown), when the caller has looked them up
+    # already (serving does, for the request's other needs): the engine then does not again.
+    item_positions: np.ndarray | None = field(default=None, compare=False)
 
 
 @dataclass

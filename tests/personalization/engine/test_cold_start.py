@@ -62,3 +62,16 @@ def test_similar_items_come_from_the_same_theme_and_reach_new_items(shop: Callab
     # A brand-new item has no co-visitation yet; its text still finds its neighbours.
     fresh = engine.similar_items("NEWTEA", k=3)
     assert fresh and all(r.source == "content" and r.item_id.startswith("TEA") for r in fresh)
+
+
+def test_positions_the_caller_looked_up_give_the_same_history(shop: Callable[..., Path]) -> None:
+    engine = Engine.fit(load_interchange(shop()), small_config(quotas={"history": 10, "content": 4}))
+    ids = ["TEARE", "NOSUCH", "TEABL", "TEARE"]
+    person = PersonContext(item_ids=ids, timestamps=[1.0, 2.0, 3.0, 4.0])
+    looked_up = PersonContext(
+        item_ids=ids, timestamps=[1.0, 2.0, 3.0, 4.0], item_positions=engine.item_index.positions(ids)
+    )
+    plain, given = engine.history_for(person), engine.history_for(looked_up)
+    assert plain.items.tolist() == given.items.tolist() and plain.items.shape[0] == 3
+    np.testing.assert_array_equal(plain.times, given.times)
+    np.testing.assert_array_equal(plain.weights, given.weights)
