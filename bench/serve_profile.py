@@ -79,7 +79,7 @@ def main() -> None:
     spent: dict[str, float] = defaultdict(float)
     stages = [
         (profiles, "recent_activity_by_key", "person, consent, events (Redis, or one query on a miss)"),
-        (throttling, "_count", "rate limit (Redis)"),
+        (throttling, "_count", "rate limit (a leased slot; Redis when the lease is renewed)"),
         (serving, "serve", "serve (all below)"),
         (serving.Engine, "history_for", "history"),
         (candidates.CandidateSources, "signals", "source signals"),
