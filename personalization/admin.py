@@ -116,6 +116,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             + (f" (NDCG@20: {ndcg})" if ndcg else "")
             + (f"; {choice['why']}" if choice.get("why") else "")
         )
+        if engine.get("candidates"):
+            parts.append(f"serving ranks {engine['candidates']} candidates a person")
         return " · ".join(parts)
 
     @admin.display(description="hold-out NDCG@20")

@@ -174,6 +174,8 @@ class Engine:
             parts = [build_examples(dataset, window, config, sources=sources, exposure=exposure)]
         examples = TrainingExamples.concatenate(parts, len(FEATURE_NAMES))
         timings["examples"] = time.perf_counter() - step
+        if lists == "time windows" and config.n_candidates_time_windows:
+            config = replace(config, n_candidates=min(config.n_candidates, int(config.n_candidates_time_windows)))
 
         step = time.perf_counter()
         ranker, ranker_choice = choose_ranker(examples, config)
@@ -231,6 +233,7 @@ class Engine:
                 "positives": int(examples.labels.sum()),
                 "ranker": "lightgbm" if ranker.booster is not None else ranker.fallback,
                 "ranker_choice": ranker_choice,
+                "candidates": config.n_candidates,
                 **choices,
             },
         )

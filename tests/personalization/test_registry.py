@@ -124,3 +124,4 @@ def test_the_version_records_and_the_version_page_shows_what_the_fit_read_and_ch
     assert "real timestamps" in page
     assert "of events repeat a pair" in page
     assert f"ranking: {engine['ranker_choice']['chosen']}" in page
+    assert f"serving ranks {engine['candidates']} candidates a person" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -148,6 +149,21 @@ def test_a_trained_ranker_is_shipped_when_it_validates_better(tmp_path: Path) ->
         assert figures["lightgbm"] > max(v for k, v in figures.items() if k != "lightgbm")
     else:
         assert engine.ranker.booster is None
+
+
+def test_serving_ranks_fewer_candidates_only_where_the_ranker_learned_on_time_windows(
+    tmp_path: Path, shop: Callable[..., Path]
+) -> None:
+    windows = Engine.fit(load_interchange(shop()), small_config(n_candidates=200, n_candidates_time_windows=150))
+    assert windows.training_summary["lists"] == "time windows"
+    assert windows.config.n_candidates == 150 and windows.training_summary["candidates"] == 150
+    windows.save(tmp_path / "saved")
+    assert Engine.load(tmp_path / "saved").config.n_candidates == 150
+    held_out, _ = _fit(write_tastes(tmp_path / "t", timestamps=False), n_candidates=200, n_candidates_time_windows=150)
+    assert held_out.training_summary["lists"] == "held-out share of each person"
+    assert held_out.config.n_candidates == 200
+    # A smaller count asked for is kept, whatever the lists.
+    assert Engine.fit(load_interchange(shop()), small_config(n_candidates=40)).config.n_candidates == 40
 
 
 def test_transitions_point_from_an_item_to_what_follows_it() -> None:
