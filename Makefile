@@ -42,8 +42,13 @@ demo: install
 		$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(PORT)'
 
 # Runs against DATABASE_URL / REDIS_URL when they are set (as .ci/run does), else the embedded default.
+# In TEST_WORKERS processes (pytest-xdist), each test file wholly in one of them, so that what a module
+# builds once is built once; each worker has its own test database, Redis databases and data folder
+# (personalization/settings_for_tests.py). TEST_WORKERS=0 runs it in this process; `pytest tests/...`
+# does too.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

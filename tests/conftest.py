@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,25 @@ from personalization import registry
 from personalization.models import ApiKey, KeyScope, ModelVersion, VersionStatus
 
 _ids = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Schemathesis names each operation's case of a test (``test_…[GET /api/v1/…]``), but pytest 9 gives
+    # them all the test's node id; pytest-xdist hands tests out by node id, and would run one case of each.
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            item._id = type(item.id).parse(f"{item.parent.nodeid}::{item.name}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (``make test``) keeps Django's order of the tests in each worker (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.scheduling import FileRunsInOrder
+
+    return FileRunsInOrder(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from personalization.queues import QUEUES
 from personalization.surfaces import create_surface
 from personalization.tasks import train_engine
 from profiles.models import Event, EventMessage, Identity, Profile
-from tests.processes import database_url_of_test_db
+from tests.processes import database_url_of_test_db, free_port
 
 pytestmark = [
     pytest.mark.services,
@@ -45,12 +44,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -88,7 +81,7 @@ def _until(what: str, check: Callable[[], Any], shape: Shape, seconds: float) ->
 
 @pytest.fixture
 def shape(transactional_db: object, tmp_path: Path) -> Iterator[Shape]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "up.log"
     env = {
         **os.environ,

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from campaigns.models import Account, Campaign, Message
 from catalog.models import Item
 from profiles import services as profiles
 from profiles.models import Person
+from tests.processes import free_port
 
 _ids = itertools.count(1)
 
@@ -234,12 +234,6 @@ class Mailbox:
 
     def by_recipient(self) -> Counter[str]:
         return Counter(str(m["To"]) for m in self.received)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -22,9 +23,32 @@ from journeys.models import Entry, Journey, JourneyStatus, SurfacePin
 from journeys.starters import STARTERS
 from personalization.models import Impression, Surface, SurfaceDailyStats
 
+# Far above any id the suite reaches in a run, so that no id this test's rows get was another test's
+# (in-process copies keyed by id must not find an earlier test's row).
+FIRST_ID = 10**9
+
+
+def _number_from_a_fixed_id() -> None:
+    """The ids of the rows the seed writes start at ``FIRST_ID``: what the demo shows hangs on them (a
+    journey's and a campaign's holdout hash the person's id) and must not hang on how many ids the
+    tests before this one used up in this database (under pytest-xdist, on which tests happened to run
+    before it in its worker). Tables that hold rows (the migrations' roles and schedules) keep theirs."""
+    with connection.cursor() as cursor:
+        for sequence in connection.introspection.sequence_list():
+            table, column = sequence["table"], sequence["column"] or "id"
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")
+            if cursor.fetchone()[0]:
+                continue
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s, false)", [table, column, FIRST_ID])
+            elif connection.vendor == "sqlite":
+                cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+                cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, FIRST_ID - 1])
+
 
 @pytest.fixture
 def seeded(db, tmp_path):
+    _number_from_a_fixed_id()
     out = StringIO()
     keys = tmp_path / "var" / "demo-api-keys.txt"
     call_command("seed_demo", people=250, days=60, with_surfaces=True, keys_file=str(keys), verbosity=0, stdout=out)

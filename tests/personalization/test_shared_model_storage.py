@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from django.core.management import call_command
 from personalization import registry
 from personalization.models import ApiKey, ArtifactChunk, KeyScope, ModelVersion, VersionStatus
 from personalization.tasks import train_engine
-from tests.processes import database_url_of_test_db
+from tests.processes import database_url_of_test_db, free_port
 
 pytestmark = [
     pytest.mark.services,
@@ -37,12 +36,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1/surfaces/homepage/recommendations?person=user-00003"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -67,7 +60,7 @@ class Web:
 def _start_web(name: str, tmp_path: Path) -> Web:
     folder = tmp_path / name
     (folder / "models").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "personalization.settings_for_tests",

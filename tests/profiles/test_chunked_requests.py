@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,13 @@ from django.db import connection
 
 from personalization.models import ApiKey, KeyScope
 from profiles.models import Event
+from tests.processes import free_port
 
 pytestmark = [
     pytest.mark.services,
     pytest.mark.slow,
     pytest.mark.skipif(connection.vendor != "postgresql", reason="gunicorn in another process needs PostgreSQL"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(port: int, seconds: float = 60) -> None:
@@ -48,7 +42,7 @@ def _wait_for(port: int, seconds: float = 60) -> None:
 @pytest.fixture
 def gunicorn(transactional_db: object) -> Iterator[int]:
     db = connection.settings_dict
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",

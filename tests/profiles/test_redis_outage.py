@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from personalization.models import ApiKey, KeyScope
 from profiles import outbox
 from profiles.models import Event, OutboxEntry
 from tests.conftest import track
+from tests.processes import free_port
 
 pytestmark = [
     pytest.mark.services,
@@ -34,17 +34,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class OwnRedis:
     """A redis-server of this test's own, that the test stops and starts again."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int) -> str:
@@ -205,7 +199,7 @@ def test_finding_1_the_rate_limit_counts_per_process_while_redis_is_away(own_red
 
 @pytest.mark.django_db(transaction=True)
 def test_finding_1_a_process_starts_and_ingests_with_redis_unreachable(ingest_key, secret_key):
-    dead = f"redis://127.0.0.1:{_free_port()}"
+    dead = f"redis://127.0.0.1:{free_port()}"
     db = connection.settings_dict
     script = (
         "import django, json; django.setup()\n"
@@ -262,7 +256,7 @@ def test_finding_1_with_only_the_broker_down_the_refresh_waits_and_nothing_is_do
     before = _hot_events(own_redis, person.pk)
     assert before == 1
 
-    _point_celery_at(f"redis://127.0.0.1:{_free_port()}/1")  # the broker alone goes away
+    _point_celery_at(f"redis://127.0.0.1:{free_port()}/1")  # the broker alone goes away
     response = ingest.post("/api/v1/track", track("Product Viewed", user="b-1", properties={"product_id": "sku-b1"}))
     assert response.status_code == 200 and response.json()["accepted"] == 1
     (entry,) = OutboxEntry.objects.all()
@@ -298,7 +292,7 @@ def test_a_consent_withdrawal_made_while_redis_was_unreachable_reaches_the_copy_
 
     # Redis unreachable from here (a network partition), but keeping its data.
     reachable = settings.CACHES
-    settings.CACHES = {"default": {**reachable["default"], "LOCATION": f"redis://127.0.0.1:{_free_port()}/0"}}
+    settings.CACHES = {"default": {**reachable["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
     response = secret.put("/api/v1/people/c-1/consent", {"purposes": {"personalization": False}})
     assert response.status_code == 200
     assert OutboxEntry.objects.filter(action=outbox.HOT_PROFILE_DROP).count() == 1
