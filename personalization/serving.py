@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,7 +65,10 @@ def recommend(
         return fallback
     # Personalized only if the model knows at least one of the person's items: otherwise the engine's
     # answer is its popularity fallback, the same as anybody's.
-    used_history = bool((engine.item_index.positions(list(person.item_ids)) >= 0).any())
+    # Each event's item looked up once, for this, the engine's history and the reasons.
+    positions = engine.item_index.positions(list(person.item_ids))
+    person = replace(person, item_positions=positions)
+    used_history = bool((positions >= 0).any())
     # Three asked for each place (some cannot be shown), from at least as many candidates.
     wanted = max(limit * 3, 60)
     ranked = engine.recommend(person, k=wanted, n_candidates=max(engine.config.n_candidates, wanted))
@@ -99,7 +103,11 @@ def _reasons(
         engine.sources, reasons.person_items(history, engine.config), index, [r.source for r in shown], titles
     )
     events = list(activity.events) if activity is not None else []
-    positions = engine.item_index.positions([e[0] for e in events]).tolist()
+    # ``person`` holds the same events in the same order, already looked up.
+    looked_up = person.item_positions
+    if looked_up is None:
+        looked_up = engine.item_index.positions([e[0] for e in events])
+    positions = looked_up.tolist()
     kinds = reasons.strongest_kinds(events, engine.item_index, positions)
     purchased = {i for i, e in zip(positions, events, strict=True) if i >= 0 and e[2] == "purchase"}
     worded = []
